@@ -1,0 +1,170 @@
+"""Apply a batch of source records to the summary tables: the one engine behind every mode.
+
+Forward month, initial range, re-run of an old month and backfill differ only
+in which source records form the batch. For any batch:
+
+1. map, reject and pick each (key, month)'s winner (``mapping``);
+2. keep the winners that beat what ``summary`` holds for that key and month:
+   same record -> unchanged, older version -> stale, so re-runs change nothing;
+3. classify the changed accounts against ``latest_summary`` (``classify``);
+4. read only the context each case needs: Case II the latest row, Case III
+   the stored rows from the first changed month on plus the row before them,
+   found through its ``_previous_month`` pointer (no scan of older months);
+5. recompute the affected rows (``timeline``) and stage + commit only those
+   that change (``writers``).
+"""
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from spark_jobs.classify import CASE, CASE_NAMES, FIRST_CHANGED, LATEST_MONTH, classify_accounts, record_cases
+from spark_jobs.config import PREVIOUS_MONTH, RECORD_DIGEST, SummaryConfig
+from spark_jobs.faults import crash_point
+from spark_jobs.mapping import MONTH_NUMBER, VERSION_CONFLICT, map_records, rejected_records, valid_records, winners
+from spark_jobs.months import month_from_number, month_number_col
+from spark_jobs.partitioning import configure_shuffle_partitions
+from spark_jobs.report import BatchCounts
+from spark_jobs.timeline import ANCHOR, STORED, build_timeline, new_rows, recompute, stored_rows
+from spark_jobs.writers import commit_staged, stage, write_rejects
+
+VERDICT = "__verdict"
+
+
+def summary_with_month_number(spark, cfg: SummaryConfig) -> DataFrame:
+    return spark.table(cfg.destination_table).withColumn(MONTH_NUMBER, month_number_col(cfg.partition_column))
+
+
+def judge_against_stored(spark, cfg: SummaryConfig, batch_winners: DataFrame, months) -> DataFrame:
+    """Each winner with a verdict: new, newer (replaces the stored winner), same (already applied) or stale."""
+    key, month, version = cfg.primary_column, cfg.partition_column, cfg.max_identifier_column
+    stored = (
+        spark.table(cfg.destination_table)
+        .where(F.col(month).isin(months))
+        .select(key, month, F.col(version).alias("__stored_version"), F.col(RECORD_DIGEST).alias("__stored_digest"))
+    )
+    judged = batch_winners.join(stored, [key, month], "left")
+    v, sv, d, sd = F.col(version), F.col("__stored_version"), F.col(RECORD_DIGEST), F.col("__stored_digest")
+    verdict = (
+        F.when(sv.isNull(), F.lit("new"))
+        .when((v > sv) | ((v == sv) & (d > sd)), F.lit("newer"))
+        .when((v == sv) & (d == sd), F.lit("same"))
+        .otherwise(F.lit("stale"))
+    )
+    conflict = F.col(VERSION_CONFLICT) | (sv.isNotNull() & (v == sv) & (d != sd))
+    return judged.withColumn(VERDICT, verdict).withColumn(VERSION_CONFLICT, conflict)
+
+
+def apply_batch(spark, cfg: SummaryConfig, source: DataFrame, run_id, lock, months_label=(), dry_run=False) -> BatchCounts:
+    """Apply the source records in ``source`` (any months, any accounts) and return what happened."""
+    counts = BatchCounts(months=list(months_label))
+    persisted = []
+
+    def keep(df):
+        persisted.append(df.persist())
+        return df
+
+    try:
+        mapped = keep(map_records(source, cfg))
+        totals = mapped.agg(
+            F.count(F.lit(1)).alias("read"), F.count(F.when(F.col("__reject_reason") != "", 1)).alias("rejected")
+        ).first()
+        counts.records_read, counts.records_rejected = totals.read, totals.rejected
+        if counts.records_read == 0:
+            return counts
+        configure_shuffle_partitions(spark, counts.records_read, cfg.performance)
+        if counts.records_rejected and not dry_run:
+            lock.check()
+            write_rejects(spark, cfg, rejected_records(mapped, cfg, run_id))
+            counts.rows_written["rejects"] = counts.records_rejected
+            crash_point("after_rejects", spark)
+
+        batch_winners = keep(winners(valid_records(mapped, cfg), cfg))
+        months = sorted(r[0] for r in batch_winners.select(cfg.partition_column).distinct().collect())
+        if not months:
+            return counts
+        counts.months = counts.months or months
+        judged = keep(judge_against_stored(spark, cfg, batch_winners, months))
+        for row in (
+            judged.groupBy(VERDICT)
+            .agg(F.count(F.lit(1)).alias("n"), F.count(F.when(F.col(VERSION_CONFLICT), 1)).alias("conflicts"))
+            .collect()
+        ):
+            counts.version_conflicts += row.conflicts
+            if row[VERDICT] == "same":
+                counts.unchanged_records += row.n
+            elif row[VERDICT] == "stale":
+                counts.stale_records += row.n
+            else:
+                counts.changed_records += row.n
+        if counts.changed_records == 0:
+            return counts
+
+        changes = judged.where(F.col(VERDICT).isin("new", "newer")).drop(
+            VERDICT, VERSION_CONFLICT, "__stored_version", "__stored_digest"
+        )
+        latest_months = spark.table(cfg.latest_history_table).select(
+            cfg.primary_column, month_number_col(cfg.partition_column).alias(LATEST_MONTH)
+        )
+        accounts = keep(classify_accounts(changes, latest_months, cfg.primary_column))
+        _count_cases(counts, changes, accounts, cfg)
+        timeline = build_timeline(_timeline_parts(spark, cfg, changes, accounts, counts, keep))
+        rows = recompute(timeline, cfg)
+
+        if dry_run:
+            summary = rows.agg(F.count(F.lit(1)).alias("rows"), F.collect_set(cfg.partition_column).alias("months")).first()
+            counts.rows_written = {"summary": summary.rows, "latest_summary": None}
+            counts.months = sorted(summary.months)
+            return counts
+        lock.check()
+        stage(cfg, rows, run_id)
+        crash_point("after_staging", spark)
+        counts.rows_written.update(commit_staged(spark, cfg, run_id, lock))
+        return counts
+    finally:
+        for df in persisted:
+            df.unpersist()
+
+
+def _count_cases(counts, changes, accounts, cfg):
+    for row in accounts.groupBy(CASE).count().collect():
+        counts.accounts_by_case[CASE_NAMES[row[CASE]]] = row["count"]
+    for row in record_cases(changes, accounts, cfg.primary_column).groupBy(CASE).count().collect():
+        counts.records_by_case[CASE_NAMES[row[CASE]]] = row["count"]
+
+
+def _timeline_parts(spark, cfg: SummaryConfig, changes, accounts, counts, keep):
+    """New rows, plus the anchors and stored rows Case II and Case III accounts need."""
+    key, month = cfg.primary_column, cfg.partition_column
+    parts = [new_rows(changes, cfg)]
+
+    if counts.accounts_by_case["II"]:
+        case_ii = accounts.where(F.col(CASE) == 2).select(key)
+        latest = spark.table(cfg.latest_history_table).withColumn(MONTH_NUMBER, month_number_col(month))
+        parts.append(stored_rows(latest.join(case_ii, key), cfg, ANCHOR))
+
+    if counts.accounts_by_case["III"]:
+        case_iii = accounts.where(F.col(CASE) == 3).select(key, FIRST_CHANGED)
+        earliest = case_iii.agg(F.min(FIRST_CHANGED)).first()[0]
+        summary = summary_with_month_number(spark, cfg)
+        # Rows at or after each account's first changed month: the only partitions that can change.
+        after = keep(
+            summary.where(F.col(month) >= month_from_number(earliest))
+            .join(case_iii, key)
+            .where(F.col(MONTH_NUMBER) >= F.col(FIRST_CHANGED))
+            .drop(FIRST_CHANGED)
+        )
+        replaced = changes.select(key, month)
+        parts.append(stored_rows(after.join(replaced, [key, month], "left_anti"), cfg, STORED))
+        # The row before them: the first of them points at it.
+        pointers = (
+            after.groupBy(key)
+            .agg(F.min_by(PREVIOUS_MONTH, MONTH_NUMBER).alias("__anchor_month"))
+            .where(F.col("__anchor_month").isNotNull())
+        )
+        anchor_months = sorted(r[0] for r in pointers.select("__anchor_month").distinct().collect())
+        if anchor_months:
+            anchors = summary.where(F.col(month).isin(anchor_months)).join(
+                pointers.withColumnRenamed("__anchor_month", month), [key, month]
+            )
+            parts.append(stored_rows(anchors, cfg, ANCHOR))
+    return parts

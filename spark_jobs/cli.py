@@ -1,0 +1,148 @@
+"""Command line: v4's flags, plus the stages this pipeline adds. One process runs one stage.
+
+    spark-submit spark_jobs/summary_pipeline.py --config CFG --mode MODE [options]
+
+Every run prints a one-line JSON report as the last line of its standard
+output (``--report-file F`` writes it too) and exits 0 on success, 2 on an
+error of input or usage (config, files, arguments, a concurrent run) and 1 on
+anything else.
+"""
+
+import argparse
+import datetime as dt
+import sys
+import traceback
+import uuid
+from pathlib import Path
+
+from spark_jobs.errors import ConfigError, PipelineError, UsageError
+from spark_jobs.months import is_valid_month, month_range
+from spark_jobs.report import RunReport
+
+# The stages a process can run (the Airflow DAG factory schedules these names).
+MODES = ("ingest", "initial", "forward", "describe")
+WRITING_MODES = ("ingest", "initial", "forward")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="summary_pipeline.py",
+        description="Account-summary pipeline: keeps Iceberg summary and latest_summary tables with rolling history arrays.",
+    )
+    parser.add_argument("--config", required=True, help="path to the summary config JSON")
+    parser.add_argument("--mode", choices=MODES, default="forward", help="stage to run (default: forward)")
+    parser.add_argument("--start-month", help="first month, YYYY-MM (initial/forward; default: this month)")
+    parser.add_argument("--end-month", help="last month, YYYY-MM (default: the start month)")
+    parser.add_argument("--path", nargs="+", help="ingest: Parquet or CSV file(s), directories or globs")
+    parser.add_argument("--dry-run", action="store_true", help="compute and report what would change; write nothing")
+    parser.add_argument(
+        "--warehouse", help="warehouse directory of the embedded catalog (default: $SUMMARY_WAREHOUSE or ./warehouse)"
+    )
+    parser.add_argument("--report-file", help="also write the JSON report to this file")
+    parser.add_argument("--lock-wait-seconds", type=int, default=600, help="how long to wait for a concurrent run (default 600)")
+    return parser.parse_args(argv)
+
+
+def months_from_args(args):
+    start = args.start_month or dt.date.today().strftime("%Y-%m")
+    end = args.end_month or start
+    for flag, value in (("--start-month", start), ("--end-month", end)):
+        if not is_valid_month(value):
+            raise UsageError(f"{flag} {value!r} is not a YYYY-MM month")
+    try:
+        return month_range(start, end)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def new_run_id(mode):
+    return f"{mode}-{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+
+
+def run(args, report):
+    """Load the config, start Spark, run the stage. Returns the SparkSession (for the caller to stop)."""
+    from spark_jobs.config import load_config
+    from spark_jobs.mapping import spark_expression_problems
+    from spark_jobs.session import build_session, warehouse_location
+
+    cfg = load_config(args.config)
+    if args.mode in ("initial", "forward"):
+        months = months_from_args(args)
+    elif args.mode == "ingest" and not args.path:
+        raise UsageError("--mode ingest needs --path FILE [FILE ...]")
+    if args.dry_run and args.mode not in ("initial", "forward"):
+        raise UsageError(f"--dry-run applies to initial and forward, not {args.mode}")
+    spark = build_session(cfg, warehouse_location(cfg, args.warehouse))
+    try:
+        problems = spark_expression_problems(spark, cfg)
+        if problems:
+            raise ConfigError(cfg.path, problems)
+        if args.mode == "ingest":
+            from spark_jobs.ingest import ingest
+
+            ingest(spark, cfg, args.path, report)
+        elif args.mode in ("initial", "forward"):
+            from spark_jobs.forward import run_months
+
+            run_months(
+                spark,
+                cfg,
+                months,
+                report,
+                one_batch=args.mode == "initial",
+                dry_run=args.dry_run,
+                lock_wait_seconds=args.lock_wait_seconds,
+            )
+        elif args.mode == "describe":
+            from spark_jobs.describe import describe
+
+            text, facts = describe(spark, cfg)
+            print(text, flush=True)
+            report.details.update(facts)
+    except BaseException:
+        spark.stop()
+        raise
+    return spark
+
+
+def error_summary(exc):
+    """One line naming an unexpected error; for a JVM error, the Java exception's own message."""
+    java = getattr(exc, "java_exception", None)
+    if java is not None:
+        try:
+            text = java.toString()
+        except Exception:  # the JVM is gone
+            text = str(exc)
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[0][:1000] if lines else type(exc).__name__
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    report = RunReport(mode=args.mode, config=args.config, run_id=new_run_id(args.mode), dry_run=args.dry_run)
+    spark, code = None, 0
+    try:
+        spark = run(args, report)
+        report.finish("ok")
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        report.finish("failed", str(exc))
+        code = 2
+    except Exception as exc:  # an unexpected failure: keep the traceback for the log
+        traceback.print_exc()
+        report.finish("failed", error_summary(exc))
+        code = 1
+    finally:
+        if spark is not None:
+            spark.stop()
+    line = report.to_json()
+    if args.report_file:
+        Path(args.report_file).write_text(line + "\n", encoding="utf-8")
+    print(line, flush=True)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,493 @@
+"""Loading and validating a summary config (the v4 JSON format).
+
+Validation happens in three layers, all reporting ``file: key.path: problem``:
+
+1. JSON Schema (``config_schema.json``, shipped in the package): shapes, types,
+   unknown keys.
+2. Semantic checks that a schema cannot express: names that must exist, names
+   that must not clash, grids that must name a rolling column.
+3. Expressions: every ``mapper_expr`` must parse. Without Spark (Airflow's DAG
+   parser) a lexical check catches unbalanced brackets and quotes and multiple
+   statements; at job start Spark's own parser checks each expression.
+
+The loaded :class:`SummaryConfig` is immutable and answers every "which
+columns are ..." question, so no other module re-derives column lists.
+"""
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+
+from spark_jobs.errors import ConfigError
+
+# Columns the pipeline adds to every summary row (see docs in README "Tables").
+RECORD_DIGEST = "_record_digest"
+PREVIOUS_MONTH = "_previous_month"
+CARRIED_COLUMNS = "_carried_columns"
+BOOKKEEPING_COLUMNS = (RECORD_DIGEST, PREVIOUS_MONTH, CARRIED_COLUMNS)
+
+SUPPORTED_TYPES = ("Integer", "Long", "Double", "Decimal(p,s)", "String", "Date", "Boolean")
+_DECIMAL_RE = re.compile(r"^Decimal\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
+_SIMPLE_SQL_TYPES = {
+    "Integer": "int",
+    "Long": "bigint",
+    "Double": "double",
+    "String": "string",
+    "Date": "date",
+    "Boolean": "boolean",
+}
+
+DEFAULT_HISTORY_LENGTH = 36
+
+
+def sql_type(type_name):
+    """Config type name -> Spark SQL type name (``Decimal(12,2)`` -> ``decimal(12,2)``)."""
+    if type_name in _SIMPLE_SQL_TYPES:
+        return _SIMPLE_SQL_TYPES[type_name]
+    match = _DECIMAL_RE.match(type_name)
+    if match:
+        return f"decimal({int(match.group(1))},{int(match.group(2))})"
+    raise ValueError(f"unsupported type {type_name!r}; supported: {', '.join(SUPPORTED_TYPES)}")
+
+
+@dataclass(frozen=True)
+class DerivedColumn:
+    name: str
+    mapper_expr: str
+
+
+@dataclass(frozen=True)
+class RollingColumn:
+    name: str
+    mapper_expr: str
+    mapper_column: str
+    num_cols: int
+    type_name: str
+
+    @property
+    def history_column(self):
+        return f"{self.name}_history"
+
+    @property
+    def sql_type(self):
+        return sql_type(self.type_name)
+
+
+@dataclass(frozen=True)
+class GridColumn:
+    name: str
+    mapper_rolling_column: str
+    placeholder: str
+    separator: str
+
+
+@dataclass(frozen=True)
+class Performance:
+    target_records_per_partition: int = 10_000_000
+    min_partitions: int = 16
+    max_partitions: int = 8192
+    avg_record_size_bytes: int = 200
+    snapshot_interval: int = 12
+    max_file_size_mb: int = 256
+    snapshot_retention_days: int = 7
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    adaptive_enabled: bool = True
+    dynamic_partition_pruning: bool = True
+    skew_join_enabled: bool = True
+    broadcast_threshold_mb: int = 50
+    conf: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CatalogSettings:
+    default: str = "local"
+    warehouse: str = None
+    catalogs: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SummaryConfig:
+    path: str
+    name: str
+    source_table: str
+    destination_table: str
+    latest_history_table: str
+    partition_column: str
+    primary_column: str
+    max_identifier_column: str
+    primary_date_column: str
+    history_length: int
+    columns: dict
+    column_transformations: tuple
+    inferred_columns: tuple
+    coalesce_exclusion_cols: tuple
+    date_col_list: tuple
+    latest_history_addon_cols: tuple
+    rolling_columns: tuple
+    grid_columns: tuple
+    performance: Performance
+    spark: SparkSettings
+    catalog: CatalogSettings
+
+    # --- column sets, derived once -------------------------------------------------
+    @cached_property
+    def mapped_columns(self):
+        """Every scalar column a mapped record has, in summary column order."""
+        names = list(self.columns.values())
+        for derived in (*self.column_transformations, *self.inferred_columns):
+            if derived.name not in names:
+                names.append(derived.name)
+        for rolling in self.rolling_columns:
+            if rolling.mapper_column not in names:
+                names.append(rolling.mapper_column)
+        return tuple(names)
+
+    @cached_property
+    def rolling_mapper_columns(self):
+        return tuple(r.mapper_column for r in self.rolling_columns)
+
+    @cached_property
+    def history_columns(self):
+        return tuple(r.history_column for r in self.rolling_columns)
+
+    @cached_property
+    def grid_names(self):
+        return tuple(g.name for g in self.grid_columns)
+
+    @cached_property
+    def carry_columns(self):
+        """Scalars carried forward from the previous row when the winner has NULL (SEMANTICS §4)."""
+        fixed = {self.primary_column, self.partition_column, self.max_identifier_column, self.primary_date_column}
+        return tuple(
+            c
+            for c in self.mapped_columns
+            if c not in fixed and c not in self.rolling_mapper_columns and c not in self.coalesce_exclusion_cols
+        )
+
+    @cached_property
+    def summary_columns(self):
+        """Column order of ``summary`` and ``latest_summary``."""
+        return (*self.mapped_columns, *self.history_columns, *self.grid_names, *BOOKKEEPING_COLUMNS)
+
+    @cached_property
+    def max_history_length(self):
+        return max((r.num_cols for r in self.rolling_columns), default=1)
+
+    def source_column(self, destination):
+        """The source column renamed to ``destination`` by ``columns``."""
+        return next(src for src, dst in self.columns.items() if dst == destination)
+
+    def rolling_by_name(self, name):
+        return next(r for r in self.rolling_columns if r.name == name)
+
+    # --- tables the pipeline derives from the destination table -------------------
+    @property
+    def rejects_table(self):
+        return f"{self.destination_table}_rejects"
+
+    @property
+    def staging_table(self):
+        return f"{self.destination_table}_staging"
+
+    @property
+    def control_table(self):
+        return f"{self.destination_table}_control"
+
+    @property
+    def runs_table(self):
+        return f"{self.destination_table}_runs"
+
+    @property
+    def table_identifiers(self):
+        return (self.source_table, self.destination_table, self.latest_history_table)
+
+
+# ---------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------
+
+
+def load_config(path, expression_checker=None):
+    """Read, validate and return the config at ``path``; raise :class:`ConfigError` listing every problem.
+
+    ``expression_checker(expr) -> str | None`` returns a problem for an expression
+    it cannot parse; the default is the lexical check (no Spark needed).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, ["file not found"]) from None
+    except OSError as exc:
+        raise ConfigError(path, [f"cannot read file: {exc}"]) from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(path, [f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"]) from None
+    return config_from_dict(raw, path, expression_checker)
+
+
+def config_from_dict(raw, path="<config>", expression_checker=None):
+    checker = expression_checker or lexical_expression_problem
+    problems = schema_problems(raw)
+    if not problems:
+        problems = semantic_problems(raw) + expression_problems(raw, checker)
+    if problems:
+        raise ConfigError(path, problems)
+    return _build(raw, Path(path))
+
+
+def _schema():
+    text = resources.files("spark_jobs").joinpath("config_schema.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def key_path(parts):
+    """``['rolling_columns', 2, 'type']`` -> ``rolling_columns[2].type``."""
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def schema_problems(raw):
+    if not isinstance(raw, dict):
+        return ["(top level): the config must be a JSON object"]
+    validator = jsonschema.Draft202012Validator(_schema())
+    problems = []
+    for error in sorted(validator.iter_errors(raw), key=lambda e: (list(map(str, e.absolute_path)), e.message)):
+        where = key_path(list(error.absolute_path))
+        problems.append(f"{where}: {_explain(error)}")
+    return problems
+
+
+def _explain(error):
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        return f"unknown key(s) {', '.join(map(repr, extra))}"
+    if error.validator == "required":
+        return error.message.replace("is a required property", "is required")
+    path = list(error.absolute_path)
+    if path and path[-1] == "type" and "rolling_columns" in path:
+        return f"unsupported rolling column type {error.instance!r}; supported: {', '.join(SUPPORTED_TYPES)}"
+    if error.validator == "pattern" and isinstance(error.instance, str):
+        if "table" in str(path[-1] if path else ""):
+            return f"{error.instance!r} is not a table identifier (catalog.namespace.table or namespace.table)"
+        return f"{error.instance!r} is not a valid name (letters, digits and _ only, not starting with a digit)"
+    if error.validator == "minimum":
+        return f"{error.instance!r} is less than the minimum of {error.validator_value}"
+    return error.message
+
+
+def semantic_problems(raw):
+    """Rules a JSON Schema cannot express. ``raw`` has already passed the schema."""
+    problems = []
+    columns = raw["columns"]
+    destinations = list(columns.values())
+    rolling = raw.get("rolling_columns", [])
+    grids = raw.get("grid_columns", [])
+
+    seen = {}
+    for source, destination in columns.items():
+        if destination in seen:
+            problems.append(
+                f"columns.{source}: destination {destination!r} is also the destination of columns.{seen[destination]}"
+            )
+        seen[destination] = source
+
+    known = list(dict.fromkeys(destinations))
+    for key in ("column_transformations", "inferred_columns"):
+        names_here = {}
+        for i, derived in enumerate(raw.get(key, [])):
+            if derived["name"] in names_here:
+                problems.append(
+                    f"{key}[{i}].name: {derived['name']!r} is already defined at {key}[{names_here[derived['name']]}]"
+                )
+            names_here[derived["name"]] = i
+            if derived["name"] not in known:
+                known.append(derived["name"])
+
+    for column_key in ("partition_column", "primary_column", "max_identifier_column"):
+        if raw[column_key] not in destinations:
+            problems.append(
+                f"{column_key}: {raw[column_key]!r} is not a destination name in `columns`"
+                " (the key, month and version must come from the source)"
+            )
+    key_columns = {raw["partition_column"], raw["primary_column"], raw["max_identifier_column"]}
+    if len(key_columns) < 3:
+        problems.append("partition_column, primary_column, max_identifier_column: must be three different columns")
+
+    rolling_names, mapper_columns = {}, {}
+    for i, spec in enumerate(rolling):
+        where = f"rolling_columns[{i}]"
+        if spec["name"] in rolling_names:
+            problems.append(f"{where}.name: {spec['name']!r} is already used by rolling_columns[{rolling_names[spec['name']]}]")
+        rolling_names[spec["name"]] = i
+        if spec["mapper_column"] in mapper_columns:
+            problems.append(
+                f"{where}.mapper_column: {spec['mapper_column']!r} is already the mapper_column of "
+                f"rolling_columns[{mapper_columns[spec['mapper_column']]}]"
+            )
+        mapper_columns[spec["mapper_column"]] = i
+        if spec["mapper_column"] in key_columns:
+            problems.append(f"{where}.mapper_column: {spec['mapper_column']!r} is the key, month or version column")
+        match = _DECIMAL_RE.match(spec["type"])
+        if match and not (1 <= int(match.group(1)) <= 38 and int(match.group(2)) <= int(match.group(1))):
+            problems.append(f"{where}.type: {spec['type']!r} needs 1 <= precision <= 38 and scale <= precision")
+        if spec["mapper_column"] not in known:
+            known.append(spec["mapper_column"])
+
+    generated = {}
+    for i, spec in enumerate(rolling):
+        generated[f"{spec['name']}_history"] = f"rolling_columns[{i}] (its history array)"
+    for i, grid in enumerate(grids):
+        where = f"grid_columns[{i}]"
+        if grid["name"] in generated:
+            problems.append(f"{where}.name: {grid['name']!r} clashes with {generated[grid['name']]}")
+        generated[grid["name"]] = f"grid_columns[{i}]"
+        target = grid["mapper_rolling_column"]
+        if target not in rolling_names:
+            hint = ""
+            owner = mapper_columns.get(target)
+            if owner is not None:
+                hint = f" (it is the mapper_column of rolling column {rolling[owner]['name']!r}; use that name)"
+            problems.append(f"{where}.mapper_rolling_column: {target!r} is not the name of a rolling column{hint}")
+        if "separator" in grid and "seperator" in grid and grid["separator"] != grid["seperator"]:
+            problems.append(f"{where}: `separator` and its old spelling `seperator` disagree")
+
+    for name, origin in generated.items():
+        if name in known:
+            problems.append(f"{origin}: generated column {name!r} clashes with a column of the same name from the source mapping")
+    for name in known + list(generated):
+        if name in BOOKKEEPING_COLUMNS or name.startswith("__"):
+            problems.append(
+                f"column {name!r}: {', '.join(BOOKKEEPING_COLUMNS)} and names starting with '__' are reserved"
+            )
+
+    all_outputs = set(known) | set(generated)
+    scalar_outputs = set(known)
+    if "primary_date_column" in raw and raw["primary_date_column"] not in scalar_outputs:
+        problems.append(f"primary_date_column: {raw['primary_date_column']!r} is not a column of the mapped record")
+    for key, allowed, what in (
+        ("coalesce_exclusion_cols", scalar_outputs, "a scalar column of the mapped record"),
+        ("date_col_list", scalar_outputs, "a scalar column of the mapped record"),
+        ("latest_history_addon_cols", all_outputs, "a summary column"),
+    ):
+        for i, name in enumerate(raw.get(key, [])):
+            if name not in allowed:
+                problems.append(f"{key}[{i}]: {name!r} is not {what}")
+
+    tables = {k: raw[k] for k in ("source_table", "destination_table", "latest_history_table")}
+    if len({_normalise_table(t) for t in tables.values()}) < 3:
+        problems.append("source_table, destination_table, latest_history_table: must name three different tables")
+
+    perf = raw.get("performance", {})
+    if perf.get("min_partitions", 1) > perf.get("max_partitions", 8192):
+        problems.append("performance.min_partitions: greater than performance.max_partitions")
+    catalog = raw.get("catalog", {})
+    for name, props in catalog.get("catalogs", {}).items():
+        if "type" not in props and "catalog-impl" not in props:
+            problems.append(f"catalog.catalogs.{name}: needs `type` (jdbc, hadoop, rest, hive, glue, ...) or `catalog-impl`")
+    return problems
+
+
+def _normalise_table(identifier):
+    return identifier.lower() if identifier.count(".") == 2 else f"<default>.{identifier.lower()}"
+
+
+def expression_problems(raw, checker):
+    problems = []
+    for key in ("column_transformations", "inferred_columns", "rolling_columns"):
+        for i, spec in enumerate(raw.get(key, [])):
+            problem = checker(spec["mapper_expr"])
+            if problem:
+                problems.append(f"{key}[{i}].mapper_expr: {problem}")
+    return problems
+
+
+def lexical_expression_problem(expr):
+    """A Spark-free check of one SQL expression: brackets balanced, quotes closed, one statement."""
+    if not expr.strip():
+        return "empty expression"
+    depth, quote, i = 0, None, 0
+    while i < len(expr):
+        ch = expr[i]
+        if quote:
+            if ch == "\\" and quote != "`":
+                i += 2
+                continue
+            if ch == quote:
+                quote = None
+        elif ch in ("'", '"', "`"):
+            quote = ch
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                return f"unbalanced ')' at character {i + 1}"
+        elif ch == ";":
+            return f"';' at character {i + 1}: one expression expected, not statements"
+        i += 1
+    if quote:
+        return f"unterminated {quote} quote"
+    if depth:
+        return f"{depth} unclosed '('"
+    return None
+
+
+def _build(raw, path):
+    grids = tuple(
+        GridColumn(
+            name=g["name"],
+            mapper_rolling_column=g["mapper_rolling_column"],
+            placeholder=g.get("placeholder", "?"),
+            separator=g.get("separator", g.get("seperator", "")),
+        )
+        for g in raw.get("grid_columns", [])
+    )
+    history_length = raw.get("history_length", DEFAULT_HISTORY_LENGTH)
+    rolling = tuple(
+        RollingColumn(
+            name=r["name"],
+            mapper_expr=r["mapper_expr"],
+            mapper_column=r["mapper_column"],
+            num_cols=r.get("num_cols", history_length),
+            type_name=r["type"].replace(" ", ""),
+        )
+        for r in raw.get("rolling_columns", [])
+    )
+    spark = dict(raw.get("spark_config", {}))
+    catalog = dict(raw.get("catalog", {}))
+    name = raw.get("name") or re.sub(r"[^A-Za-z0-9_]", "_", path.stem)
+    return SummaryConfig(
+        path=str(path),
+        name=name,
+        source_table=raw["source_table"],
+        destination_table=raw["destination_table"],
+        latest_history_table=raw["latest_history_table"],
+        partition_column=raw["partition_column"],
+        primary_column=raw["primary_column"],
+        max_identifier_column=raw["max_identifier_column"],
+        primary_date_column=raw.get("primary_date_column"),
+        history_length=history_length,
+        columns=dict(raw["columns"]),
+        column_transformations=tuple(DerivedColumn(**d) for d in raw.get("column_transformations", [])),
+        inferred_columns=tuple(DerivedColumn(**d) for d in raw.get("inferred_columns", [])),
+        coalesce_exclusion_cols=tuple(raw.get("coalesce_exclusion_cols", [])),
+        date_col_list=tuple(raw.get("date_col_list", [])),
+        latest_history_addon_cols=tuple(raw.get("latest_history_addon_cols", [])),
+        rolling_columns=rolling,
+        grid_columns=grids,
+        performance=Performance(**raw.get("performance", {})),
+        spark=SparkSettings(**spark),
+        catalog=CatalogSettings(**catalog),
+    )

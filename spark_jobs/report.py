@@ -1,0 +1,90 @@
+"""The one-line JSON report every run prints last (and writes to --report-file).
+
+Airflow tasks push it to XCom; people read it in the task log. Its fields are
+defined here and nowhere else.
+"""
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+
+CASE_KEYS = ("I", "II", "III")
+
+
+def _cases():
+    return {k: 0 for k in CASE_KEYS}
+
+
+@dataclass
+class BatchCounts:
+    """What one batch (a month, or an initial range) did."""
+
+    months: list = field(default_factory=list)
+    records_read: int = 0
+    records_rejected: int = 0
+    version_conflicts: int = 0
+    stale_records: int = 0
+    unchanged_records: int = 0
+    changed_records: int = 0
+    records_by_case: dict = field(default_factory=_cases)
+    accounts_by_case: dict = field(default_factory=_cases)
+    rows_written: dict = field(default_factory=lambda: {"summary": 0, "latest_summary": 0})
+
+
+@dataclass
+class RunReport:
+    mode: str
+    config: str
+    run_id: str
+    status: str = "running"
+    dry_run: bool = False
+    months: list = field(default_factory=list)
+    records_read: int = 0
+    records_rejected: int = 0
+    version_conflicts: int = 0
+    stale_records: int = 0
+    unchanged_records: int = 0
+    changed_records: int = 0
+    records_by_case: dict = field(default_factory=_cases)
+    accounts_by_case: dict = field(default_factory=_cases)
+    rows_written: dict = field(default_factory=lambda: {"summary": 0, "latest_summary": 0, "rejects": 0, "source": 0})
+    recovered_runs: list = field(default_factory=list)
+    details: dict = field(default_factory=dict)
+    error: str = None
+    seconds: float = 0.0
+    _started: float = field(default_factory=time.monotonic, repr=False)
+
+    def add(self, batch: BatchCounts):
+        self.months += [m for m in batch.months if m not in self.months]
+        for name in (
+            "records_read",
+            "records_rejected",
+            "version_conflicts",
+            "stale_records",
+            "unchanged_records",
+            "changed_records",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(batch, name))
+        for case in CASE_KEYS:
+            self.records_by_case[case] += batch.records_by_case[case]
+            self.accounts_by_case[case] += batch.accounts_by_case[case]
+        for table, rows in batch.rows_written.items():
+            self.rows_written[table] = self.rows_written.get(table, 0) + (rows or 0)
+
+    def finish(self, status="ok", error=None):
+        self.status = status
+        self.error = error
+        self.seconds = round(time.monotonic() - self._started, 3)
+        return self
+
+    def as_dict(self):
+        data = asdict(self)
+        data.pop("_started")
+        if data["error"] is None:
+            data.pop("error")
+        if not data["details"]:
+            data.pop("details")
+        return data
+
+    def to_json(self):
+        return json.dumps(self.as_dict(), sort_keys=False, default=str)
