@@ -14,6 +14,8 @@ in which source records form the batch. For any batch:
    that change (``writers``).
 """
 
+import time
+
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -28,6 +30,19 @@ from spark_jobs.timeline import ANCHOR, STORED, build_timeline, new_rows, recomp
 from spark_jobs.writers import commit_staged, stage, write_rejects
 
 VERDICT = "__verdict"
+
+
+class PhaseClock:
+    """Seconds spent per phase of a batch, for the report (and the benchmark)."""
+
+    def __init__(self, into):
+        self.into = into
+        self.last = time.monotonic()
+
+    def lap(self, phase):
+        now = time.monotonic()
+        self.into[phase] = round(self.into.get(phase, 0.0) + now - self.last, 3)
+        self.last = now
 
 
 def summary_with_month_number(spark, cfg: SummaryConfig) -> DataFrame:
@@ -58,6 +73,7 @@ def apply_batch(spark, cfg: SummaryConfig, source: DataFrame, run_id, lock, mont
     """Apply the source records in ``source`` (any months, any accounts) and return what happened."""
     counts = BatchCounts(months=list(months_label))
     persisted = []
+    clock = PhaseClock(counts.seconds)
 
     def keep(df):
         persisted.append(df.persist())
@@ -72,11 +88,13 @@ def apply_batch(spark, cfg: SummaryConfig, source: DataFrame, run_id, lock, mont
         if counts.records_read == 0:
             return counts
         configure_shuffle_partitions(spark, counts.records_read, cfg.performance)
+        clock.lap("read")
         if counts.records_rejected and not dry_run:
             lock.check()
             write_rejects(spark, cfg, rejected_records(mapped, cfg, run_id))
             counts.rows_written["rejects"] = counts.records_rejected
             crash_point("after_rejects", spark)
+            clock.lap("rejects")
 
         batch_winners = keep(winners(valid_records(mapped, cfg), cfg))
         months = sorted(r[0] for r in batch_winners.select(cfg.partition_column).distinct().collect())
@@ -96,6 +114,7 @@ def apply_batch(spark, cfg: SummaryConfig, source: DataFrame, run_id, lock, mont
                 counts.stale_records += row.n
             else:
                 counts.changed_records += row.n
+        clock.lap("judge")
         if counts.changed_records == 0:
             return counts
 
@@ -109,6 +128,7 @@ def apply_batch(spark, cfg: SummaryConfig, source: DataFrame, run_id, lock, mont
         _count_cases(counts, changes, accounts, cfg)
         timeline = build_timeline(_timeline_parts(spark, cfg, changes, accounts, counts, keep))
         rows = recompute(timeline, cfg)
+        clock.lap("classify")
 
         if dry_run:
             summary = rows.agg(F.count(F.lit(1)).alias("rows"), F.collect_set(cfg.partition_column).alias("months")).first()
@@ -118,7 +138,9 @@ def apply_batch(spark, cfg: SummaryConfig, source: DataFrame, run_id, lock, mont
         lock.check()
         stage(cfg, rows, run_id)
         crash_point("after_staging", spark)
+        clock.lap("stage")
         counts.rows_written.update(commit_staged(spark, cfg, run_id, lock))
+        clock.lap("commit")
         return counts
     finally:
         for df in persisted:

@@ -79,5 +79,6 @@ def run_months(spark, cfg: SummaryConfig, months, report, one_batch, dry_run=Fal
                     "records_read": counts.records_read,
                     "changed_records": counts.changed_records,
                     "rows_written": counts.rows_written,
+                    "seconds": counts.seconds,
                 }
             )

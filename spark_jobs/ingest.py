@@ -121,6 +121,13 @@ def fit_problems(schema: T.StructType, table_schema: T.StructType):
     return problems
 
 
+def create_source_table(spark, cfg: SummaryConfig, schema: T.StructType) -> T.StructType:
+    """The source table, partitioned by the month column so a forward run reads one partition."""
+    properties = {**common_properties(cfg), "write.distribution-mode": "hash"}
+    create_table(spark, cfg.source_table, schema, properties, (cfg.source_column(cfg.partition_column),))
+    return spark.table(cfg.source_table).schema
+
+
 def already_ingested(spark, cfg: SummaryConfig, sha):
     rows = spark.sql(
         f"SELECT snapshot_id FROM {cfg.source_table}.snapshots WHERE summary[{sql_string(SHA_PROPERTY)}] = {sql_string(sha)}"
@@ -141,10 +148,7 @@ def ingest(spark, cfg: SummaryConfig, path_args, report):
         if not exists:
             check_first_file(cfg, path, df.schema)
             df = df.withColumn(month_source, F.col(month_source).cast("string"))
-            create_table(
-                spark, cfg.source_table, df.schema, {**common_properties(cfg), "write.distribution-mode": "hash"}, (month_source,)
-            )
-            table_schema = spark.table(cfg.source_table).schema
+            table_schema = create_source_table(spark, cfg, df.schema)
         problems = fit_problems(df.schema, table_schema)
         if problems:
             raise SourceDataError(f"{path}: refused, it does not fit {cfg.source_table}: " + "; ".join(problems))

@@ -92,22 +92,16 @@ def winners(valid: DataFrame, cfg: SummaryConfig) -> DataFrame:
     Flags the winners whose version is shared by a record with different
     content (a data error that is counted, not hidden).
     """
-    ordered = Window.partitionBy(cfg.primary_column, MONTH_NUMBER).orderBy(
-        F.col(cfg.max_identifier_column).desc(), F.col(RECORD_DIGEST).desc()
-    )
-    runner_up_version = F.lead(cfg.max_identifier_column).over(ordered)
-    runner_up_digest = F.lead(RECORD_DIGEST).over(ordered)
+    same_key_month = Window.partitionBy(cfg.primary_column, MONTH_NUMBER)
+    ordered = same_key_month.orderBy(F.col(cfg.max_identifier_column).desc(), F.col(RECORD_DIGEST).desc())
+    version = F.col(cfg.max_identifier_column)
     return (
         valid.withColumn("__rank", F.row_number().over(ordered))
-        .withColumn(
-            VERSION_CONFLICT,
-            F.coalesce(
-                (runner_up_version == F.col(cfg.max_identifier_column)) & (runner_up_digest != F.col(RECORD_DIGEST)),
-                F.lit(False),
-            ),
-        )
+        .withColumn("__top_version", F.max(version).over(same_key_month))
+        .withColumn("__lowest_top_digest", F.min(F.when(version == F.col("__top_version"), F.col(RECORD_DIGEST))).over(same_key_month))
         .where(F.col("__rank") == 1)
-        .drop("__rank")
+        .withColumn(VERSION_CONFLICT, F.col("__lowest_top_digest") != F.col(RECORD_DIGEST))
+        .drop("__rank", "__top_version", "__lowest_top_digest")
     )
 
 

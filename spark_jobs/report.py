@@ -29,6 +29,7 @@ class BatchCounts:
     records_by_case: dict = field(default_factory=_cases)
     accounts_by_case: dict = field(default_factory=_cases)
     rows_written: dict = field(default_factory=lambda: {"summary": 0, "latest_summary": 0})
+    seconds: dict = field(default_factory=dict)
 
 
 @dataclass

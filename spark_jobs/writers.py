@@ -102,15 +102,23 @@ def merge_latest(spark, cfg: SummaryConfig, run_id):
         f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY {month} DESC) AS __rank "
         f"FROM {cfg.staging_table} WHERE {RUN_ID} = {sql_string(run_id)}) WHERE __rank = 1"
     )
-    result = spark.sql(
+    before = current_snapshot_id(spark, cfg.latest_history_table)
+    spark.sql(
         f"MERGE INTO {cfg.latest_history_table} t USING ({newest}) s ON t.{key} = s.{key} "
         f"WHEN MATCHED AND s.{month} >= t.{month} THEN {update} WHEN NOT MATCHED THEN {insert}"
     )
-    return _affected_rows(result)
+    return merged_rows(spark, cfg.latest_history_table, before)
 
 
-def _affected_rows(result):
-    rows = result.collect()
-    if rows and "num_affected_rows" in rows[0].asDict():
-        return int(rows[0]["num_affected_rows"])
-    return None
+def current_snapshot_id(spark, table):
+    rows = spark.sql(f"SELECT snapshot_id FROM {table}.snapshots ORDER BY committed_at DESC LIMIT 1").collect()
+    return rows[0].snapshot_id if rows else None
+
+
+def merged_rows(spark, table, snapshot_before):
+    """Rows a MERGE updated or inserted, from the metrics Iceberg records in its snapshot (0 if it committed nothing)."""
+    rows = spark.sql(f"SELECT snapshot_id, summary FROM {table}.snapshots ORDER BY committed_at DESC LIMIT 1").collect()
+    if not rows or rows[0].snapshot_id == snapshot_before:
+        return 0
+    summary = rows[0].summary
+    return sum(int(summary.get(f"spark.merge-into.num-target-rows-{k}", 0)) for k in ("updated", "inserted"))

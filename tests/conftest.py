@@ -1,0 +1,53 @@
+"""Shared fixtures: one Spark session (local Iceberg warehouse) for the whole test run, a fresh namespace per test."""
+
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+# Tests compare timestamps collected from Spark (UTC session) with Python values.
+os.environ["TZ"] = "UTC"
+time.tzset()
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+# spark-submit must find the venv's python first (see STACK_NOTES).
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+
+from support import model_config  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def spark_warehouse(tmp_path_factory):
+    return tmp_path_factory.mktemp("warehouse")
+
+
+@pytest.fixture(scope="session")
+def spark(spark_warehouse):
+    from spark_jobs.config import config_from_dict
+    from spark_jobs.session import build_session
+
+    cfg = config_from_dict(model_config("bootstrap"))
+    session = build_session(
+        cfg,
+        str(spark_warehouse),
+        app_name="summary-pipeline-tests",
+        extra_conf={
+            "spark.ui.enabled": "false",
+            "spark.sql.shuffle.partitions": "2",
+            "spark.default.parallelism": "2",
+            "spark.driver.memory": "2g",
+            "spark.sql.adaptive.coalescePartitions.initialPartitionNum": "2",
+        },
+    )
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def namespace():
+    return f"t_{uuid.uuid4().hex[:12]}"
