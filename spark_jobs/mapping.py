@@ -95,10 +95,11 @@ def winners(valid: DataFrame, cfg: SummaryConfig) -> DataFrame:
     same_key_month = Window.partitionBy(cfg.primary_column, MONTH_NUMBER)
     ordered = same_key_month.orderBy(F.col(cfg.max_identifier_column).desc(), F.col(RECORD_DIGEST).desc())
     version = F.col(cfg.max_identifier_column)
+    digest_at_top_version = F.when(version == F.col("__top_version"), F.col(RECORD_DIGEST))
     return (
         valid.withColumn("__rank", F.row_number().over(ordered))
         .withColumn("__top_version", F.max(version).over(same_key_month))
-        .withColumn("__lowest_top_digest", F.min(F.when(version == F.col("__top_version"), F.col(RECORD_DIGEST))).over(same_key_month))
+        .withColumn("__lowest_top_digest", F.min(digest_at_top_version).over(same_key_month))
         .where(F.col("__rank") == 1)
         .withColumn(VERSION_CONFLICT, F.col("__lowest_top_digest") != F.col(RECORD_DIGEST))
         .drop("__rank", "__top_version", "__lowest_top_digest")
