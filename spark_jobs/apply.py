@@ -81,8 +81,11 @@ def apply_batch(spark, cfg: SummaryConfig, source: DataFrame, run_id, lock, mont
 
     try:
         mapped = keep(map_records(source, cfg))
+        valid = F.col("__reject_reason") == ""
         totals = mapped.agg(
-            F.count(F.lit(1)).alias("read"), F.count(F.when(F.col("__reject_reason") != "", 1)).alias("rejected")
+            F.count(F.lit(1)).alias("read"),
+            F.count(F.when(~valid, 1)).alias("rejected"),
+            F.collect_set(F.when(valid, F.col(cfg.partition_column))).alias("months"),
         ).first()
         counts.records_read, counts.records_rejected = totals.read, totals.rejected
         if counts.records_read == 0:
@@ -96,11 +99,11 @@ def apply_batch(spark, cfg: SummaryConfig, source: DataFrame, run_id, lock, mont
             crash_point("after_rejects", spark)
             clock.lap("rejects")
 
-        batch_winners = keep(winners(valid_records(mapped, cfg), cfg))
-        months = sorted(r[0] for r in batch_winners.select(cfg.partition_column).distinct().collect())
+        months = sorted(totals.months)
         if not months:
             return counts
         counts.months = counts.months or months
+        batch_winners = winners(valid_records(mapped, cfg), cfg)
         judged = keep(judge_against_stored(spark, cfg, batch_winners, months))
         for row in (
             judged.groupBy(VERDICT)
@@ -125,8 +128,8 @@ def apply_batch(spark, cfg: SummaryConfig, source: DataFrame, run_id, lock, mont
             cfg.primary_column, month_number_col(cfg.partition_column).alias(LATEST_MONTH)
         )
         accounts = keep(classify_accounts(changes, latest_months, cfg.primary_column))
-        _count_cases(counts, changes, accounts, cfg)
-        timeline = build_timeline(_timeline_parts(spark, cfg, changes, accounts, counts, keep))
+        earliest_case_iii = _count_cases(counts, changes, accounts, cfg)
+        timeline = build_timeline(_timeline_parts(spark, cfg, changes, accounts, counts, earliest_case_iii, keep))
         rows = recompute(timeline, cfg)
         clock.lap("classify")
 
@@ -148,13 +151,19 @@ def apply_batch(spark, cfg: SummaryConfig, source: DataFrame, run_id, lock, mont
 
 
 def _count_cases(counts, changes, accounts, cfg):
-    for row in accounts.groupBy(CASE).count().collect():
-        counts.accounts_by_case[CASE_NAMES[row[CASE]]] = row["count"]
+    """Fill accounts and records per case; return the earliest first-changed month of Case III accounts."""
+    per_case = accounts.agg(
+        *[F.count(F.when(F.col(CASE) == number, 1)).alias(name) for number, name in CASE_NAMES.items()],
+        F.min(F.when(F.col(CASE) == 3, F.col(FIRST_CHANGED))).alias("earliest_iii"),
+    ).first()
+    for name in CASE_NAMES.values():
+        counts.accounts_by_case[name] = per_case[name]
     for row in record_cases(changes, accounts, cfg.primary_column).groupBy(CASE).count().collect():
         counts.records_by_case[CASE_NAMES[row[CASE]]] = row["count"]
+    return per_case.earliest_iii
 
 
-def _timeline_parts(spark, cfg: SummaryConfig, changes, accounts, counts, keep):
+def _timeline_parts(spark, cfg: SummaryConfig, changes, accounts, counts, earliest_case_iii, keep):
     """New rows, plus the anchors and stored rows Case II and Case III accounts need."""
     key, month = cfg.primary_column, cfg.partition_column
     parts = [new_rows(changes, cfg)]
@@ -164,13 +173,12 @@ def _timeline_parts(spark, cfg: SummaryConfig, changes, accounts, counts, keep):
         latest = spark.table(cfg.latest_history_table).withColumn(MONTH_NUMBER, month_number_col(month))
         parts.append(stored_rows(latest.join(case_ii, key), cfg, ANCHOR))
 
-    if counts.accounts_by_case["III"]:
+    if earliest_case_iii is not None:
         case_iii = accounts.where(F.col(CASE) == 3).select(key, FIRST_CHANGED)
-        earliest = case_iii.agg(F.min(FIRST_CHANGED)).first()[0]
         summary = summary_with_month_number(spark, cfg)
         # Rows at or after each account's first changed month: the only partitions that can change.
         after = keep(
-            summary.where(F.col(month) >= month_from_number(earliest))
+            summary.where(F.col(month) >= month_from_number(earliest_case_iii))
             .join(case_iii, key)
             .where(F.col(MONTH_NUMBER) >= F.col(FIRST_CHANGED))
             .drop(FIRST_CHANGED)

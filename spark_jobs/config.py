@@ -368,9 +368,7 @@ def semantic_problems(raw):
             problems.append(f"{origin}: generated column {name!r} clashes with a column of the same name from the source mapping")
     for name in known + list(generated):
         if name in BOOKKEEPING_COLUMNS or name.startswith("__"):
-            problems.append(
-                f"column {name!r}: {', '.join(BOOKKEEPING_COLUMNS)} and names starting with '__' are reserved"
-            )
+            problems.append(f"column {name!r}: {', '.join(BOOKKEEPING_COLUMNS)} and names starting with '__' are reserved")
 
     all_outputs = set(known) | set(generated)
     scalar_outputs = set(known)

@@ -21,8 +21,8 @@ from pyspark.sql import types as T
 
 from spark_jobs.config import SummaryConfig
 from spark_jobs.errors import SourceDataError
+from spark_jobs.iceberg import java_table
 from spark_jobs.mapping import map_records, rejected_records
-from spark_jobs.runlock import sql_string
 from spark_jobs.tables import common_properties, create_table, ensure_pipeline_tables, table_exists
 from spark_jobs.writers import write_rejects
 
@@ -129,10 +129,11 @@ def create_source_table(spark, cfg: SummaryConfig, schema: T.StructType) -> T.St
 
 
 def already_ingested(spark, cfg: SummaryConfig, sha):
-    rows = spark.sql(
-        f"SELECT snapshot_id FROM {cfg.source_table}.snapshots WHERE summary[{sql_string(SHA_PROPERTY)}] = {sql_string(sha)}"
-    ).collect()
-    return rows[0].snapshot_id if rows else None
+    """The snapshot that appended a file with this SHA-256, if any (kept until that snapshot expires)."""
+    for snapshot in java_table(spark, cfg.source_table).snapshots():
+        if dict(snapshot.summary()).get(SHA_PROPERTY) == sha:
+            return snapshot.snapshotId()
+    return None
 
 
 def ingest(spark, cfg: SummaryConfig, path_args, report):

@@ -8,7 +8,7 @@
 * ``<summary>_staging``: partitioned by run id; the rows a run computed before
   it commits them, which makes its two table commits recoverable.
 * ``<summary>_rejects``: rejected source records with their reason.
-* ``<summary>_control``: the run lock (and, later, backfill marks).
+* ``<summary>_control``: its table properties hold the run lock (and, later, backfill marks).
 
 All are Iceberg format v2, zstd-compressed Parquet, with files up to
 ``performance.max_file_size_mb``, and old metadata files cleaned after commits.
@@ -20,6 +20,13 @@ from spark_jobs.config import CARRIED_COLUMNS, PREVIOUS_MONTH, RECORD_DIGEST, Su
 from spark_jobs.errors import SourceDataError
 
 RUN_ID = "_run_id"
+
+
+def sql_string(value):
+    """A Spark SQL string literal (or NULL) for ``value``."""
+    if value is None:
+        return "NULL"
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def common_properties(cfg: SummaryConfig):
@@ -90,19 +97,8 @@ def rejects_schema():
 
 
 def control_schema():
-    return T.StructType(
-        [
-            T.StructField("name", T.StringType()),
-            T.StructField("token", T.StringType()),
-            T.StructField("owner", T.StringType()),
-            T.StructField("host", T.StringType()),
-            T.StructField("pid", T.LongType()),
-            T.StructField("jvm_pid", T.LongType()),
-            T.StructField("acquired_at", T.TimestampType()),
-            T.StructField("expires_at", T.TimestampType()),
-            T.StructField("detail", T.StringType()),
-        ]
-    )
+    """The control table carries its state in table properties; its rows are unused."""
+    return T.StructType([T.StructField("name", T.StringType()), T.StructField("value", T.StringType())])
 
 
 def create_table_sql(identifier, schema: T.StructType, properties, partitioned_by=()):

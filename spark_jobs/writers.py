@@ -20,8 +20,8 @@ from pyspark.sql import functions as F
 
 from spark_jobs.config import SummaryConfig
 from spark_jobs.faults import crash_point
-from spark_jobs.runlock import sql_string
-from spark_jobs.tables import RUN_ID
+from spark_jobs.iceberg import current_snapshot
+from spark_jobs.tables import RUN_ID, sql_string
 
 
 def _q(name):
@@ -51,6 +51,9 @@ def staged_rows(spark, cfg: SummaryConfig, run_id) -> DataFrame:
 
 def pending_run_ids(spark, cfg: SummaryConfig):
     """Runs whose staged rows were not (fully) committed, oldest first."""
+    _, summary = current_snapshot(spark, cfg.staging_table)
+    if int(summary.get("total-records", 0)) == 0:
+        return []  # the usual case, known from metadata alone
     rows = spark.sql(f"SELECT partition.{RUN_ID} AS run_id FROM {cfg.staging_table}.partitions").collect()
     return sorted(r.run_id for r in rows)
 
@@ -102,7 +105,7 @@ def merge_latest(spark, cfg: SummaryConfig, run_id):
         f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY {month} DESC) AS __rank "
         f"FROM {cfg.staging_table} WHERE {RUN_ID} = {sql_string(run_id)}) WHERE __rank = 1"
     )
-    before = current_snapshot_id(spark, cfg.latest_history_table)
+    before, _ = current_snapshot(spark, cfg.latest_history_table)
     spark.sql(
         f"MERGE INTO {cfg.latest_history_table} t USING ({newest}) s ON t.{key} = s.{key} "
         f"WHEN MATCHED AND s.{month} >= t.{month} THEN {update} WHEN NOT MATCHED THEN {insert}"
@@ -110,15 +113,9 @@ def merge_latest(spark, cfg: SummaryConfig, run_id):
     return merged_rows(spark, cfg.latest_history_table, before)
 
 
-def current_snapshot_id(spark, table):
-    rows = spark.sql(f"SELECT snapshot_id FROM {table}.snapshots ORDER BY committed_at DESC LIMIT 1").collect()
-    return rows[0].snapshot_id if rows else None
-
-
 def merged_rows(spark, table, snapshot_before):
     """Rows a MERGE updated or inserted, from the metrics Iceberg records in its snapshot (0 if it committed nothing)."""
-    rows = spark.sql(f"SELECT snapshot_id, summary FROM {table}.snapshots ORDER BY committed_at DESC LIMIT 1").collect()
-    if not rows or rows[0].snapshot_id == snapshot_before:
+    snapshot_id, summary = current_snapshot(spark, table)
+    if snapshot_id == snapshot_before:
         return 0
-    summary = rows[0].summary
     return sum(int(summary.get(f"spark.merge-into.num-target-rows-{k}", 0)) for k in ("updated", "inserted"))

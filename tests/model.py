@@ -148,9 +148,7 @@ class SummaryModel:
         for spec in self.rolling:
             length = spec.get("num_cols", self.default_length)
             mapper = spec["mapper_column"]
-            row[f"{spec['name']}_history"] = [
-                months[number - i][mapper] if number - i in months else None for i in range(length)
-            ]
+            row[f"{spec['name']}_history"] = [months[number - i][mapper] if number - i in months else None for i in range(length)]
             if mapper in self.dates:
                 row[mapper] = clean(row[mapper])
                 row[f"{spec['name']}_history"] = [clean(v) for v in row[f"{spec['name']}_history"]]

@@ -170,9 +170,7 @@ def test_rerun_of_an_old_month_corrects_later_rows_and_is_otherwise_a_no_op(spar
 
 def test_a_correction_reaches_every_later_row_that_carries_its_value(spark, namespace):
     raw, cfg = load(namespace)
-    rows = [record(1, "2024-01", 1, bal=1, member="A")] + [
-        record(1, f"2024-{m:02d}", 1, bal=m, member=N) for m in range(2, 11)
-    ]
+    rows = [record(1, "2024-01", 1, bal=1, member="A")] + [record(1, f"2024-{m:02d}", 1, bal=m, member=N) for m in range(2, 11)]
     append_source(spark, cfg, rows)
     run(spark, cfg, "initial", "2024-01", "2024-10")
     fix = [record(1, "2024-01", 5, bal=1, member="Z")]

@@ -1,0 +1,59 @@
+"""Direct Iceberg API calls (through the JVM) for what Spark SQL cannot do cheaply or atomically.
+
+Spark SQL is the right tool for data; for table metadata (a snapshot's
+summary, a compare-and-swap on table properties) a SQL statement costs a Spark
+job, while the Iceberg API costs one catalog round trip.
+"""
+
+
+def java_table(spark, identifier):
+    """The ``org.apache.iceberg.Table`` behind a Spark identifier (fresh from the catalog)."""
+    parts = identifier.split(".")
+    catalog = parts[0] if len(parts) == 3 else spark.conf.get("spark.sql.defaultCatalog")
+    plugin = spark._jsparkSession.sessionState().catalogManager().catalog(catalog)
+    name = spark._jvm.org.apache.iceberg.catalog.TableIdentifier.parse(".".join(parts[-2:]))
+    return plugin.icebergCatalog().loadTable(name)
+
+
+def current_snapshot(spark, identifier):
+    """(snapshot id, summary dict) of the table's current snapshot, or (None, {})."""
+    snapshot = java_table(spark, identifier).currentSnapshot()
+    if snapshot is None:
+        return None, {}
+    return snapshot.snapshotId(), dict(snapshot.summary())
+
+
+def table_properties(spark, identifier):
+    return dict(java_table(spark, identifier).properties())
+
+
+def swap_properties(spark, identifier, decide):
+    """Compare-and-swap on table properties.
+
+    ``decide(properties) -> dict | None`` sees the properties as of one metadata
+    version and returns the properties to set (``""`` removes a key), or None to
+    do nothing. The change is committed only on top of exactly that version, and
+    with an (empty) snapshot, so every Iceberg catalog, REST included, refuses it
+    if anything else committed in between. Returns (committed, properties seen).
+    """
+    table = java_table(spark, identifier)
+    seen = dict(table.properties())
+    updates = decide(seen)
+    if updates is None:
+        return False, seen
+    transaction = table.newTransaction()
+    change = transaction.updateProperties()
+    for key, value in updates.items():
+        if value == "":
+            change = change.remove(key)
+        else:
+            change = change.set(key, str(value))
+    change.commit()
+    transaction.newAppend().commit()  # a snapshot makes catalogs check the base version (REST: assert-ref-snapshot-id)
+    try:
+        table.operations().commit(transaction.startMetadata(), transaction.currentMetadata())
+    except Exception as exc:
+        if "CommitFailedException" in str(exc) or "CommitStateUnknownException" in str(exc):
+            return False, seen
+        raise
+    return True, seen

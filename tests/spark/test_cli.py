@@ -1,0 +1,207 @@
+"""The v4 command line through real spark-submit, as users and Airflow run it.
+
+Each test writes its config (the model test config in a fresh namespace) and
+Parquet files, runs ``.venv/bin/spark-submit spark_jobs/summary_pipeline.py``
+against the shared test warehouse, and checks the tables with the in-process
+session and the plain-Python model.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from support import assert_matches_model, load, model_config, read_tables, record
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+SPARK_SUBMIT = str(Path(sys.executable).parent / "spark-submit")
+ARROW_SCHEMA = pa.schema(
+    [
+        ("acct_id", pa.int64()),
+        ("rpt_mo", pa.string()),
+        ("ts", pa.timestamp("us", tz="UTC")),
+        ("bal", pa.int32()),
+        ("dpd", pa.int32()),
+        ("acct_type", pa.string()),
+        ("open_dt", pa.date32()),
+        ("status", pa.string()),
+        ("acct_dt", pa.date32()),
+        ("member", pa.string()),
+    ]
+)
+
+
+def write_parquet(path, rows, schema=ARROW_SCHEMA):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist([{c: r.get(c) for c in schema.names} for r in rows], schema=schema), path)
+    return path
+
+
+def write_config(tmp_path, namespace, **overrides):
+    path = tmp_path / f"{namespace}.json"
+    path.write_text(json.dumps(model_config(namespace, **overrides)))
+    return path
+
+
+def submit(config, warehouse, *args, runner=None, env=None, check=True):
+    """Run one stage the way the README shows; returns (exit code, parsed last stdout line, all output).
+
+    spark-submit merges the Python process's stderr into its stdout, so messages are looked for in both.
+    """
+    command = (runner or [SPARK_SUBMIT]) + [str(ROOT / "spark_jobs" / "summary_pipeline.py"), "--config", str(config), *args]
+    result = subprocess.run(
+        command,
+        cwd=ROOT,
+        # A spark-submit JVM in a test lives seconds: the C1 compiler alone starts it faster.
+        env={**os.environ, "SUMMARY_WAREHOUSE": str(warehouse), "SPARK_SUBMIT_OPTS": "-XX:TieredStopAtLevel=1", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    report = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else None
+    if check:
+        assert result.returncode == 0, f"{' '.join(command)} failed:\n{(result.stdout + result.stderr)[-3000:]}"
+    return result.returncode, report, result.stdout + result.stderr
+
+
+def test_v4_commands_work_as_written_and_report_last(spark, spark_warehouse, namespace, tmp_path):
+    raw, cfg = load(namespace)
+    config = write_config(tmp_path, namespace)
+    rows = [record(a, f"2024-0{m}", 1, bal=a * 10 + m, dpd=m * 10) for a in (1, 2, 3) for m in range(1, 8) if (a, m) != (2, 3)]
+    rows += [record(None, "2024-02", 1, bal=5), record(4, "2024-2", 1, bal=6)]  # no key; malformed month
+    data = write_parquet(tmp_path / "accounts.parquet", rows)
+
+    code, report, _ = submit(config, spark_warehouse, "--mode", "ingest", "--path", str(data))
+    assert report["status"] == "ok" and report["rows_written"]["source"] == len(rows)
+    assert report["records_rejected"] == 2
+    code, report, _ = submit(config, spark_warehouse, "--mode", "ingest", "--path", str(data))
+    assert report["rows_written"]["source"] == 0, "the same file ingested twice is appended once"
+
+    report_file = tmp_path / "initial.json"
+    code, report, _ = submit(
+        config, spark_warehouse, "--mode", "initial", "--start-month", "2024-01", "--end-month", "2024-06",
+        "--report-file", str(report_file),
+    )  # fmt: skip
+    assert json.loads(report_file.read_text()) == report
+    assert report["records_read"] == 18 and report["rows_written"]["summary"] == 17
+    assert report["rows_written"]["latest_summary"] == 3 and report["records_by_case"]["I"] == 17
+
+    code, report, _ = submit(
+        config,
+        spark_warehouse,
+        "--mode",
+        "forward",
+        "--start-month",
+        "2024-07",
+        "--end-month",
+        "2024-07",
+        runner=[sys.executable],
+    )  # fmt: skip  -- `python spark_jobs/summary_pipeline.py` works the same
+    assert report["records_by_case"]["II"] == 3 and report["rows_written"] == {
+        "summary": 3, "latest_summary": 3, "rejects": 0, "source": 0,
+    }  # fmt: skip
+    read = [r for r in rows if r["rpt_mo"] <= "2024-07"]
+    assert_matches_model(spark, cfg, raw, read)
+    assert {r.record_key for r in spark.table(cfg.rejects_table).collect()} == {None, "4"}
+
+
+def test_ingest_refuses_files_that_do_not_fit_and_names_them(spark, spark_warehouse, namespace, tmp_path):
+    _, cfg = load(namespace)
+    config = write_config(tmp_path, namespace)
+    good = write_parquet(tmp_path / "good.parquet", [record(1, "2024-01", 1, bal=1)])
+    missing = pa.schema([f for f in ARROW_SCHEMA if f.name != "member"])
+    no_member = write_parquet(tmp_path / "no_member.parquet", [record(2, "2024-01", 1)], missing)
+    wrong_type = pa.schema([pa.field("bal", pa.string()) if f.name == "bal" else f for f in ARROW_SCHEMA])
+    text_balance = write_parquet(tmp_path / "text_balance.parquet", [dict(record(3, "2024-01", 1), bal="12")], wrong_type)
+
+    code, report, _ = submit(config, spark_warehouse, "--mode", "ingest", "--path", str(no_member), check=False)
+    assert code == 2 and report["status"] == "failed"
+    assert "no_member.parquet" in report["error"] and "['member']" in report["error"]
+    assert not spark.catalog.tableExists(cfg.source_table), "no table is created from a file that lacks config columns"
+
+    submit(config, spark_warehouse, "--mode", "ingest", "--path", str(good))
+    code, report, output = submit(config, spark_warehouse, "--mode", "ingest", "--path", str(text_balance), check=False)
+    assert code == 2
+    assert "text_balance.parquet" in output and "column 'bal' is string but the source table has int" in report["error"]
+    assert spark.table(cfg.source_table).count() == 1
+
+
+def test_config_errors_stop_the_job_at_start_naming_file_and_key(spark_warehouse, namespace, tmp_path):
+    config = write_config(tmp_path, namespace)
+    raw = json.loads(config.read_text())
+    raw["inferred_columns"][0]["mapper_expr"] = "CASE WHEN dpd < 30 THEN '0' ELSE"  # balanced, but not SQL
+    raw["rolling_columns"][0]["type"] = "Float"
+    config.write_text(json.dumps(raw))
+    code, report, output = submit(config, spark_warehouse, "--mode", "forward", "--start-month", "2024-01", check=False)
+    assert code == 2 and f"{config}: rolling_columns[0].type: unsupported rolling column type 'Float'" in output
+
+    raw["rolling_columns"][0]["type"] = "Integer"
+    config.write_text(json.dumps(raw))
+    code, report, output = submit(config, spark_warehouse, "--mode", "forward", "--start-month", "2024-01", check=False)
+    assert code == 2 and f"{config}: inferred_columns[0].mapper_expr: Spark cannot parse it" in report["error"]
+
+
+def test_a_run_killed_between_its_commits_is_repaired_by_the_next_run(spark, spark_warehouse, namespace, tmp_path):
+    raw, cfg = load(namespace)
+    config = write_config(tmp_path, namespace)
+    rows = [record(a, f"2024-0{m}", 1, bal=a * 100 + m) for a in (1, 2) for m in (1, 2, 3)]
+    submit(config, spark_warehouse, "--mode", "ingest", "--path", str(write_parquet(tmp_path / "a.parquet", rows)))
+    submit(config, spark_warehouse, "--mode", "initial", "--start-month", "2024-01", "--end-month", "2024-01")
+
+    crash = {"SUMMARY_PIPELINE_CRASH_AT": "after_summary_merge"}
+    code, _, _ = submit(config, spark_warehouse, "--mode", "forward", "--start-month", "2024-02", env=crash, check=False)
+    assert code != 0
+    summary, latest = read_tables(spark, cfg)
+    assert (1, "2024-02") in summary and latest[1]["month"] == "2024-01", "killed after the summary commit"
+
+    # A different run (the next month) comes first: it must finish the dead run before building on it.
+    code, report, _ = submit(config, spark_warehouse, "--mode", "forward", "--start-month", "2024-03")
+    assert len(report["recovered_runs"]) == 1 and report["recovered_runs"][0].startswith("forward-")
+    code, report, _ = submit(config, spark_warehouse, "--mode", "forward", "--start-month", "2024-02")
+    assert report["changed_records"] == 0 and report["recovered_runs"] == []
+    assert_matches_model(spark, cfg, raw, rows)
+
+
+def test_two_runs_at_once_both_succeed_correctly_or_one_fails_cleanly(spark, spark_warehouse, namespace, tmp_path):
+    raw, cfg = load(namespace)
+    config = write_config(tmp_path, namespace)
+    rows = [record(a, f"2024-0{m}", 1, bal=a * 100 + m, member=None if m > 1 else "M") for a in (1, 2, 3) for m in (1, 2, 3, 4)]
+    submit(config, spark_warehouse, "--mode", "ingest", "--path", str(write_parquet(tmp_path / "a.parquet", rows)))
+    submit(config, spark_warehouse, "--mode", "forward", "--start-month", "2024-01")
+
+    results = {}
+
+    def forward(month, wait):
+        results[month] = submit(
+            config, spark_warehouse, "--mode", "forward", "--start-month", month, "--lock-wait-seconds", wait, check=False
+        )
+
+    threads = [threading.Thread(target=forward, args=(m, "600")) for m in ("2024-03", "2024-02")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [results[m][0] for m in ("2024-02", "2024-03")] == [0, 0], [results[m][2][-2000:] for m in results]
+    assert_matches_model(spark, cfg, raw, [r for r in rows if r["rpt_mo"] <= "2024-03"])
+
+    threads = [threading.Thread(target=forward, args=(m, "0")) for m in ("2024-04", "2024-02")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    codes = sorted(results[m][0] for m in ("2024-02", "2024-04"))
+    assert codes in ([0, 0], [0, 2]), [results[m][2][-2000:] for m in results]
+    for month in ("2024-02", "2024-04"):
+        code, report, _ = results[month]
+        if code == 2:
+            assert "are in use by run" in report["error"] and "nothing was changed" in report["error"]
+            submit(config, spark_warehouse, "--mode", "forward", "--start-month", month)  # the retry succeeds
+    assert_matches_model(spark, cfg, raw, rows)

@@ -1,0 +1,16 @@
+import pytest
+
+from spark_jobs.jars import required_artifacts
+
+
+def test_the_iceberg_runtime_matches_the_spark_minor():
+    iceberg, sqlite = required_artifacts("4.1.3")
+    assert iceberg.name == "iceberg-spark-runtime-4.1_2.13"
+    assert iceberg.url.startswith("https://repo1.maven.org/maven2/org/apache/iceberg/iceberg-spark-runtime-4.1_2.13/")
+    assert sqlite.file_name.startswith("sqlite-jdbc-")
+    assert required_artifacts("4.0.1")[0].name == "iceberg-spark-runtime-4.0_2.13"
+
+
+def test_a_spark_without_an_iceberg_runtime_is_refused_by_name():
+    with pytest.raises(RuntimeError, match="no Apache Iceberg Spark runtime is published for Spark 4.3"):
+        required_artifacts("4.3.0")

@@ -1,0 +1,71 @@
+"""The SparkSession factory's conf, checked as plain dicts (no JVM)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from spark_jobs.config import config_from_dict
+from spark_jobs.session import catalog_conf, session_conf, warehouse_location
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "include" / "configs" / "summary_config.json"
+
+
+@pytest.fixture
+def raw():
+    return json.loads(EXAMPLE.read_text())
+
+
+def test_every_catalog_in_the_identifiers_is_an_iceberg_jdbc_catalog_on_sqlite_by_default(raw):
+    raw["source_table"] = "landing.raw.accounts_all"
+    conf = catalog_conf(config_from_dict(raw), "/data/wh")
+    assert conf["spark.sql.defaultCatalog"] == "local"
+    for name in ("local", "landing"):
+        assert conf[f"spark.sql.catalog.{name}"] == "org.apache.iceberg.spark.SparkCatalog"
+        assert conf[f"spark.sql.catalog.{name}.type"] == "jdbc"
+        assert conf[f"spark.sql.catalog.{name}.uri"] == "jdbc:sqlite:/data/wh/iceberg_catalog.sqlite"
+        assert conf[f"spark.sql.catalog.{name}.warehouse"] == f"/data/wh/{name}"
+        assert conf[f"spark.sql.catalog.{name}.cache-enabled"] == "false"
+
+
+def test_two_part_names_use_the_default_catalog(raw):
+    raw.update(source_table="db.accounts_all", destination_table="db.summary", latest_history_table="db.latest_summary")
+    raw["catalog"] = {"default": "lake"}
+    conf = catalog_conf(config_from_dict(raw), "/wh")
+    assert conf["spark.sql.defaultCatalog"] == "lake"
+    assert conf["spark.sql.catalog.lake.type"] == "jdbc"
+    assert "spark.sql.catalog.local" not in conf
+
+
+def test_a_catalog_section_selects_any_iceberg_catalog_through_plain_conf(raw):
+    raw["catalog"] = {"catalogs": {"local": {"type": "rest", "uri": "http://rest:8181", "s3.path-style-access": True}}}
+    conf = catalog_conf(config_from_dict(raw), "/wh")
+    assert conf["spark.sql.catalog.local.type"] == "rest"
+    assert conf["spark.sql.catalog.local.uri"] == "http://rest:8181"
+    assert conf["spark.sql.catalog.local.s3.path-style-access"] == "true"
+    assert "spark.sql.catalog.local.jdbc.schema-version" not in conf
+
+
+def test_v4_tuning_keys_become_spark_conf(raw):
+    raw["spark_config"] = {"adaptive_enabled": False, "broadcast_threshold_mb": -1, "conf": {"spark.sql.ansi.enabled": "true"}}
+    conf = session_conf(config_from_dict(raw), "/wh", ["/j/a.jar", "/j/b.jar"])
+    assert conf["spark.sql.adaptive.enabled"] == "false"
+    assert conf["spark.sql.adaptive.skewJoin.enabled"] == "false"
+    assert conf["spark.sql.autoBroadcastJoinThreshold"] == "-1"
+    assert conf["spark.sql.extensions"] == "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"
+    assert conf["spark.jars"] == "/j/a.jar,/j/b.jar"
+    assert conf["spark.sql.ansi.enabled"] == "true", "the config's extra conf wins"
+    assert conf["spark.sql.session.timeZone"] == "UTC"
+
+
+def test_warehouse_precedence_is_flag_then_env_then_config_then_default(raw, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    raw["catalog"] = {"warehouse": "/from/config"}
+    cfg = config_from_dict(raw)
+    monkeypatch.setenv("SUMMARY_WAREHOUSE", "/from/env")
+    assert warehouse_location(cfg, "/from/flag") == "/from/flag"
+    assert warehouse_location(cfg) == "/from/env"
+    monkeypatch.delenv("SUMMARY_WAREHOUSE")
+    assert warehouse_location(cfg) == "/from/config"
+    assert warehouse_location(config_from_dict({k: v for k, v in raw.items() if k != "catalog"})) == str(tmp_path / "warehouse")
+    assert warehouse_location(cfg, "s3://bucket/wh") == "s3://bucket/wh"
