@@ -38,7 +38,13 @@ demo: setup
 	$(SUBMIT) --mode ingest --path $(DEMO_DIR)/source
 	$(SUBMIT) --mode initial --start-month 2024-01 --end-month 2024-06
 	$(SUBMIT) --mode forward --start-month 2024-07 --end-month 2024-12
+	$(SUBMIT) --mode backfill
+	$(PY) -m spark_jobs.sample_data --out $(DEMO_DIR)/late --accounts 2000 --start 2024-01 --months 12 --late
+	$(SUBMIT) --mode ingest --path $(DEMO_DIR)/late
+	$(SUBMIT) --mode backfill --dry-run --report-file $(DEMO_DIR)/backfill-dry-run.json
+	$(SUBMIT) --mode backfill --report-file $(DEMO_DIR)/backfill.json
 	$(SUBMIT) --mode describe
+	$(PY) -m spark_jobs.report $(DEMO_DIR)/backfill.json
 
 clean:
 	rm -rf $(DEMO_DIR) warehouse .pytest_cache .ruff_cache

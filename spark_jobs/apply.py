@@ -69,18 +69,31 @@ def judge_against_stored(spark, cfg: SummaryConfig, batch_winners: DataFrame, mo
     return judged.withColumn(VERDICT, verdict).withColumn(VERSION_CONFLICT, conflict)
 
 
-def apply_batch(spark, cfg: SummaryConfig, source: DataFrame, run_id, lock, months_label=(), dry_run=False) -> BatchCounts:
-    """Apply the source records in ``source`` (any months, any accounts) and return what happened."""
-    counts = BatchCounts(months=list(months_label))
-    persisted = []
-    clock = PhaseClock(counts.seconds)
+class BatchRun:
+    """The steps of applying one batch, usable one by one (the backfill stages persist between them)."""
 
-    def keep(df):
-        persisted.append(df.persist())
+    def __init__(self, spark, cfg: SummaryConfig, run_id, lock, months_label=(), dry_run=False):
+        self.spark, self.cfg, self.run_id, self.lock, self.dry_run = spark, cfg, run_id, lock, dry_run
+        self.counts = BatchCounts(months=list(months_label))
+        self.clock = PhaseClock(self.counts.seconds)
+        self._persisted = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for df in self._persisted:
+            df.unpersist()
+        return False
+
+    def keep(self, df):
+        self._persisted.append(df.persist())
         return df
 
-    try:
-        mapped = keep(map_records(source, cfg))
+    def winners_from_source(self, source: DataFrame):
+        """Map and count the records, write the rejects, pick winners. Returns (winners, months) or (None, [])."""
+        spark, cfg, counts = self.spark, self.cfg, self.counts
+        mapped = self.keep(map_records(source, cfg))
         valid = F.col("__reject_reason") == ""
         totals = mapped.agg(
             F.count(F.lit(1)).alias("read"),
@@ -89,27 +102,29 @@ def apply_batch(spark, cfg: SummaryConfig, source: DataFrame, run_id, lock, mont
         ).first()
         counts.records_read, counts.records_rejected = totals.read, totals.rejected
         if counts.records_read == 0:
-            return counts
+            return None, []
         configure_shuffle_partitions(spark, counts.records_read, cfg.performance)
-        clock.lap("read")
-        if counts.records_rejected and not dry_run:
-            lock.check()
-            write_rejects(spark, cfg, rejected_records(mapped, cfg, run_id))
+        self.clock.lap("read")
+        if counts.records_rejected and not self.dry_run:
+            self.lock.check()
+            write_rejects(spark, cfg, rejected_records(mapped, cfg, self.run_id))
             counts.rows_written["rejects"] = counts.records_rejected
             crash_point("after_rejects", spark)
-            clock.lap("rejects")
-
+            self.clock.lap("rejects")
         months = sorted(totals.months)
-        if not months:
-            return counts
         counts.months = counts.months or months
-        batch_winners = winners(valid_records(mapped, cfg), cfg)
-        judged = keep(judge_against_stored(spark, cfg, batch_winners, months))
-        for row in (
-            judged.groupBy(VERDICT)
-            .agg(F.count(F.lit(1)).alias("n"), F.count(F.when(F.col(VERSION_CONFLICT), 1)).alias("conflicts"))
-            .collect()
-        ):
+        if not months:
+            return None, []
+        return winners(valid_records(mapped, cfg), cfg), months
+
+    def changed_winners(self, batch_winners: DataFrame, months):
+        """The winners that beat what summary holds (None when there are none), with the verdicts counted."""
+        counts = self.counts
+        judged = self.keep(judge_against_stored(self.spark, self.cfg, batch_winners, months))
+        verdicts = judged.groupBy(VERDICT).agg(
+            F.count(F.lit(1)).alias("n"), F.count(F.when(F.col(VERSION_CONFLICT), 1)).alias("conflicts")
+        )
+        for row in verdicts.collect():
             counts.version_conflicts += row.conflicts
             if row[VERDICT] == "same":
                 counts.unchanged_records += row.n
@@ -117,37 +132,54 @@ def apply_batch(spark, cfg: SummaryConfig, source: DataFrame, run_id, lock, mont
                 counts.stale_records += row.n
             else:
                 counts.changed_records += row.n
-        clock.lap("judge")
+        self.clock.lap("judge")
         if counts.changed_records == 0:
-            return counts
-
-        changes = judged.where(F.col(VERDICT).isin("new", "newer")).drop(
+            return None
+        return judged.where(F.col(VERDICT).isin("new", "newer")).drop(
             VERDICT, VERSION_CONFLICT, "__stored_version", "__stored_digest"
         )
-        latest_months = spark.table(cfg.latest_history_table).select(
+
+    def classify(self, changes: DataFrame):
+        """One row per changed account with its case; fills the per-case counts."""
+        cfg = self.cfg
+        latest_months = self.spark.table(cfg.latest_history_table).select(
             cfg.primary_column, month_number_col(cfg.partition_column).alias(LATEST_MONTH)
         )
-        accounts = keep(classify_accounts(changes, latest_months, cfg.primary_column))
-        earliest_case_iii = _count_cases(counts, changes, accounts, cfg)
-        timeline = build_timeline(_timeline_parts(spark, cfg, changes, accounts, counts, earliest_case_iii, keep))
-        rows = recompute(timeline, cfg)
-        clock.lap("classify")
+        accounts = self.keep(classify_accounts(changes, latest_months, cfg.primary_column))
+        self.earliest_case_iii = _count_cases(self.counts, changes, accounts, cfg)
+        self.clock.lap("classify")
+        return accounts
 
-        if dry_run:
+    def apply(self, changes: DataFrame, accounts: DataFrame):
+        """Recompute the affected rows; stage and commit them (a dry run only counts them)."""
+        spark, cfg, counts = self.spark, self.cfg, self.counts
+        parts = _timeline_parts(spark, cfg, changes, accounts, counts, self.earliest_case_iii, self.keep)
+        rows = recompute(build_timeline(parts), cfg)
+        if self.dry_run:
             summary = rows.agg(F.count(F.lit(1)).alias("rows"), F.collect_set(cfg.partition_column).alias("months")).first()
             counts.rows_written = {"summary": summary.rows, "latest_summary": None}
             counts.months = sorted(summary.months)
-            return counts
-        lock.check()
-        stage(cfg, rows, run_id)
+            self.clock.lap("recompute")
+            return
+        self.lock.check()
+        stage(cfg, rows, self.run_id)
         crash_point("after_staging", spark)
-        clock.lap("stage")
-        counts.rows_written.update(commit_staged(spark, cfg, run_id, lock))
-        clock.lap("commit")
-        return counts
-    finally:
-        for df in persisted:
-            df.unpersist()
+        self.clock.lap("stage")
+        counts.rows_written.update(commit_staged(spark, cfg, self.run_id, self.lock))
+        self.clock.lap("commit")
+
+
+def apply_batch(spark, cfg: SummaryConfig, source: DataFrame, run_id, lock, months_label=(), dry_run=False) -> BatchCounts:
+    """Apply the source records in ``source`` (any months, any accounts) and return what happened."""
+    with BatchRun(spark, cfg, run_id, lock, months_label, dry_run) as batch:
+        batch_winners, months = batch.winners_from_source(source)
+        if batch_winners is None:
+            return batch.counts
+        changes = batch.changed_winners(batch_winners, months)
+        if changes is None:
+            return batch.counts
+        batch.apply(changes, batch.classify(changes))
+        return batch.counts
 
 
 def _count_cases(counts, changes, accounts, cfg):

@@ -20,8 +20,9 @@ from spark_jobs.months import is_valid_month, month_range
 from spark_jobs.report import RunReport
 
 # The stages a process can run (the Airflow DAG factory schedules these names).
-MODES = ("ingest", "initial", "forward", "describe")
-WRITING_MODES = ("ingest", "initial", "forward")
+MODES = ("ingest", "initial", "forward", "backfill", "classify", "case-i", "case-ii", "case-iii", "describe")
+MONTH_RANGE_MODES = ("initial", "forward")
+DRY_RUN_MODES = ("initial", "forward", "backfill", "classify")
 
 
 def parse_args(argv=None):
@@ -31,8 +32,10 @@ def parse_args(argv=None):
     )
     parser.add_argument("--config", required=True, help="path to the summary config JSON")
     parser.add_argument("--mode", choices=MODES, default="forward", help="stage to run (default: forward)")
-    parser.add_argument("--start-month", help="first month, YYYY-MM (initial/forward; default: this month)")
+    parser.add_argument("--start-month", help="first month, YYYY-MM (initial/forward: default this month; backfill: optional)")
     parser.add_argument("--end-month", help="last month, YYYY-MM (default: the start month)")
+    parser.add_argument("--backfill-filter", help="backfill/classify: one boolean expression over the source columns")
+    parser.add_argument("--run-id", help="case-i/case-ii/case-iii: the classification to apply (printed by classify)")
     parser.add_argument("--path", nargs="+", help="ingest: Parquet or CSV file(s), directories or globs")
     parser.add_argument("--dry-run", action="store_true", help="compute and report what would change; write nothing")
     parser.add_argument(
@@ -66,12 +69,15 @@ def run(args, report):
     from spark_jobs.session import build_session, warehouse_location
 
     cfg = load_config(args.config)
-    if args.mode in ("initial", "forward"):
+    months = None
+    if args.mode in MONTH_RANGE_MODES or args.start_month or args.end_month:
         months = months_from_args(args)
-    elif args.mode == "ingest" and not args.path:
+    if args.mode == "ingest" and not args.path:
         raise UsageError("--mode ingest needs --path FILE [FILE ...]")
-    if args.dry_run and args.mode not in ("initial", "forward"):
-        raise UsageError(f"--dry-run applies to initial and forward, not {args.mode}")
+    if args.dry_run and args.mode not in DRY_RUN_MODES:
+        raise UsageError(f"--dry-run applies to {', '.join(DRY_RUN_MODES)}, not {args.mode}")
+    if args.backfill_filter and args.mode not in ("backfill", "classify"):
+        raise UsageError(f"--backfill-filter applies to backfill and classify, not {args.mode}")
     spark = build_session(cfg, warehouse_location(cfg, args.warehouse))
     try:
         problems = spark_expression_problems(spark, cfg)
@@ -93,6 +99,15 @@ def run(args, report):
                 dry_run=args.dry_run,
                 lock_wait_seconds=args.lock_wait_seconds,
             )
+        elif args.mode in ("backfill", "classify"):
+            from spark_jobs.backfill import run_backfill, run_classify
+
+            stage = run_backfill if args.mode == "backfill" else run_classify
+            stage(spark, cfg, report, args.backfill_filter, months, args.dry_run, args.lock_wait_seconds)
+        elif args.mode in ("case-i", "case-ii", "case-iii"):
+            from spark_jobs.backfill import run_case
+
+            run_case(spark, cfg, report, args.mode, args.run_id, args.lock_wait_seconds)
         elif args.mode == "describe":
             from spark_jobs.describe import describe
 

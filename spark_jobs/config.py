@@ -198,6 +198,10 @@ class SummaryConfig:
         return f"{self.destination_table}_staging"
 
     @property
+    def backfill_table(self):
+        return f"{self.destination_table}_backfill"
+
+    @property
     def control_table(self):
         return f"{self.destination_table}_control"
 

@@ -89,3 +89,24 @@ class RunReport:
 
     def to_json(self):
         return json.dumps(self.as_dict(), sort_keys=False, default=str)
+
+
+def summarize(report):
+    """A few human lines from a report dict (``python -m spark_jobs.report FILE``)."""
+    lines = [
+        f"{report['mode']} {report['run_id']}: {report['status']}, {report['seconds']} s",
+        f"  records read {report['records_read']}, rejected {report['records_rejected']}, "
+        f"stale {report['stale_records']}, already applied {report['unchanged_records']}, changed {report['changed_records']}",
+        "  records by case: " + ", ".join(f"{k}={v}" for k, v in report["records_by_case"].items()),
+        "  accounts by case: " + ", ".join(f"{k}={v}" for k, v in report["accounts_by_case"].items()),
+        "  rows written: " + ", ".join(f"{k}={v}" for k, v in report["rows_written"].items()),
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    for path in sys.argv[1:]:
+        with open(path, encoding="utf-8") as handle:
+            print(summarize(json.loads(handle.read())))

@@ -130,6 +130,35 @@ def generate(out_dir, accounts=2000, start="2024-01", months=12, seed=7):
     return counts
 
 
+def generate_late(out_dir, accounts=2000, start="2024-01", months=12, seed=7, share=0.03):
+    """A file of records that arrive after their months were processed: what backfills are for.
+
+    Corrections of past months (newer ``base_ts``), stale resends (older
+    ``base_ts``: they must lose), accounts reported for the first time with a
+    year of history (Case I), and next-month records (Case II).
+    """
+    rng = random.Random(seed + 1)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    people = [Account(100_000 + i, random.Random(seed + i), start, months) for i in range(accounts)]
+    last = add_months(start, months - 1)
+    rows = []
+    for account in rng.sample(people, max(1, int(accounts * share))):
+        month = add_months(start, rng.randrange(0, months))
+        record = _record(account, month, rng, version_day=20)  # newer than the on-time version
+        rows.append({**record, "acct_bal_am": record["acct_bal_am"] + 777})
+        stale = _record(account, add_months(start, rng.randrange(0, months)), rng, version_day=-20)
+        rows.append(stale)
+    for i in range(max(1, accounts // 100)):  # accounts the bureau sends late, with history
+        account = Account(900_000 + i, rng, start, months)
+        for offset in range(0, months, 2):
+            rows.append(_record(account, add_months(start, offset), rng, version_day=25))
+    for account in rng.sample(people, max(1, accounts // 200)):
+        rows.append(_record(account, add_months(last, 1), rng, version_day=1))
+    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), out / "accounts_all_late.parquet")
+    return len(rows)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
@@ -137,7 +166,12 @@ def main(argv=None):
     parser.add_argument("--start", default="2024-01")
     parser.add_argument("--months", type=int, default=12)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--late", action="store_true", help="write one file of late and corrected records instead")
     args = parser.parse_args(argv)
+    if args.late:
+        count = generate_late(args.out, args.accounts, args.start, args.months, args.seed)
+        print(f"wrote {count} late records under {args.out}")
+        return
     counts = generate(args.out, args.accounts, args.start, args.months, args.seed)
     print(f"wrote {sum(counts.values())} records in {len(counts)} monthly files under {args.out}")
 

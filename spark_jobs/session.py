@@ -55,7 +55,9 @@ def catalog_conf(cfg: SummaryConfig, warehouse):
         conf[f"{prefix}.uri"] = f"jdbc:sqlite:{warehouse}/{SQLITE_FILE}"
         conf[f"{prefix}.warehouse"] = f"{warehouse}/{name}"
         conf[f"{prefix}.jdbc.schema-version"] = "V1"
-        # Several processes share the SQLite file: wait for its write lock instead of failing.
+        # Several processes share the SQLite file: readers do not block the writer (WAL), and a
+        # writer waits for the write lock instead of failing.
+        conf[f"{prefix}.jdbc.journal_mode"] = "WAL"
         conf[f"{prefix}.jdbc.busy_timeout"] = "60000"
     return conf
 

@@ -1,4 +1,4 @@
-"""Random sequences of ingests, forward runs (in and out of order, re-runs) and initial loads.
+"""Random sequences of ingests, forward runs (in and out of order, re-runs), initial loads and backfills.
 
 After every step both tables must equal the plain-Python model of
 SEMANTICS.md (tests/model.py) applied to every record the runs have read so
@@ -11,6 +11,7 @@ import random
 
 import pytest
 from support import append_source, assert_matches_model, load, record, run
+from test_backfill import backfill
 
 from spark_jobs.months import month_range
 
@@ -56,22 +57,39 @@ def test_random_sequences_match_the_model(spark, namespace, seed):
     append_source(spark, cfg, (first := random_records(rng, 25)))
     source += first
     for _ in range(STEPS):
-        op = rng.choices(["ingest", "forward", "initial"], weights=[3, 5, 2])[0]
+        op = rng.choices(["ingest", "forward", "initial", "backfill", "staged", "filtered"], weights=[4, 4, 1, 2, 1, 1])[0]
         if op == "ingest":
             new = random_records(rng, rng.randint(3, 12))
             append_source(spark, cfg, new)
             source += new
             log.append(f"ingest {len(new)}")
             continue
-        if op == "forward":
-            start = end = rng.choice(MONTHS)
+        if op == "backfill":
+            backfill(spark, cfg)
+            read += source  # all appended since the last backfill; everything before was read by that one
+        elif op == "staged":
+            run_id = backfill(spark, cfg, "classify").run_id
+            stages = rng.sample(["case-i", "case-ii", "case-iii"], 3)
+            for stage in stages:
+                backfill(spark, cfg, stage, run_id=run_id)
+            op = f"classify + {stages}"
+            read += source
+        elif op == "filtered":
+            account = rng.choice([1, 2, 3, 4, 5, 6])
+            backfill(spark, cfg, backfill_filter=f"acct_id = {account}")
+            op = f"backfill acct_id = {account}"
+            read += [r for r in source if r["acct_id"] == account]
         else:
-            a, b = sorted(rng.sample(range(len(MONTHS)), 2))
-            start, end = MONTHS[a], MONTHS[b]
-        run(spark, cfg, op, start, end)
-        months = set(month_range(start, end))
-        read += [r for r in source if r["rpt_mo"] in months]
-        log.append(f"{op} {start}..{end}")
+            if op == "forward":
+                start = end = rng.choice(MONTHS)
+            else:
+                a, b = sorted(rng.sample(range(len(MONTHS)), 2))
+                start, end = MONTHS[a], MONTHS[b]
+            run(spark, cfg, op, start, end)
+            months = set(month_range(start, end))
+            read += [r for r in source if r["rpt_mo"] in months]
+            op = f"{op} {start}..{end}"
+        log.append(op)
         try:
             assert_matches_model(spark, cfg, raw, read)
         except AssertionError as exc:
