@@ -33,11 +33,11 @@ from spark_jobs.classify import CASE
 from spark_jobs.config import SummaryConfig
 from spark_jobs.errors import SourceDataError, UsageError
 from spark_jobs.filters import apply_backfill_filter
-from spark_jobs.forward import exclusive_run, prepare_tables, source_table
 from spark_jobs.iceberg import current_snapshot, swap_properties, table_properties
 from spark_jobs.mapping import MONTH_NUMBER, VERSION_CONFLICT
 from spark_jobs.months import month_number_col
 from spark_jobs.report import CASE_KEYS
+from spark_jobs.runs import exclusive_run, prepare_tables, source_table
 from spark_jobs.tables import RUN_ID, create_table, small_table_properties, sql_string
 
 MARK = "summary-pipeline.backfill.applied-source-snapshot"

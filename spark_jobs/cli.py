@@ -20,7 +20,7 @@ from spark_jobs.months import is_valid_month, month_range
 from spark_jobs.report import RunReport
 
 # The stages a process can run (the Airflow DAG factory schedules these names).
-MODES = ("ingest", "initial", "forward", "backfill", "classify", "case-i", "case-ii", "case-iii", "describe")
+MODES = ("ingest", "initial", "forward", "backfill", "classify", "case-i", "case-ii", "case-iii", "maintenance", "describe")
 MONTH_RANGE_MODES = ("initial", "forward")
 DRY_RUN_MODES = ("initial", "forward", "backfill", "classify")
 
@@ -108,6 +108,10 @@ def run(args, report):
             from spark_jobs.backfill import run_case
 
             run_case(spark, cfg, report, args.mode, args.run_id, args.lock_wait_seconds)
+        elif args.mode == "maintenance":
+            from spark_jobs.maintenance import maintain
+
+            maintain(spark, cfg, report, args.lock_wait_seconds)
         elif args.mode == "describe":
             from spark_jobs.describe import describe
 

@@ -8,58 +8,12 @@ as one batch (one pass over the data, the fastest way to load history);
 ``forward`` applies one month at a time, in order.
 """
 
-from contextlib import contextmanager
-
 from pyspark.sql import functions as F
 
 from spark_jobs.apply import apply_batch
 from spark_jobs.config import SummaryConfig
-from spark_jobs.errors import SourceDataError, UsageError
-from spark_jobs.faults import crash_point
-from spark_jobs.mapping import map_records
-from spark_jobs.runlock import RunLock
-from spark_jobs.tables import ensure_pipeline_tables, table_exists
-from spark_jobs.writers import commit_staged, pending_run_ids
-
-
-class NoLock:
-    """Stands in for the run lock in a dry run, which commits nothing."""
-
-    def check(self):
-        pass
-
-
-def source_table(spark, cfg: SummaryConfig):
-    if not table_exists(spark, cfg.source_table):
-        raise SourceDataError(f"source table {cfg.source_table} does not exist; load files with --mode ingest --path FILE first")
-    return spark.table(cfg.source_table)
-
-
-def prepare_tables(spark, cfg: SummaryConfig, source, dry_run=False):
-    """Create the pipeline's tables from the mapped source schema (a dry run only checks they exist)."""
-    if dry_run:
-        missing = [t for t in (cfg.destination_table, cfg.latest_history_table, cfg.staging_table) if not table_exists(spark, t)]
-        if missing:
-            raise UsageError(f"--dry-run compares against existing tables, and {missing} do not exist yet")
-        return
-    ensure_pipeline_tables(spark, cfg, map_records(source.limit(0), cfg).schema)
-
-
-@contextmanager
-def exclusive_run(spark, cfg: SummaryConfig, report, lock_wait_seconds, dry_run=False):
-    """Hold the run lock and first finish any run that died after staging its rows."""
-    if dry_run:
-        pending = pending_run_ids(spark, cfg)
-        if pending:
-            report.details["pending_runs"] = pending
-        yield NoLock()
-        return
-    with RunLock(spark, cfg, report.run_id, wait_seconds=lock_wait_seconds) as lock:
-        crash_point("after_lock", spark)
-        for pending in pending_run_ids(spark, cfg):
-            commit_staged(spark, cfg, pending, lock)
-            report.recovered_runs.append(pending)
-        yield lock
+from spark_jobs.maintenance import count_forward_months
+from spark_jobs.runs import exclusive_run, prepare_tables, source_table
 
 
 def run_months(spark, cfg: SummaryConfig, months, report, one_batch, dry_run=False, lock_wait_seconds=600):
@@ -82,3 +36,6 @@ def run_months(spark, cfg: SummaryConfig, months, report, one_batch, dry_run=Fal
                     "seconds": counts.seconds,
                 }
             )
+        if not dry_run:
+            lock.check()
+            report.details["maintenance_due"] = count_forward_months(spark, cfg, len(months))
