@@ -4,13 +4,17 @@ PY       := $(CURDIR)/$(VENV)/bin/python
 STAMP    := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 CONFIG   ?= include/configs/summary_config.json
 DEMO_DIR ?= demo_data
-SUBMIT   := SUMMARY_WAREHOUSE=$(CURDIR)/$(DEMO_DIR)/warehouse $(CURDIR)/$(VENV)/bin/spark-submit spark_jobs/summary_pipeline.py --config $(CONFIG)
+DEMO_ENV := SUMMARY_WAREHOUSE=$(CURDIR)/$(DEMO_DIR)/warehouse SUMMARY_REPORTS_DIR=$(CURDIR)/$(DEMO_DIR)/reports \
+            AIRFLOW_HOME=$(CURDIR)/$(DEMO_DIR)/airflow_home SPARK_CONF_DIR=$(CURDIR)/conf
+SUBMIT   := $(DEMO_ENV) $(CURDIR)/$(VENV)/bin/spark-submit spark_jobs/summary_pipeline.py --config $(CONFIG)
+AIRFLOW  := $(DEMO_ENV) $(CURDIR)/bin/airflow
+DAG_RUN  := $(DEMO_ENV) $(CURDIR)/bin/dag-run
 PYTEST_ARGS ?=
 
 # spark-submit finds its Spark home through the venv's python: the venv must come first on PATH.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup jars test test-fast lint demo clean
+.PHONY: setup jars test test-fast lint demo demo-cli airflow-ui clean
 
 setup: $(STAMP) jars
 
@@ -32,19 +36,39 @@ test-fast: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 
+# The whole product on a laptop: sample feed -> Airflow DAGs (real spark-submit tasks) -> report.
 demo: setup
+	rm -rf $(DEMO_DIR)
+	$(PY) -m spark_jobs.sample_data --out $(DEMO_DIR)/source --accounts 2000 --start 2024-01 --months 12
+	$(SUBMIT) --mode ingest --path $(DEMO_DIR)/source
+	@echo "== forward DAG: first run = initial load 2024-01..2024-06 (chained tasks) + 2024-07"
+	$(DAG_RUN) $(DEMO_DIR)/forward-2024-08-01.log summary_forward 2024-08-01
+	@for date in 2024-09-01 2024-10-01 2024-11-01 2024-12-01 2025-01-01; do \
+	  echo "== forward DAG, run of $$date"; $(DAG_RUN) $(DEMO_DIR)/forward-$$date.log summary_forward $$date || exit 1; done
+	$(PY) -m spark_jobs.sample_data --out $(DEMO_DIR)/late --accounts 2000 --start 2024-01 --months 12 --late
+	$(SUBMIT) --mode ingest --path $(DEMO_DIR)/late
+	@echo "== backfill DAG: the sensor sees the late records, classify branches to the cases"
+	$(DAG_RUN) $(DEMO_DIR)/backfill.log summary_backfill 2025-01-02
+	$(SUBMIT) --mode describe
+	$(PY) -m spark_jobs.report $(DEMO_DIR)/reports/summary_backfill.classify.1.json $(DEMO_DIR)/reports/summary_backfill.case_*.json
+
+# The same without Airflow: the v4 command line only.
+demo-cli: setup
 	rm -rf $(DEMO_DIR)
 	$(PY) -m spark_jobs.sample_data --out $(DEMO_DIR)/source --accounts 2000 --start 2024-01 --months 12
 	$(SUBMIT) --mode ingest --path $(DEMO_DIR)/source
 	$(SUBMIT) --mode initial --start-month 2024-01 --end-month 2024-06
 	$(SUBMIT) --mode forward --start-month 2024-07 --end-month 2024-12
-	$(SUBMIT) --mode backfill
 	$(PY) -m spark_jobs.sample_data --out $(DEMO_DIR)/late --accounts 2000 --start 2024-01 --months 12 --late
 	$(SUBMIT) --mode ingest --path $(DEMO_DIR)/late
-	$(SUBMIT) --mode backfill --dry-run --report-file $(DEMO_DIR)/backfill-dry-run.json
+	$(SUBMIT) --mode backfill --dry-run
 	$(SUBMIT) --mode backfill --report-file $(DEMO_DIR)/backfill.json
 	$(SUBMIT) --mode describe
 	$(PY) -m spark_jobs.report $(DEMO_DIR)/backfill.json
 
+# The Airflow UI on http://localhost:8080 over the demo's tables (login: admin, password printed at start).
+airflow-ui: setup
+	$(AIRFLOW) standalone
+
 clean:
-	rm -rf $(DEMO_DIR) warehouse .pytest_cache .ruff_cache
+	rm -rf $(DEMO_DIR) warehouse airflow_home .pytest_cache .ruff_cache

@@ -114,6 +114,17 @@ class CatalogSettings:
 
 
 @dataclass(frozen=True)
+class AirflowSettings:
+    start_month: str = None
+    initial_load: dict = None
+    backfill_schedule: str = "@hourly"
+    backfill_poke_seconds: int = 60
+    maintenance_schedule: str = "@weekly"
+    retries: int = 3
+    tags: tuple = ()
+
+
+@dataclass(frozen=True)
 class SummaryConfig:
     path: str
     name: str
@@ -136,6 +147,7 @@ class SummaryConfig:
     performance: Performance
     spark: SparkSettings
     catalog: CatalogSettings
+    airflow: AirflowSettings = AirflowSettings()
 
     # --- column sets, derived once -------------------------------------------------
     @cached_property
@@ -394,6 +406,9 @@ def semantic_problems(raw):
     perf = raw.get("performance", {})
     if perf.get("min_partitions", 1) > perf.get("max_partitions", 8192):
         problems.append("performance.min_partitions: greater than performance.max_partitions")
+    initial = raw.get("airflow", {}).get("initial_load")
+    if initial and initial["end_month"] < initial["start_month"]:
+        problems.append("airflow.initial_load.end_month: before airflow.initial_load.start_month")
     catalog = raw.get("catalog", {})
     for name, props in catalog.get("catalogs", {}).items():
         if "type" not in props and "catalog-impl" not in props:
@@ -492,4 +507,5 @@ def _build(raw, path):
         performance=Performance(**raw.get("performance", {})),
         spark=SparkSettings(**spark),
         catalog=CatalogSettings(**catalog),
+        airflow=AirflowSettings(**{**raw.get("airflow", {}), "tags": tuple(raw.get("airflow", {}).get("tags", ()))}),
     )

@@ -57,6 +57,21 @@ def required_artifacts(spark_version=None):
     )
 
 
+EXTRA_PACKAGES_ENV = "SUMMARY_EXTRA_PACKAGES"
+
+
+def extra_artifacts():
+    """Jars a deployment adds by Maven coordinates (comma-separated group:artifact:version), e.g.
+    ``org.apache.iceberg:iceberg-aws-bundle:1.12.0`` for S3FileIO."""
+    artifacts = []
+    for coordinate in filter(None, (c.strip() for c in os.environ.get(EXTRA_PACKAGES_ENV, "").split(","))):
+        parts = coordinate.split(":")
+        if len(parts) != 3 or not all(parts):
+            raise RuntimeError(f"${EXTRA_PACKAGES_ENV}: {coordinate!r} is not group:artifact:version")
+        artifacts.append(Artifact(*parts))
+    return tuple(artifacts)
+
+
 def cache_dir():
     return Path(os.environ.get("SUMMARY_JARS_DIR", PROJECT_ROOT / ".jars"))
 
@@ -66,7 +81,7 @@ def ensure_jars(directory=None, log=print):
     directory = Path(directory or cache_dir())
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
-    for artifact in required_artifacts():
+    for artifact in (*required_artifacts(), *extra_artifacts()):
         target = directory / artifact.file_name
         if not target.exists():
             log(f"fetching {artifact.url}")

@@ -6,15 +6,19 @@ Iceberg ``SparkCatalog``. Without a ``catalog`` section each one is an Iceberg
 JDBC catalog on one SQLite file inside the warehouse directory: commits are
 atomic compare-and-swap, unlike Iceberg's Hadoop catalog on a local disk. A
 ``catalog.catalogs.<name>`` section replaces that with any Iceberg catalog
-(REST, Hive, Glue, Hadoop, Nessie, ...) through plain Spark conf.
+(REST, Hive, Glue, Hadoop, Nessie, ...) through plain Spark conf, and the
+environment variable ``SUMMARY_CATALOGS`` (the same JSON) overrides it.
 """
 
+import json
 import os
 from pathlib import Path
 
 from spark_jobs import jars
 from spark_jobs.config import SummaryConfig
+from spark_jobs.errors import ConfigError
 
+CATALOGS_ENV = "SUMMARY_CATALOGS"
 ICEBERG_EXTENSIONS = "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"
 ICEBERG_CATALOG = "org.apache.iceberg.spark.SparkCatalog"
 SQLITE_FILE = "iceberg_catalog.sqlite"
@@ -28,10 +32,28 @@ def warehouse_location(cfg: SummaryConfig, cli_value=None):
     return str(Path(chosen).expanduser().resolve())
 
 
+def explicit_catalogs(cfg: SummaryConfig):
+    """The config's ``catalog.catalogs``, overridden per catalog by $SUMMARY_CATALOGS (JSON of the same shape).
+
+    The environment wins so that one config serves a laptop and a cluster (docker-compose wires it).
+    """
+    catalogs = dict(cfg.catalog.catalogs)
+    text = os.environ.get(CATALOGS_ENV)
+    if text:
+        try:
+            overrides = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"${CATALOGS_ENV}", [f"invalid JSON: {exc.msg} at character {exc.pos}"]) from None
+        if not isinstance(overrides, dict) or not all(isinstance(v, dict) for v in overrides.values()):
+            raise ConfigError(f"${CATALOGS_ENV}", ["must be a JSON object: catalog name -> {property: value}"])
+        catalogs.update(overrides)
+    return catalogs
+
+
 def catalog_names(cfg: SummaryConfig):
     names = [cfg.catalog.default]
     three_part = [t.split(".")[0] for t in cfg.table_identifiers if t.count(".") == 2]
-    for name in (*three_part, *cfg.catalog.catalogs):
+    for name in (*three_part, *explicit_catalogs(cfg)):
         if name not in names:
             names.append(name)
     return names
@@ -40,13 +62,14 @@ def catalog_names(cfg: SummaryConfig):
 def catalog_conf(cfg: SummaryConfig, warehouse):
     """Spark conf entries that define every catalog the config uses."""
     conf = {"spark.sql.defaultCatalog": cfg.catalog.default}
+    explicit_all = explicit_catalogs(cfg)
     for name in catalog_names(cfg):
         prefix = f"spark.sql.catalog.{name}"
         conf[prefix] = ICEBERG_CATALOG
         # Every run must see other runs' commits at once: the lock, recovery and
         # backfill marks depend on it, so the per-session table cache is off.
         conf[f"{prefix}.cache-enabled"] = "false"
-        explicit = cfg.catalog.catalogs.get(name)
+        explicit = explicit_all.get(name)
         if explicit is not None:
             for key, value in explicit.items():
                 conf[f"{prefix}.{key}"] = _conf_value(value)

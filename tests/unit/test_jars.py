@@ -14,3 +14,14 @@ def test_the_iceberg_runtime_matches_the_spark_minor():
 def test_a_spark_without_an_iceberg_runtime_is_refused_by_name():
     with pytest.raises(RuntimeError, match="no Apache Iceberg Spark runtime is published for Spark 4.3"):
         required_artifacts("4.3.0")
+
+
+def test_deployments_add_jars_by_maven_coordinates(monkeypatch):
+    from spark_jobs.jars import extra_artifacts
+
+    monkeypatch.setenv("SUMMARY_EXTRA_PACKAGES", "org.apache.iceberg:iceberg-aws-bundle:1.12.0, ")
+    (bundle,) = extra_artifacts()
+    assert bundle.url.endswith("/org/apache/iceberg/iceberg-aws-bundle/1.12.0/iceberg-aws-bundle-1.12.0.jar")
+    monkeypatch.setenv("SUMMARY_EXTRA_PACKAGES", "iceberg-aws-bundle")
+    with pytest.raises(RuntimeError, match="'iceberg-aws-bundle' is not group:artifact:version"):
+        extra_artifacts()

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from spark_jobs.config import config_from_dict
+from spark_jobs.errors import ConfigError
 from spark_jobs.session import catalog_conf, session_conf, warehouse_location
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "include" / "configs" / "summary_config.json"
@@ -69,3 +70,12 @@ def test_warehouse_precedence_is_flag_then_env_then_config_then_default(raw, mon
     assert warehouse_location(cfg) == "/from/config"
     assert warehouse_location(config_from_dict({k: v for k, v in raw.items() if k != "catalog"})) == str(tmp_path / "warehouse")
     assert warehouse_location(cfg, "s3://bucket/wh") == "s3://bucket/wh"
+
+
+def test_the_environment_overrides_catalogs_so_one_config_serves_laptop_and_cluster(raw, monkeypatch):
+    monkeypatch.setenv("SUMMARY_CATALOGS", '{"local": {"type": "rest", "uri": "http://iceberg-rest:8181"}}')
+    conf = catalog_conf(config_from_dict(raw), "/wh")
+    assert conf["spark.sql.catalog.local.type"] == "rest" and conf["spark.sql.catalog.local.uri"] == "http://iceberg-rest:8181"
+    monkeypatch.setenv("SUMMARY_CATALOGS", '{"local": ')
+    with pytest.raises(ConfigError, match=r"\$SUMMARY_CATALOGS: invalid JSON"):
+        catalog_conf(config_from_dict(raw), "/wh")

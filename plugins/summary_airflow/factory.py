@@ -1,0 +1,273 @@
+"""Build the forward, backfill and maintenance DAGs of every config (the DAG files only call ``register``)."""
+
+import datetime as dt
+
+from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator, ShortCircuitOperator
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TaskGroup, TriggerRule
+
+from summary_airflow import settings
+from summary_airflow.loader import import_error_message, load_all
+from summary_airflow.months import first_scheduled_month, initial_load_months, run_month
+from summary_airflow.operators import SummaryStageOperator
+from summary_airflow.source_watch import NewSourceRecordsSensor
+from summary_airflow.stages import cases_to_run
+
+MONTH_PATTERN = "^[0-9]{4}-(0[1-9]|1[0-2])$"
+START_DATE_FALLBACK = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def _default_args(cfg):
+    return {
+        "owner": "summary-pipeline",
+        "retries": cfg.airflow.retries,
+        "retry_delay": dt.timedelta(minutes=2),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": dt.timedelta(minutes=30),
+    }
+
+
+def _month_start(month):
+    return dt.datetime(int(month[:4]), int(month[5:7]), 1, tzinfo=dt.timezone.utc)
+
+
+def _tags(cfg, kind):
+    return ["summary-pipeline", cfg.name, kind, *cfg.airflow.tags]
+
+
+def _stage(cfg, task_id, stage, doc, **kwargs):
+    return SummaryStageOperator(
+        task_id=task_id,
+        config_path=cfg.path,
+        stage=stage,
+        pool=settings.pool_name(cfg.name),
+        doc_md=doc,
+        **kwargs,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+def forward_dag(cfg):
+    """Monthly: each run applies the month that just ended; the first run also does the initial load."""
+    first_month = first_scheduled_month(cfg)
+    start = _month_start(first_month) if first_month else START_DATE_FALLBACK
+    initial = initial_load_months(cfg)
+    dag = DAG(
+        dag_id=settings.dag_id(cfg.name, "forward"),
+        description=f"Monthly forward run of {cfg.destination_table}",
+        # The data-interval timetable: the run on 2024-03-01 covers 2024-02-01..2024-03-01 and processes 2024-02.
+        schedule=CronDataIntervalTimetable("0 0 1 * *", timezone="UTC"),
+        start_date=start,  # the first data interval starts here
+        catchup=True,
+        max_active_runs=1,
+        default_args=_default_args(cfg),
+        tags=_tags(cfg, "forward"),
+        params={
+            "month": Param(
+                None,
+                type=["null", "string"],
+                pattern=MONTH_PATTERN,
+                description="Process this month (YYYY-MM) instead of the run's",
+            ),
+            "initial_load": Param(False, type="boolean", description="Also run the initial-load months of the config"),
+        },
+        doc_md=f"""
+### {cfg.name}: forward
+
+Applies one month of `{cfg.source_table}` to `{cfg.destination_table}` and `{cfg.latest_history_table}` per run,
+strictly in order (one active run; each month waits for the previous month's success). The run for logical
+date 2024-03-01 processes **2024-02**; trigger with param `month` to re-process any month (safe: nothing changes
+unless its source records did). The first scheduled run ({first_month or "n/a"}) also runs the initial load
+({f"{initial[0]}..{initial[-1]}" if initial else "none configured"}) as chained per-month tasks.
+Every `forward_*` task pushes its run report to XCom. Config: `{cfg.path}`.
+""",
+    )
+    with dag:
+        forward = _stage(
+            cfg,
+            "forward_month",
+            "forward",
+            "Apply the run's month (`spark_jobs --mode forward`); report in XCom.",
+            months="run",
+            depends_on_past=True,
+            trigger_rule=TriggerRule.NONE_FAILED,
+        )
+        if initial:
+            needs_initial = ShortCircuitOperator(
+                task_id="initial_load_needed",
+                python_callable=_initial_load_needed,
+                op_kwargs={"first_month": first_month},
+                ignore_downstream_trigger_rules=False,
+                doc_md="True on the first scheduled month or with param `initial_load`: else the initial load is skipped.",
+            )
+            with TaskGroup("initial_load", tooltip="the config's initial months, one forward run each, in order") as group:
+                previous = None
+                for month in initial:
+                    task = _stage(
+                        cfg, f"forward_{month.replace('-', '_')}", "forward", f"Initial load of {month}.", months=(month, month)
+                    )
+                    if previous is not None:
+                        previous >> task
+                    previous = task
+            needs_initial >> group >> forward
+        due = ShortCircuitOperator(
+            task_id="maintenance_due",
+            python_callable=lambda ti: bool(
+                (ti.xcom_pull(task_ids="forward_month") or {}).get("details", {}).get("maintenance_due")
+            ),
+            doc_md="True once `performance.snapshot_interval` months were applied since the last maintenance (v4's counter).",
+        )
+        trigger = TriggerDagRunOperator(
+            task_id="trigger_maintenance",
+            trigger_dag_id=settings.dag_id(cfg.name, "maintenance"),
+            doc_md="Start the maintenance DAG (compaction, snapshot expiry).",
+        )
+        forward >> due >> trigger
+    return dag
+
+
+def _initial_load_needed(params, data_interval_start, dag_run, first_month, **_):
+    if params.get("initial_load"):
+        return True
+    return run_month(params, data_interval_start, getattr(dag_run, "run_after", None)) == first_month
+
+
+# ---------------------------------------------------------------------------------------
+def backfill_dag(cfg):
+    """Sensor -> classify -> only the cases with records, one after another -> report."""
+    dag = DAG(
+        dag_id=settings.dag_id(cfg.name, "backfill"),
+        description=f"Apply late and corrected records to {cfg.destination_table}",
+        schedule=cfg.airflow.backfill_schedule,
+        start_date=START_DATE_FALLBACK,
+        catchup=False,
+        max_active_runs=1,
+        default_args=_default_args(cfg),
+        tags=_tags(cfg, "backfill"),
+        params={
+            "backfill_filter": Param(
+                None,
+                type=["null", "string"],
+                description="One boolean expression over the source columns, e.g. cons_acct_key = 42 (checked before use)",
+            ),
+            "dry_run": Param(False, type="boolean", description="Classify and report what would change; write nothing"),
+            "start_month": Param(
+                None, type=["null", "string"], pattern=MONTH_PATTERN, description="Only records of months from (YYYY-MM)"
+            ),
+            "end_month": Param(
+                None, type=["null", "string"], pattern=MONTH_PATTERN, description="Only records of months up to (YYYY-MM)"
+            ),
+        },
+        doc_md=f"""
+### {cfg.name}: backfill
+
+Waits (deferred, in the triggerer) until `{cfg.source_table}` has appended records no backfill has applied, then
+classifies them against `{cfg.latest_history_table}` and runs only the Case I/II/III stages that have accounts,
+one after another. Trigger it by hand with a `backfill_filter`, a month range or `dry_run`. Each stage's run
+report is in XCom; `backfill_report` sums them up. Config: `{cfg.path}`.
+""",
+    )
+    with dag:
+        wait = NewSourceRecordsSensor(
+            task_id="wait_for_new_records",
+            config_path=cfg.path,
+            poke_seconds=cfg.airflow.backfill_poke_seconds,
+            timeout=50 * 60,
+            soft_fail=True,
+            doc_md="Deferrable: passes when the source has unapplied appends, or at once for a filtered manual run.",
+        )
+        classify = _stage(
+            cfg, "classify", "classify", "Judge and classify the batch; the report's `accounts_by_case` drives the branch.",
+            months="params", backfill_params=True,
+        )  # fmt: skip
+        branch = BranchPythonOperator(
+            task_id="choose_cases",
+            python_callable=lambda ti: [*cases_to_run(ti.xcom_pull(task_ids="classify")), "backfill_report"],
+            doc_md="Follow only the case stages with accounts to apply (none for a dry run).",
+        )
+        cases = [
+            _stage(
+                cfg,
+                f"case_{case}",
+                f"case-{case}",
+                f"Apply the Case {case.upper()} accounts of this classification.",
+                run_id_from="classify",
+                trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
+            )  # fmt: skip
+            for case in ("i", "ii", "iii")
+        ]
+        report = PythonOperator(
+            task_id="backfill_report",
+            python_callable=_backfill_report,
+            trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
+            doc_md="Sum up the classification and case reports (XCom).",
+        )
+        wait >> classify >> branch >> [*cases, report]
+        cases[0] >> cases[1] >> cases[2] >> report  # never two commits to the same tables at once
+    return dag
+
+
+def _backfill_report(ti, **_):
+    classified = ti.xcom_pull(task_ids="classify") or {}
+    stages = {t: ti.xcom_pull(task_ids=t) for t in ("case_i", "case_ii", "case_iii")}
+    summary = {
+        "classification": classified.get("run_id"),
+        "dry_run": classified.get("dry_run"),
+        "records_read": classified.get("records_read"),
+        "records_by_case": classified.get("records_by_case"),
+        "accounts_by_case": classified.get("accounts_by_case"),
+        "rows_written": {t: r.get("rows_written") for t, r in stages.items() if r},
+        "seconds": round(sum((r or {}).get("seconds", 0) for r in (classified, *stages.values())), 3),
+    }
+    print(summary)
+    return summary
+
+
+# ---------------------------------------------------------------------------------------
+def maintenance_dag(cfg):
+    dag = DAG(
+        dag_id=settings.dag_id(cfg.name, "maintenance"),
+        description=f"Iceberg maintenance of {cfg.destination_table} and {cfg.latest_history_table}",
+        schedule=cfg.airflow.maintenance_schedule,
+        start_date=START_DATE_FALLBACK,
+        catchup=False,
+        max_active_runs=1,
+        default_args=_default_args(cfg),
+        tags=_tags(cfg, "maintenance"),
+        doc_md=f"""
+### {cfg.name}: maintenance
+
+Compaction (applying merge-on-read deletes), manifest rewrite, snapshot expiry (retention
+{cfg.performance.snapshot_retention_days} days) and orphan removal on `{cfg.destination_table}` and
+`{cfg.latest_history_table}`, under the pipeline's run lock. Runs on its schedule and whenever the forward DAG
+has applied `performance.snapshot_interval` ({cfg.performance.snapshot_interval}) months since the last one.
+""",
+    )
+    with dag:
+        _stage(cfg, "maintenance", "maintenance", "rewrite_data_files, rewrite_manifests, expire_snapshots, remove_orphan_files.")
+    return dag
+
+
+# ---------------------------------------------------------------------------------------
+def build_dags(folder=None):
+    """(dags by id, config errors) for every config in ``folder`` (default: settings.configs_dir())."""
+    loaded = load_all(folder or settings.configs_dir())
+    dags = {}
+    for cfg in loaded.configs:
+        for dag in (forward_dag(cfg), backfill_dag(cfg), maintenance_dag(cfg)):
+            dags[dag.dag_id] = dag
+    return dags, loaded.errors
+
+
+def register(namespace):
+    """Put every valid config's DAGs into a DAG file's globals."""
+    dags, _ = build_dags()
+    namespace.update(dags)
+    return dags
+
+
+def raise_config_errors(folder=None):
+    """For the second DAG file: turn invalid configs into an import error naming each file and key path."""
+    errors = load_all(folder or settings.configs_dir()).errors
+    if errors:
+        raise ValueError(import_error_message(errors))

@@ -1,0 +1,89 @@
+"""A SparkSubmitOperator that runs one pipeline stage and returns its JSON report (to XCom)."""
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk import BaseHook
+
+from summary_airflow import settings
+from summary_airflow.months import run_month
+from summary_airflow.stages import application_args
+
+
+class MissingSparkConnection(RuntimeError):
+    pass
+
+
+class SummaryStageOperator(SparkSubmitOperator):
+    """Run ``spark_jobs/summary_pipeline.py --mode <stage>`` and push the run report to XCom.
+
+    ``months``: a fixed (start, end) pair, ``"run"`` for the month the run
+    processes (see ``months.run_month``), or ``"params"`` for the optional
+    start/end month params of a manual backfill. ``run_id_from`` names the task
+    whose report carries the classification run id (case stages).
+    """
+
+    ui_color = "#f4d7a1"
+
+    def __init__(self, *, config_path, stage, months=None, run_id_from=None, backfill_params=False, **kwargs):
+        kwargs.setdefault("conn_id", settings.spark_conn_id())
+        kwargs.setdefault("application", str(settings.ENTRY_SCRIPT))
+        kwargs.setdefault("name", f"summary-{stage}")
+        super().__init__(**kwargs)
+        self.config_path = str(config_path)
+        self.stage = stage
+        self.months = months
+        self.run_id_from = run_id_from
+        self.backfill_params = backfill_params
+
+    def execute(self, context):
+        self._check_connection()
+        params = context.get("params") or {}
+        start = end = None
+        if self.months == "run":
+            dag_run = context.get("dag_run")
+            start = run_month(params, context.get("data_interval_start"), getattr(dag_run, "run_after", None))
+        elif self.months == "params":
+            start, end = params.get("start_month") or None, params.get("end_month") or None
+            if end and not start:
+                start = end
+        elif self.months:
+            start, end = self.months
+        run_id = None
+        if self.run_id_from:
+            classified = context["ti"].xcom_pull(task_ids=self.run_id_from) or {}
+            run_id = classified.get("run_id")
+        report_dir = Path(os.environ.get(settings.REPORTS_DIR_ENV) or tempfile.mkdtemp(prefix="summary-report-"))
+        report_dir.mkdir(parents=True, exist_ok=True)
+        report_file = report_dir / f"{context['ti'].dag_id}.{context['ti'].task_id}.{context['ti'].try_number}.json"
+        self.application_args = application_args(
+            self.config_path,
+            self.stage,
+            report_file,
+            start_month=start,
+            end_month=end,
+            run_id=run_id,
+            backfill_filter=params.get("backfill_filter") if self.backfill_params else None,
+            dry_run=bool(params.get("dry_run")) if self.backfill_params else False,
+        )
+        self.log.info("stage %s: spark-submit %s %s", self.stage, self.application, " ".join(self.application_args))
+        super().execute(context)
+        report = json.loads(report_file.read_text(encoding="utf-8"))
+        self.log.info("run report: %s", json.dumps(report, indent=1))
+        return report
+
+    def _check_connection(self):
+        """Refuse to run without the project's Spark connection: the provider would silently use yarn."""
+        try:
+            connection = BaseHook.get_connection(self._conn_id)
+        except Exception as exc:
+            raise MissingSparkConnection(
+                f"Airflow connection {self._conn_id!r} is not defined; define it (for the embedded default: "
+                f'AIRFLOW_CONN_{self._conn_id.upper()}=\'{{"conn_type": "spark", "host": "local[*]"}}\'), '
+                "or the Spark provider would submit to yarn"
+            ) from exc
+        if not connection.host:
+            raise MissingSparkConnection(f"Airflow connection {self._conn_id!r} has no host (the Spark master URL)")

@@ -1,0 +1,30 @@
+"""Names and places the Airflow side shares with the rest of the project: one place for each."""
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+ENTRY_SCRIPT = PROJECT_ROOT / "spark_jobs" / "summary_pipeline.py"
+
+CONFIGS_DIR_ENV = "SUMMARY_CONFIGS_DIR"
+SPARK_CONN_ENV = "SUMMARY_SPARK_CONN_ID"
+REPORTS_DIR_ENV = "SUMMARY_REPORTS_DIR"
+DEFAULT_SPARK_CONN_ID = "spark_summary"
+
+
+def configs_dir():
+    """Folder of pipeline configs: $SUMMARY_CONFIGS_DIR, else include/configs/ of the project."""
+    return Path(os.environ.get(CONFIGS_DIR_ENV, PROJECT_ROOT / "include" / "configs"))
+
+
+def spark_conn_id():
+    return os.environ.get(SPARK_CONN_ENV, DEFAULT_SPARK_CONN_ID)
+
+
+def pool_name(config_name):
+    """One pool of one slot per table set: no two stages write the same tables at once."""
+    return f"summary_{config_name}_writers"
+
+
+def dag_id(config_name, kind):
+    return f"{config_name}_{kind}"

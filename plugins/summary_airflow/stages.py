@@ -1,0 +1,27 @@
+"""The spark-submit application arguments of every stage, as plain lists (unit-tested)."""
+
+from spark_jobs.cli import MODES
+
+
+def application_args(config_path, mode, report_file, start_month=None, end_month=None, run_id=None,
+                     backfill_filter=None, dry_run=False):  # fmt: skip
+    if mode not in MODES:
+        raise ValueError(f"unknown stage {mode!r}; the jobs accept {', '.join(MODES)}")
+    args = ["--config", str(config_path), "--mode", mode, "--report-file", str(report_file)]
+    if start_month:
+        args += ["--start-month", start_month, "--end-month", end_month or start_month]
+    if run_id:
+        args += ["--run-id", run_id]
+    if backfill_filter:
+        args += ["--backfill-filter", backfill_filter]
+    if dry_run:
+        args.append("--dry-run")
+    return args
+
+
+def cases_to_run(classify_report):
+    """Task ids of the Case I/II/III stages that have accounts to apply (none for a dry run)."""
+    if not classify_report or classify_report.get("dry_run"):
+        return []
+    accounts = classify_report.get("accounts_by_case", {})
+    return [f"case_{case.lower()}" for case in ("I", "II", "III") if accounts.get(case)]

@@ -1,0 +1,76 @@
+"""The factory's pure pieces: month derivation, branch choice, stage arguments, catalog properties."""
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from spark_jobs.config import config_from_dict
+from summary_airflow.months import first_scheduled_month, initial_load_months, run_month
+from summary_airflow.source_watch import pyiceberg_properties
+from summary_airflow.stages import application_args, cases_to_run
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "include" / "configs" / "summary_config.json"
+UTC = dt.timezone.utc
+
+
+def test_a_scheduled_run_processes_the_month_its_data_interval_starts_in():
+    # CronDataIntervalTimetable("0 0 1 * *"): the run on 2024-03-01 covers February
+    assert run_month({}, dt.datetime(2024, 2, 1, tzinfo=UTC), dt.datetime(2024, 3, 1, tzinfo=UTC)) == "2024-02"
+
+
+def test_a_month_param_wins_and_is_validated():
+    assert run_month({"month": "2023-11"}, dt.datetime(2024, 2, 1, tzinfo=UTC), None) == "2023-11"
+    with pytest.raises(ValueError, match="'2023-13' is not a YYYY-MM month"):
+        run_month({"month": "2023-13"}, None, None)
+
+
+def test_a_manual_run_without_logical_date_processes_the_month_before_it_runs():
+    assert run_month({"month": None}, None, dt.datetime(2025, 1, 17, 9, tzinfo=UTC)) == "2024-12"
+
+
+def test_initial_load_months_and_first_scheduled_month():
+    raw = json.loads(EXAMPLE.read_text())
+    raw["airflow"] = {"initial_load": {"start_month": "2023-11", "end_month": "2024-02"}}
+    cfg = config_from_dict(raw)
+    assert initial_load_months(cfg) == ["2023-11", "2023-12", "2024-01", "2024-02"]
+    assert first_scheduled_month(cfg) == "2024-03"
+    raw["airflow"]["start_month"] = "2024-06"
+    assert first_scheduled_month(config_from_dict(raw)) == "2024-06"
+
+
+@pytest.mark.parametrize(
+    "report, expected",
+    [
+        ({"accounts_by_case": {"I": 3, "II": 0, "III": 1}}, ["case_i", "case_iii"]),
+        ({"accounts_by_case": {"I": 0, "II": 0, "III": 0}}, []),
+        ({"accounts_by_case": {"I": 0, "II": 5, "III": 0}, "dry_run": True}, []),
+        (None, []),
+    ],
+)
+def test_the_branch_follows_only_cases_with_accounts(report, expected):
+    assert cases_to_run(report) == expected
+
+
+def test_stage_arguments_are_the_v4_command_line():
+    assert application_args("c.json", "forward", "/r.json", start_month="2024-02") == [
+        "--config", "c.json", "--mode", "forward", "--report-file", "/r.json",
+        "--start-month", "2024-02", "--end-month", "2024-02",
+    ]  # fmt: skip
+    args = application_args("c.json", "classify", "/r.json", backfill_filter="cons_acct_key = 1", dry_run=True)
+    assert args[-3:] == ["--backfill-filter", "cons_acct_key = 1", "--dry-run"]
+    assert application_args("c.json", "case-iii", "/r.json", run_id="classify-1")[-2:] == ["--run-id", "classify-1"]
+    with pytest.raises(ValueError, match="unknown stage 'case-iv'"):
+        application_args("c.json", "case-iv", "/r.json")
+
+
+def test_the_sensor_reads_the_same_catalog_as_the_jobs():
+    cfg = config_from_dict(json.loads(EXAMPLE.read_text()))
+    props = pyiceberg_properties(cfg, "/data/wh", "local")
+    assert props == {"type": "sql", "uri": "sqlite:////data/wh/iceberg_catalog.sqlite", "warehouse": "file:///data/wh/local"}
+    raw = json.loads(EXAMPLE.read_text())
+    raw["catalog"] = {"catalogs": {"local": {"type": "rest", "uri": "http://rest:8181", "warehouse": "s3://lake/wh"}}}
+    assert pyiceberg_properties(config_from_dict(raw), "/ignored", "local") == {
+        "type": "rest", "uri": "http://rest:8181", "warehouse": "s3://lake/wh",
+    }  # fmt: skip
