@@ -124,7 +124,10 @@ class BatchRun:
         verdicts = judged.groupBy(VERDICT).agg(
             F.count(F.lit(1)).alias("n"), F.count(F.when(F.col(VERSION_CONFLICT), 1)).alias("conflicts")
         )
-        for row in verdicts.collect():
+        rows = verdicts.collect()
+        if counts.records_read:  # records that lost to another record of the same key and month in this batch
+            counts.superseded_records = counts.records_read - counts.records_rejected - sum(r.n for r in rows)
+        for row in rows:
             counts.version_conflicts += row.conflicts
             if row[VERDICT] == "same":
                 counts.unchanged_records += row.n

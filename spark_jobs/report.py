@@ -9,6 +9,15 @@ import time
 from dataclasses import asdict, dataclass, field
 
 CASE_KEYS = ("I", "II", "III")
+COUNTERS = (
+    "records_read",
+    "records_rejected",
+    "superseded_records",
+    "version_conflicts",
+    "stale_records",
+    "unchanged_records",
+    "changed_records",
+)
 
 
 def _cases():
@@ -22,6 +31,7 @@ class BatchCounts:
     months: list = field(default_factory=list)
     records_read: int = 0
     records_rejected: int = 0
+    superseded_records: int = 0
     version_conflicts: int = 0
     stale_records: int = 0
     unchanged_records: int = 0
@@ -42,6 +52,7 @@ class RunReport:
     months: list = field(default_factory=list)
     records_read: int = 0
     records_rejected: int = 0
+    superseded_records: int = 0
     version_conflicts: int = 0
     stale_records: int = 0
     unchanged_records: int = 0
@@ -57,14 +68,7 @@ class RunReport:
 
     def add(self, batch: BatchCounts):
         self.months += [m for m in batch.months if m not in self.months]
-        for name in (
-            "records_read",
-            "records_rejected",
-            "version_conflicts",
-            "stale_records",
-            "unchanged_records",
-            "changed_records",
-        ):
+        for name in COUNTERS:
             setattr(self, name, getattr(self, name) + getattr(batch, name))
         for case in CASE_KEYS:
             self.records_by_case[case] += batch.records_by_case[case]
@@ -96,7 +100,8 @@ def summarize(report):
     lines = [
         f"{report['mode']} {report['run_id']}: {report['status']}, {report['seconds']} s",
         f"  records read {report['records_read']}, rejected {report['records_rejected']}, "
-        f"stale {report['stale_records']}, already applied {report['unchanged_records']}, changed {report['changed_records']}",
+        f"superseded in the batch {report.get('superseded_records', 0)}, stale {report['stale_records']}, "
+        f"already applied {report['unchanged_records']}, changed {report['changed_records']}",
         "  records by case: " + ", ".join(f"{k}={v}" for k, v in report["records_by_case"].items()),
         "  accounts by case: " + ", ".join(f"{k}={v}" for k, v in report["accounts_by_case"].items()),
         "  rows written: " + ", ".join(f"{k}={v}" for k, v in report["rows_written"].items()),

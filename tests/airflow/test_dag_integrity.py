@@ -114,3 +114,22 @@ def test_the_shipped_configs_load(monkeypatch):
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert bag.import_errors == {} and "summary_forward" in bag.dag_ids
     assert os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
+
+
+def test_airflow_dags_list_in_the_project_environment_shows_three_dags_per_config(tmp_path):
+    import json
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update(AIRFLOW_HOME=str(tmp_path / "home"), SUMMARY_CONFIGS_DIR=str(GOOD), SUMMARY_WAREHOUSE=str(tmp_path / "wh"))
+    listed = subprocess.run(
+        [str(ROOT / "bin" / "airflow"), "dags", "list", "-o", "json"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    table = next(line for line in listed.stdout.splitlines() if line.startswith("[{"))
+    dag_ids = sorted(d["dag_id"] for d in json.loads(table))
+    assert dag_ids == sorted(f"{n}_{k}" for n in ("cards", "mortgages") for k in ("forward", "backfill", "maintenance"))
+    errors = subprocess.run(
+        [str(ROOT / "bin" / "airflow"), "dags", "list-import-errors", "-o", "json"], env=env, capture_output=True, text=True
+    )
+    assert errors.returncode == 0 and "summary_config_errors" not in errors.stdout

@@ -86,6 +86,7 @@ def test_case_i_builds_arrays_from_the_batch_alone_and_duplicates_collapse(spark
     append_source(spark, cfg, batch)
     report = backfill(spark, cfg)
     assert report.records_by_case["I"] == 2 and report.version_conflicts == 0
+    assert report.superseded_records == 2, "the duplicate and the older version lost inside the batch"
     summary, _ = read_tables(spark, cfg)
     assert summary[(5, "2023-11")]["balance_history"] == [11, N, N, N]
     assert summary[(5, "2024-01")]["balance_history"] == [13, N, 11, N]
