@@ -26,6 +26,8 @@ The stages, each its own process so Airflow can branch between them:
 * ``backfill`` does all of it in one process.
 """
 
+from contextlib import contextmanager
+
 from pyspark.sql import functions as F
 
 from spark_jobs.apply import BatchRun
@@ -106,8 +108,13 @@ def move_mark(spark, cfg: SummaryConfig, run_id, end_snapshot):
             return
 
 
-def run_backfill(spark, cfg, report, backfill_filter=None, months=None, dry_run=False, lock_wait_seconds=600):
-    """``--mode backfill``: classify and apply every case in this process."""
+@contextmanager
+def judged_batch(spark, cfg, report, backfill_filter, months, dry_run, lock_wait_seconds):
+    """Hold the lock (after recovery), select the batch, map it and judge it against the tables.
+
+    Yields the BatchRun, its winners and the changed winners (None when nothing changes) and the source
+    snapshot the batch reaches; the caller applies or persists them while the lock is still held.
+    """
     source = source_table(spark, cfg)
     prepare_tables(spark, cfg, source, dry_run)
     with exclusive_run(spark, cfg, report, lock_wait_seconds, dry_run) as lock:
@@ -116,42 +123,36 @@ def run_backfill(spark, cfg, report, backfill_filter=None, months=None, dry_run=
         with BatchRun(spark, cfg, report.run_id, lock, dry_run=dry_run) as batch:
             winners, batch_months = batch.winners_from_source(batch_source)
             changes = batch.changed_winners(winners, batch_months) if winners is not None else None
-            if changes is not None:
-                batch.apply(changes, batch.classify(changes))
+            yield batch, winners, changes, end
             report.add(batch.counts)
+
+
+def run_backfill(spark, cfg, report, backfill_filter=None, months=None, dry_run=False, lock_wait_seconds=600):
+    """``--mode backfill``: classify and apply every case in this process."""
+    with judged_batch(spark, cfg, report, backfill_filter, months, dry_run, lock_wait_seconds) as (batch, _, changes, end):
+        if changes is not None:
+            batch.apply(changes, batch.classify(changes))
         if not dry_run:
             move_mark(spark, cfg, report.run_id, end)
 
 
 def run_classify(spark, cfg, report, backfill_filter=None, months=None, dry_run=False, lock_wait_seconds=600):
     """``--mode classify``: persist the changed winners per case under a new run id."""
-    source = source_table(spark, cfg)
-    prepare_tables(spark, cfg, source, dry_run)
-    with exclusive_run(spark, cfg, report, lock_wait_seconds, dry_run) as lock:
-        batch_source, end, what = select_batch(spark, cfg, backfill_filter, months)
-        report.details["batch"] = what
-        with BatchRun(spark, cfg, report.run_id, lock, dry_run=dry_run) as batch:
-            winners, batch_months = batch.winners_from_source(batch_source)
-            changes = batch.changed_winners(winners, batch_months) if winners is not None else None
-            if not dry_run:
-                ensure_backfill_table(spark, cfg, (winners if winners is not None else _empty_winners(spark, cfg)).schema)
-                _supersede_unfinished(spark, cfg)
-            if changes is not None:
-                accounts = batch.classify(changes)
-                if not dry_run:
-                    lock.check()
-                    labelled = changes.join(accounts.select(cfg.primary_column, CASE), cfg.primary_column)
-                    columns = [f.name for f in spark.table(cfg.backfill_table).schema.fields if f.name != RUN_ID]
-                    labelled.select(*columns).withColumn(RUN_ID, F.lit(report.run_id)).writeTo(cfg.backfill_table).append()
-            report.add(batch.counts)
-        if dry_run:
-            return
-        if changes is None:
-            move_mark(spark, cfg, report.run_id, end)  # nothing to apply: the batch is done
-        elif end is not None:
-            swap_properties(spark, cfg.control_table, lambda p: {PENDING + report.run_id: str(end)})
-        else:  # a filtered or month-limited batch: finishing it must not move the mark
-            swap_properties(spark, cfg.control_table, lambda p: {PENDING + report.run_id: "filter"})
+    with judged_batch(spark, cfg, report, backfill_filter, months, dry_run, lock_wait_seconds) as (batch, winners, changes, end):
+        accounts = batch.classify(changes) if changes is not None else None
+        if not dry_run:
+            ensure_backfill_table(spark, cfg, (winners if winners is not None else _empty_winners(spark, cfg)).schema)
+            _supersede_unfinished(spark, cfg)
+            if accounts is not None:
+                batch.lock.check()
+                labelled = changes.join(accounts.select(cfg.primary_column, CASE), cfg.primary_column)
+                columns = [f.name for f in spark.table(cfg.backfill_table).schema.fields if f.name != RUN_ID]
+                labelled.select(*columns).withColumn(RUN_ID, F.lit(report.run_id)).writeTo(cfg.backfill_table).append()
+                # a filtered or month-limited batch (no end snapshot) must not move the mark when it is done
+                pending = "filter" if end is None else str(end)
+                swap_properties(spark, cfg.control_table, lambda p: {PENDING + report.run_id: pending})
+            else:
+                move_mark(spark, cfg, report.run_id, end)  # nothing to apply: the batch is done
     report.details["stages_to_run"] = [f"case-{c.lower()}" for c in CASE_KEYS if report.accounts_by_case[c]]
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import jsonschema
 
 from spark_jobs.errors import ConfigError
+from spark_jobs.sqltext import unquoted
 
 # Columns the pipeline adds to every summary row (see docs in README "Tables").
 RECORD_DIGEST = "_record_digest"
@@ -434,18 +435,11 @@ def lexical_expression_problem(expr):
     """A Spark-free check of one SQL expression: brackets balanced, quotes closed, one statement."""
     if not expr.strip():
         return "empty expression"
-    depth, quote, i = 0, None, 0
-    while i < len(expr):
-        ch = expr[i]
-        if quote:
-            if ch == "\\" and quote != "`":
-                i += 2
-                continue
-            if ch == quote:
-                quote = None
-        elif ch in ("'", '"', "`"):
-            quote = ch
-        elif ch == "(":
+    depth = 0
+    for i, ch in unquoted(expr):
+        if i == len(expr):
+            return f"unterminated {ch} quote"
+        if ch == "(":
             depth += 1
         elif ch == ")":
             depth -= 1
@@ -453,9 +447,6 @@ def lexical_expression_problem(expr):
                 return f"unbalanced ')' at character {i + 1}"
         elif ch == ";":
             return f"';' at character {i + 1}: one expression expected, not statements"
-        i += 1
-    if quote:
-        return f"unterminated {quote} quote"
     if depth:
         return f"{depth} unclosed '('"
     return None

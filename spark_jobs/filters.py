@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from spark_jobs.errors import UsageError
+from spark_jobs.sqltext import unquoted
 
 # Functions that call arbitrary Java code or read the outside world.
 FORBIDDEN_FUNCTIONS = {"reflect", "java_method", "try_reflect", "read_files", "url_decode_java"}
@@ -20,22 +21,13 @@ _SUBQUERY_CLASSES = ("ScalarSubquery", "Exists", "ListQuery", "InSubquery", "Lat
 
 def lexical_problem(text):
     """Comments and statement separators outside string literals are refused before parsing."""
-    quote, i = None, 0
-    while i < len(text):
-        ch = text[i]
-        if quote:
-            if ch == "\\":
-                i += 2
-                continue
-            if ch == quote:
-                quote = None
-        elif ch in ("'", '"', "`"):
-            quote = ch
-        elif ch == ";":
+    for i, ch in unquoted(text):
+        if i == len(text):
+            return f"unterminated {ch} quote"
+        if ch == ";":
             return "';' (a second statement) is not allowed"
-        elif text.startswith("--", i) or text.startswith("/*", i):
+        if ch in "-/" and text[i : i + 2] in ("--", "/*"):
             return "SQL comments are not allowed"
-        i += 1
     return None
 
 

@@ -188,3 +188,31 @@ def test_unsafe_or_invalid_filters_are_refused_before_anything_runs(spark, names
     with pytest.raises(UsageError, match=reason):
         backfill(spark, cfg, backfill_filter=text)
     assert not spark.catalog.tableExists(cfg.destination_table) or spark.table(cfg.destination_table).count() == 0
+
+
+def test_a_backfill_that_failed_between_its_commits_is_finished_by_the_retry(spark, namespace, monkeypatch):
+    import spark_jobs.writers as writers
+
+    raw, cfg = load(namespace)
+    rows = [record(1, f"2024-0{m}", 1, bal=m) for m in (1, 2, 3)]
+    append_source(spark, cfg, rows)
+    run(spark, cfg, "forward", "2024-01", "2024-03")
+    backfill(spark, cfg)
+    late = [record(1, "2024-01", 9, bal=100), record(8, "2024-02", 9, bal=8)]
+    append_source(spark, cfg, late)
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("the driver died between the summary and latest_summary commits")
+
+    monkeypatch.setattr(writers, "merge_latest", fail)
+    with pytest.raises(RuntimeError, match="driver died"):
+        backfill(spark, cfg)
+    assert table_properties(spark, cfg.control_table).get(MARK) != str(current_snapshot(spark, cfg.source_table)[0])
+    monkeypatch.undo()
+
+    retry = backfill(spark, cfg)
+    assert len(retry.recovered_runs) == 1, "the retry first finished the staged rows of the failed run"
+    assert retry.changed_records == 0, "then found the batch already applied"
+    assert table_properties(spark, cfg.control_table)[MARK] == str(current_snapshot(spark, cfg.source_table)[0])
+    assert_matches_model(spark, cfg, raw, rows + late)
+    assert backfill(spark, cfg).records_read == 0, "applying it again reads and changes nothing"
