@@ -35,6 +35,22 @@ def _tags(cfg, kind):
     return ["summary-pipeline", cfg.name, kind, *cfg.airflow.tags]
 
 
+def _dag(cfg, kind, schedule, description, doc, start_date=START_DATE_FALLBACK, catchup=False, **kwargs):
+    """What every DAG of a config shares: id, one active run, retries with backoff, tags."""
+    return DAG(
+        dag_id=settings.dag_id(cfg.name, kind),
+        description=description,
+        schedule=schedule,
+        start_date=start_date,
+        catchup=catchup,
+        max_active_runs=1,
+        default_args=_default_args(cfg),
+        tags=_tags(cfg, kind),
+        doc_md=doc,
+        **kwargs,
+    )
+
+
 def _stage(cfg, task_id, stage, doc, **kwargs):
     return SummaryStageOperator(
         task_id=task_id,
@@ -52,16 +68,14 @@ def forward_dag(cfg):
     first_month = first_scheduled_month(cfg)
     start = _month_start(first_month) if first_month else START_DATE_FALLBACK
     initial = initial_load_months(cfg)
-    dag = DAG(
-        dag_id=settings.dag_id(cfg.name, "forward"),
-        description=f"Monthly forward run of {cfg.destination_table}",
+    dag = _dag(
+        cfg,
+        "forward",
         # The data-interval timetable: the run on 2024-03-01 covers 2024-02-01..2024-03-01 and processes 2024-02.
-        schedule=CronDataIntervalTimetable("0 0 1 * *", timezone="UTC"),
+        CronDataIntervalTimetable("0 0 1 * *", timezone="UTC"),
+        f"Monthly forward run of {cfg.destination_table}",
         start_date=start,  # the first data interval starts here
         catchup=True,
-        max_active_runs=1,
-        default_args=_default_args(cfg),
-        tags=_tags(cfg, "forward"),
         params={
             "month": Param(
                 None,
@@ -71,7 +85,7 @@ def forward_dag(cfg):
             ),
             "initial_load": Param(False, type="boolean", description="Also run the initial-load months of the config"),
         },
-        doc_md=f"""
+        doc=f"""
 ### {cfg.name}: forward
 
 Applies one month of `{cfg.source_table}` to `{cfg.destination_table}` and `{cfg.latest_history_table}` per run,
@@ -135,15 +149,11 @@ def _initial_load_needed(params, data_interval_start, dag_run, first_month, **_)
 # ---------------------------------------------------------------------------------------
 def backfill_dag(cfg):
     """Sensor -> classify -> only the cases with records, one after another -> report."""
-    dag = DAG(
-        dag_id=settings.dag_id(cfg.name, "backfill"),
-        description=f"Apply late and corrected records to {cfg.destination_table}",
-        schedule=cfg.airflow.backfill_schedule,
-        start_date=START_DATE_FALLBACK,
-        catchup=False,
-        max_active_runs=1,
-        default_args=_default_args(cfg),
-        tags=_tags(cfg, "backfill"),
+    dag = _dag(
+        cfg,
+        "backfill",
+        cfg.airflow.backfill_schedule,
+        f"Apply late and corrected records to {cfg.destination_table}",
         params={
             "backfill_filter": Param(
                 None,
@@ -158,7 +168,7 @@ def backfill_dag(cfg):
                 None, type=["null", "string"], pattern=MONTH_PATTERN, description="Only records of months up to (YYYY-MM)"
             ),
         },
-        doc_md=f"""
+        doc=f"""
 ### {cfg.name}: backfill
 
 Waits (deferred, in the triggerer) until `{cfg.source_table}` has appended records no backfill has applied, then
@@ -225,16 +235,12 @@ def _backfill_report(ti, **_):
 
 # ---------------------------------------------------------------------------------------
 def maintenance_dag(cfg):
-    dag = DAG(
-        dag_id=settings.dag_id(cfg.name, "maintenance"),
-        description=f"Iceberg maintenance of {cfg.destination_table} and {cfg.latest_history_table}",
-        schedule=cfg.airflow.maintenance_schedule,
-        start_date=START_DATE_FALLBACK,
-        catchup=False,
-        max_active_runs=1,
-        default_args=_default_args(cfg),
-        tags=_tags(cfg, "maintenance"),
-        doc_md=f"""
+    dag = _dag(
+        cfg,
+        "maintenance",
+        cfg.airflow.maintenance_schedule,
+        f"Iceberg maintenance of {cfg.destination_table} and {cfg.latest_history_table}",
+        doc=f"""
 ### {cfg.name}: maintenance
 
 Compaction (applying merge-on-read deletes), manifest rewrite, snapshot expiry (retention
