@@ -15,18 +15,27 @@ in which source records form the batch. For any batch:
 """
 
 import time
+from dataclasses import dataclass
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from spark_jobs.classify import CASE, CASE_NAMES, FIRST_CHANGED, LATEST_MONTH, classify_accounts, record_cases
+from spark_jobs.classify import (
+    CASE,
+    CASE_NAMES,
+    FIRST_CHANGED,
+    LATEST_MONTH,
+    classify_accounts,
+    is_single_new_month,
+    record_cases,
+)
 from spark_jobs.config import PREVIOUS_MONTH, RECORD_DIGEST, SummaryConfig
 from spark_jobs.faults import crash_point
 from spark_jobs.mapping import MONTH_NUMBER, VERSION_CONFLICT, map_records, rejected_records, valid_records, winners
 from spark_jobs.months import month_from_number, month_number_col
 from spark_jobs.partitioning import configure_shuffle_partitions
 from spark_jobs.report import BatchCounts
-from spark_jobs.timeline import ANCHOR, STORED, build_timeline, new_rows, recompute, stored_rows
+from spark_jobs.timeline import ANCHOR, INSERT, STORED, build_timeline, new_rows, recompute, shifted, stored_rows
 from spark_jobs.writers import commit_staged, stage, write_rejects
 
 VERDICT = "__verdict"
@@ -138,8 +147,10 @@ class BatchRun:
         self.clock.lap("judge")
         if counts.changed_records == 0:
             return None
-        return judged.where(F.col(VERDICT).isin("new", "newer")).drop(
-            VERDICT, VERSION_CONFLICT, "__stored_version", "__stored_digest"
+        return (
+            judged.where(F.col(VERDICT).isin("new", "newer"))
+            .withColumn(INSERT, F.col(VERDICT) == "new")
+            .drop(VERDICT, VERSION_CONFLICT, "__stored_version", "__stored_digest")
         )
 
     def classify(self, changes: DataFrame):
@@ -149,15 +160,14 @@ class BatchRun:
             cfg.primary_column, month_number_col(cfg.partition_column).alias(LATEST_MONTH)
         )
         accounts = self.keep(classify_accounts(changes, latest_months, cfg.primary_column))
-        self.earliest_case_iii = _count_cases(self.counts, changes, accounts, cfg)
+        self.shape = _count_cases(self.counts, changes, accounts, cfg)
         self.clock.lap("classify")
         return accounts
 
     def apply(self, changes: DataFrame, accounts: DataFrame):
         """Recompute the affected rows; stage and commit them (a dry run only counts them)."""
         spark, cfg, counts = self.spark, self.cfg, self.counts
-        parts = _timeline_parts(spark, cfg, changes, accounts, counts, self.earliest_case_iii, self.keep)
-        rows = recompute(build_timeline(parts), cfg)
+        rows = self._recomputed_rows(changes, accounts)
         if self.dry_run:
             summary = rows.agg(F.count(F.lit(1)).alias("rows"), F.collect_set(cfg.partition_column).alias("months")).first()
             counts.rows_written = {"summary": summary.rows, "latest_summary": None}
@@ -168,8 +178,24 @@ class BatchRun:
         stage(cfg, rows, self.run_id)
         crash_point("after_staging", spark)
         self.clock.lap("stage")
-        counts.rows_written.update(commit_staged(spark, cfg, self.run_id, self.lock))
-        self.clock.lap("commit")
+        counts.rows_written.update(commit_staged(spark, cfg, self.run_id, self.lock, fresh=True, clock=self.clock))
+
+    def _recomputed_rows(self, changes: DataFrame, accounts: DataFrame) -> DataFrame:
+        """One join for accounts with a single new month after their latest row; a timeline for the rest."""
+        spark, cfg, key = self.spark, self.cfg, self.cfg.primary_column
+        shape = self.shape
+        parts = []
+        if shape.single_new_month:
+            simple = accounts.where(is_single_new_month()).select(key, CASE)
+            new = new_rows(changes.join(simple.select(key), key), cfg)
+            latest = spark.table(cfg.latest_history_table).withColumn(MONTH_NUMBER, month_number_col(cfg.partition_column))
+            anchors = stored_rows(latest.join(simple.where(F.col(CASE) == 2).select(key), key), cfg, ANCHOR)
+            parts.append(shifted(new, anchors, cfg))
+        if shape.other:
+            others = accounts.where(~is_single_new_month())
+            timeline = _timeline_parts(spark, cfg, changes.join(others.select(key), key), others, shape, self.keep)
+            parts.append(recompute(build_timeline(timeline), cfg))
+        return build_timeline(parts)
 
 
 def apply_batch(spark, cfg: SummaryConfig, source: DataFrame, run_id, lock, months_label=(), dry_run=False) -> BatchCounts:
@@ -185,25 +211,40 @@ def apply_batch(spark, cfg: SummaryConfig, source: DataFrame, run_id, lock, mont
         return batch.counts
 
 
+@dataclass(frozen=True)
+class BatchShape:
+    """What the recomputation needs to know about the changed accounts, from one aggregation."""
+
+    single_new_month: int  # accounts whose one new month follows their latest row (or is their first)
+    other: int  # accounts that need a timeline
+    other_case_ii: int  # of those, Case II (several new months after the latest row)
+    earliest_case_iii: int  # the earliest first-changed month number of Case III accounts (None: no Case III)
+
+
 def _count_cases(counts, changes, accounts, cfg):
-    """Fill accounts and records per case; return the earliest first-changed month of Case III accounts."""
+    """Fill accounts and records per case; return the batch's shape."""
+    simple = is_single_new_month()
     per_case = accounts.agg(
         *[F.count(F.when(F.col(CASE) == number, 1)).alias(name) for number, name in CASE_NAMES.items()],
+        F.count(F.when(simple, 1)).alias("single"),
+        F.count(F.when(~simple & (F.col(CASE) == 2), 1)).alias("other_ii"),
         F.min(F.when(F.col(CASE) == 3, F.col(FIRST_CHANGED))).alias("earliest_iii"),
     ).first()
     for name in CASE_NAMES.values():
         counts.accounts_by_case[name] = per_case[name]
     for row in record_cases(changes, accounts, cfg.primary_column).groupBy(CASE).count().collect():
         counts.records_by_case[CASE_NAMES[row[CASE]]] = row["count"]
-    return per_case.earliest_iii
+    total = sum(per_case[name] for name in CASE_NAMES.values())
+    return BatchShape(per_case.single, total - per_case.single, per_case.other_ii, per_case.earliest_iii)
 
 
-def _timeline_parts(spark, cfg: SummaryConfig, changes, accounts, counts, earliest_case_iii, keep):
+def _timeline_parts(spark, cfg: SummaryConfig, changes, accounts, shape, keep):
     """New rows, plus the anchors and stored rows Case II and Case III accounts need."""
     key, month = cfg.primary_column, cfg.partition_column
+    earliest_case_iii = shape.earliest_case_iii
     parts = [new_rows(changes, cfg)]
 
-    if counts.accounts_by_case["II"]:
+    if shape.other_case_ii:
         case_ii = accounts.where(F.col(CASE) == 2).select(key)
         latest = spark.table(cfg.latest_history_table).withColumn(MONTH_NUMBER, month_number_col(month))
         parts.append(stored_rows(latest.join(case_ii, key), cfg, ANCHOR))

@@ -20,22 +20,29 @@ from spark_jobs.mapping import MONTH_NUMBER
 
 CASE = "__case"
 FIRST_CHANGED = "__first_changed_month"
+CHANGED_MONTHS = "__changed_months"
 LATEST_MONTH = "__latest_month"
 CASE_NAMES = {1: "I", 2: "II", 3: "III"}
 
 
 def classify_accounts(changes: DataFrame, latest_months: DataFrame, key) -> DataFrame:
-    """One row per changed account: key, first changed month number, latest stored month number, case (1/2/3).
+    """One row per changed account: key, first changed month number, how many months change, latest stored
+    month number, case (1/2/3).
 
     ``latest_months`` has ``key`` and ``LATEST_MONTH`` (a month number), one row per account.
     """
-    accounts = changes.groupBy(key).agg(F.min(MONTH_NUMBER).alias(FIRST_CHANGED))
+    accounts = changes.groupBy(key).agg(F.min(MONTH_NUMBER).alias(FIRST_CHANGED), F.count(F.lit(1)).alias(CHANGED_MONTHS))
     return accounts.join(latest_months, key, "left").withColumn(
         CASE,
         F.when(F.col(LATEST_MONTH).isNull(), F.lit(1))
         .when(F.col(LATEST_MONTH) < F.col(FIRST_CHANGED), F.lit(2))
         .otherwise(F.lit(3)),
     )
+
+
+def is_single_new_month():
+    """Case I or II with one changed month: the row follows from the latest row (or nothing) by one shift."""
+    return (F.col(CASE) < 3) & (F.col(CHANGED_MONTHS) == 1)
 
 
 def record_cases(changes: DataFrame, accounts: DataFrame, key) -> DataFrame:

@@ -20,6 +20,7 @@ from spark_jobs.config import CARRIED_COLUMNS, PREVIOUS_MONTH, RECORD_DIGEST, Su
 from spark_jobs.errors import SourceDataError
 
 RUN_ID = "_run_id"
+INSERT = "_insert"  # a staged row whose key and month have no row in summary yet
 
 
 def sql_string(value):
@@ -137,7 +138,7 @@ def ensure_pipeline_tables(spark, cfg: SummaryConfig, mapped_schema: T.StructTyp
     schema = summary_schema(cfg, mapped_schema)
     create_table(spark, cfg.destination_table, schema, summary_properties(cfg), (cfg.partition_column,), (cfg.primary_column,))
     create_table(spark, cfg.latest_history_table, schema, latest_properties(cfg), (), (cfg.primary_column,))
-    staging = T.StructType([*schema.fields, T.StructField(RUN_ID, T.StringType())])
+    staging = T.StructType([*schema.fields, T.StructField(INSERT, T.BooleanType()), T.StructField(RUN_ID, T.StringType())])
     create_table(spark, cfg.staging_table, staging, small_table_properties(cfg), (RUN_ID,))
     create_table(spark, cfg.rejects_table, rejects_schema(), small_table_properties(cfg))
     create_table(spark, cfg.control_table, control_schema(), small_table_properties(cfg))

@@ -20,6 +20,7 @@ from functools import reduce
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from spark_jobs import tables
 from spark_jobs.config import CARRIED_COLUMNS, PREVIOUS_MONTH, RECORD_DIGEST, SummaryConfig
 from spark_jobs.history import clean_date, grid, history_array
 from spark_jobs.mapping import MONTH_NUMBER
@@ -29,6 +30,7 @@ ROLE = "__role"
 ANCHOR, STORED, NEW = 0, 1, 2
 CARRIED = "__carried"
 OLD = "__old"
+INSERT = tables.INSERT
 
 
 def _empty_names():
@@ -58,6 +60,7 @@ def new_rows(changes: DataFrame, cfg: SummaryConfig) -> DataFrame:
         carried.alias(CARRIED),
         F.lit(NEW).alias(ROLE),
         F.lit(None).alias(OLD),
+        (F.col(INSERT) if INSERT in changes.columns else F.lit(False)).alias(INSERT),
     )
 
 
@@ -73,6 +76,7 @@ def stored_rows(stored: DataFrame, cfg: SummaryConfig, role) -> DataFrame:
         F.coalesce(carried, _empty_names()).alias(CARRIED),
         F.lit(role).alias(ROLE),
         old.alias(OLD),
+        F.lit(False).alias(INSERT),
     )
 
 
@@ -113,6 +117,7 @@ def recompute(timeline: DataFrame, cfg: SummaryConfig) -> DataFrame:
         F.col(MONTH_NUMBER),
         F.col(ROLE),
         F.col(OLD),
+        F.col(INSERT),
         anchor.alias("__anchor"),
         recent.alias("__recent"),
     ).where(F.col(ROLE) != ANCHOR)
@@ -129,4 +134,35 @@ def recompute(timeline: DataFrame, cfg: SummaryConfig) -> DataFrame:
     )
     new_values = F.struct(*[F.col(c) for c in cfg.summary_columns])
     changed = (F.col(ROLE) == NEW) | ~new_values.eqNullSafe(F.col(OLD))
-    return rows.where(changed).select(*cfg.summary_columns, MONTH_NUMBER, ROLE)
+    return rows.where(changed).select(*cfg.summary_columns, MONTH_NUMBER, ROLE, INSERT)
+
+
+def shifted(new: DataFrame, anchors: DataFrame, cfg: SummaryConfig) -> DataFrame:
+    """The common case without a window: an account's one new month after its latest row, or its first row.
+
+    ``new``: new timeline rows (one per account); ``anchors``: the latest rows of those that have one. Each
+    array is the anchor's shifted by the gap (NULLs for skipped months) with the new value in front; each
+    carried column takes the anchor's value where the winner has NULL. Same result as ``recompute``.
+    """
+    key = cfg.primary_column
+    anchor_fields = [cfg.partition_column, MONTH_NUMBER, *cfg.history_columns, *cfg.carry_columns]
+    anchor = anchors.select(key, F.struct(*[F.col(c) for c in anchor_fields]).alias("__anchor"))
+    joined = new.join(anchor, key, "left")
+    has_anchor = F.col("__anchor").isNotNull()
+    gap = F.col(MONTH_NUMBER) - F.col(f"__anchor.{MONTH_NUMBER}")
+    values = {}
+    for c in cfg.carry_columns:
+        values[c] = F.when(F.array_contains(F.col(CARRIED), c), F.col(f"__anchor.{c}")).otherwise(F.col(c))
+    for r in cfg.rolling_columns:
+        value = F.array(F.col(r.mapper_column).cast(r.sql_type))
+        nulls = F.array_repeat(F.lit(None).cast(r.sql_type), (gap - 1).cast("int"))
+        after_anchor = F.slice(F.concat(value, nulls, F.col(f"__anchor.{r.history_column}")), 1, r.num_cols)
+        first_row = F.concat(value, F.array_repeat(F.lit(None).cast(r.sql_type), r.num_cols - 1))
+        values[r.history_column] = F.when(has_anchor, after_anchor).otherwise(first_row)
+    values[PREVIOUS_MONTH] = F.col(f"__anchor.{cfg.partition_column}")
+    values[CARRIED_COLUMNS] = F.col(CARRIED)
+    rows = joined.withColumns(values)
+    rows = rows.withColumns(
+        {g.name: grid(g, cfg.rolling_by_name(g.mapper_rolling_column).history_column) for g in cfg.grid_columns}
+    )
+    return rows.select(*cfg.summary_columns, MONTH_NUMBER, ROLE, INSERT)

@@ -5,11 +5,13 @@ Iceberg commits one table at a time, so a run that updates ``summary`` and
 
 1. the rows the run computed go to ``<summary>_staging`` under its run id (one
    atomic append: before it nothing has changed, after it the run is decided);
-2. MERGE the staged rows into ``summary``;
+2. write the staged rows into ``summary``: rows whose key and month have no
+   stored row are appended, the others MERGEd;
 3. MERGE each account's newest staged row into ``latest_summary``;
 4. delete the run's staged rows.
 
-Steps 2-4 are idempotent. Whoever takes the run lock next finds the staged
+Steps 3-4 are idempotent, and so is step 2 when it MERGEs every row, which is
+how a run that died is finished: whoever takes the run lock next finds the staged
 rows of a run that died after step 1 and finishes steps 2-4 before anything
 else, so the tables never stay in disagreement and no later run builds on a
 half-applied one.
@@ -21,7 +23,7 @@ from pyspark.sql import functions as F
 from spark_jobs.config import SummaryConfig
 from spark_jobs.faults import crash_point
 from spark_jobs.iceberg import current_snapshot
-from spark_jobs.tables import RUN_ID, sql_string
+from spark_jobs.tables import INSERT, RUN_ID, sql_string
 
 
 def _q(name):
@@ -42,11 +44,7 @@ def write_rejects(spark, cfg: SummaryConfig, rejects: DataFrame):
 
 
 def stage(cfg: SummaryConfig, rows: DataFrame, run_id):
-    rows.select(*cfg.summary_columns).withColumn(RUN_ID, F.lit(run_id)).writeTo(cfg.staging_table).append()
-
-
-def staged_rows(spark, cfg: SummaryConfig, run_id) -> DataFrame:
-    return spark.table(cfg.staging_table).where(F.col(RUN_ID) == run_id).select(*cfg.summary_columns)
+    rows.select(*cfg.summary_columns, INSERT).withColumn(RUN_ID, F.lit(run_id)).writeTo(cfg.staging_table).append()
 
 
 def pending_run_ids(spark, cfg: SummaryConfig):
@@ -58,23 +56,43 @@ def pending_run_ids(spark, cfg: SummaryConfig):
     return sorted(r.run_id for r in rows)
 
 
-def commit_staged(spark, cfg: SummaryConfig, run_id, lock):
-    """Steps 2-4 for ``run_id``; returns rows written per table."""
-    staged = staged_rows(spark, cfg, run_id)
-    stats = staged.agg(F.count(F.lit(1)).alias("rows"), F.collect_set(cfg.partition_column).alias("months")).first()
+def commit_staged(spark, cfg: SummaryConfig, run_id, lock, fresh=False, clock=None):
+    """Steps 2-4 for ``run_id``; returns rows written per table.
+
+    ``fresh``: the run that staged the rows commits them, so rows with no stored row yet are appended
+    (no join with summary). Finishing another run's rows MERGEs them all: some may be committed already.
+    """
+    staged = spark.table(cfg.staging_table).where(F.col(RUN_ID) == run_id)
+    merged = ~F.col(INSERT) if fresh else F.lit(True)
+    stats = staged.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.count(F.when(F.col(INSERT), 1)).alias("inserts"),
+        F.collect_set(F.when(merged, F.col(cfg.partition_column))).alias("merge_months"),
+    ).first()
     written = {"summary": 0, "latest_summary": 0}
     if stats.rows:
         lock.check()
-        merge_summary(spark, cfg, run_id, sorted(stats.months))
+        if fresh and stats.inserts:
+            staged.where(F.col(INSERT)).select(*cfg.summary_columns).writeTo(cfg.destination_table).append()
+        if stats.merge_months:
+            merge_summary(spark, cfg, run_id, sorted(stats.merge_months), only_updates=fresh)
         written["summary"] = stats.rows
+        _lap(clock, "commit_summary")
         crash_point("after_summary_merge", spark)
         lock.check()
         written["latest_summary"] = merge_latest(spark, cfg, run_id)
+        _lap(clock, "commit_latest")
         crash_point("after_latest_merge", spark)
     lock.check()
     spark.sql(f"DELETE FROM {cfg.staging_table} WHERE {RUN_ID} = {sql_string(run_id)}")
+    _lap(clock, "commit_clear_staging")
     crash_point("after_staging_cleared", spark)
     return written
+
+
+def _lap(clock, phase):
+    if clock is not None:
+        clock.lap(phase)
 
 
 def _set_and_insert(columns):
@@ -84,11 +102,13 @@ def _set_and_insert(columns):
     return f"UPDATE SET {assignments}", f"INSERT ({names}) VALUES ({values})"
 
 
-def merge_summary(spark, cfg: SummaryConfig, run_id, months):
+def merge_summary(spark, cfg: SummaryConfig, run_id, months, only_updates=False):
     key, month = _q(cfg.primary_column), _q(cfg.partition_column)
     update, insert = _set_and_insert(cfg.summary_columns)
     month_list = ", ".join(sql_string(m) for m in months)
     source = f"SELECT * FROM {cfg.staging_table} WHERE {RUN_ID} = {sql_string(run_id)}"
+    if only_updates:
+        source += f" AND NOT {INSERT}"
     # The month list in ON lets Iceberg prune the target to the partitions the run touches.
     spark.sql(
         f"MERGE INTO {cfg.destination_table} t USING ({source}) s "
