@@ -37,11 +37,14 @@ def swap_properties(spark, identifier, decide):
     if anything else committed in between. Returns (committed, properties seen).
     """
     table = java_table(spark, identifier)
-    seen = dict(table.properties())
+    # The transaction refreshes the table when it starts: decide on the metadata it starts from, which is
+    # exactly the base the commit below is checked against (reading table.properties() first would let
+    # a commit made in between slip under the decision, and two runs could both take the lock).
+    transaction = table.newTransaction()
+    seen = dict(transaction.startMetadata().properties())
     updates = decide(seen)
     if updates is None:
         return False, seen
-    transaction = table.newTransaction()
     change = transaction.updateProperties()
     for key, value in updates.items():
         if value == "":
