@@ -31,16 +31,14 @@ def _q(name):
 
 
 def write_rejects(spark, cfg: SummaryConfig, rejects: DataFrame):
-    """Add rejected records not already in the rejects table (the same record rejected twice is kept once)."""
-    view = "__summary_rejects_batch"
-    rejects.dropDuplicates(["_record_digest", "reason"]).createOrReplaceTempView(view)
-    columns = ", ".join(_q(c) for c in rejects.columns)
-    values = ", ".join(f"s.{_q(c)}" for c in rejects.columns)
-    spark.sql(
-        f"MERGE INTO {cfg.rejects_table} t USING {view} s "
-        "ON t._record_digest = s._record_digest AND t.reason = s.reason "
-        f"WHEN NOT MATCHED THEN INSERT ({columns}) VALUES ({values})"
-    )
+    """Add rejected records not already in the rejects table (the same record rejected twice is kept once).
+
+    A DataFrame MERGE, not SQL over a temp view: on Spark 4.1 a MERGE whose source is a temp view over an
+    Iceberg table can fail in planning ("No plan for TableReference", SPARK-57539, fixed in 4.2).
+    """
+    target = cfg.rejects_table
+    on = (F.col(f"{target}._record_digest") == F.col("s._record_digest")) & (F.col(f"{target}.reason") == F.col("s.reason"))
+    rejects.dropDuplicates(["_record_digest", "reason"]).alias("s").mergeInto(target, on).whenNotMatched().insertAll().merge()
 
 
 def stage(cfg: SummaryConfig, rows: DataFrame, run_id):
