@@ -35,7 +35,7 @@ from spark_jobs.classify import CASE
 from spark_jobs.config import SummaryConfig
 from spark_jobs.errors import SourceDataError, UsageError
 from spark_jobs.filters import apply_backfill_filter
-from spark_jobs.iceberg import current_snapshot, swap_properties, table_properties
+from spark_jobs.iceberg import current_snapshot, table_properties, update_properties
 from spark_jobs.mapping import MONTH_NUMBER, VERSION_CONFLICT
 from spark_jobs.months import month_number_col
 from spark_jobs.report import CASE_KEYS
@@ -102,10 +102,7 @@ def move_mark(spark, cfg: SummaryConfig, run_id, end_snapshot):
             changes[MARK] = str(end_snapshot)
         return changes or None
 
-    for _ in range(5):
-        committed, seen = swap_properties(spark, cfg.control_table, update)
-        if committed or update(seen) is None:
-            return
+    update_properties(spark, cfg.control_table, update)
 
 
 @contextmanager
@@ -150,7 +147,11 @@ def run_classify(spark, cfg, report, backfill_filter=None, months=None, dry_run=
                 labelled.select(*columns).withColumn(RUN_ID, F.lit(report.run_id)).writeTo(cfg.backfill_table).append()
                 # a filtered or month-limited batch (no end snapshot) must not move the mark when it is done
                 pending = "filter" if end is None else str(end)
-                swap_properties(spark, cfg.control_table, lambda p: {PENDING + report.run_id: pending})
+                update_properties(
+                    spark,
+                    cfg.control_table,
+                    lambda p: None if p.get(PENDING + report.run_id) == pending else {PENDING + report.run_id: pending},
+                )
             else:
                 move_mark(spark, cfg, report.run_id, end)  # nothing to apply: the batch is done
     report.details["stages_to_run"] = [f"case-{c.lower()}" for c in CASE_KEYS if report.accounts_by_case[c]]
@@ -196,7 +197,7 @@ def run_case(spark, cfg, report, mode, run_id, lock_wait_seconds=600):
 
 def _supersede_unfinished(spark, cfg):
     spark.sql(f"DELETE FROM {cfg.backfill_table} WHERE true")
-    swap_properties(spark, cfg.control_table, lambda p: {k: "" for k in p if k.startswith(PENDING)} or None)
+    update_properties(spark, cfg.control_table, lambda p: {k: "" for k in p if k.startswith(PENDING)} or None)
 
 
 def _empty_winners(spark, cfg):

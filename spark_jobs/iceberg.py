@@ -60,3 +60,16 @@ def swap_properties(spark, identifier, decide):
             return False, seen
         raise
     return True, seen
+
+
+def update_properties(spark, identifier, decide, attempts=10):
+    """``swap_properties`` retried until it commits or ``decide`` has nothing left to change.
+
+    For state the lock holder owns (backfill marks): the only commits it can lose to are its own lease
+    renewals, so a retry on fresh metadata is always right. Returns the properties last seen.
+    """
+    for _ in range(attempts):
+        committed, seen = swap_properties(spark, identifier, decide)
+        if committed or decide(seen) is None:
+            return seen
+    raise RuntimeError(f"could not update the properties of {identifier} after {attempts} attempts")

@@ -18,7 +18,7 @@ control table; the report says ``maintenance_due`` once the count reaches v4's
 import datetime as dt
 
 from spark_jobs.config import SummaryConfig
-from spark_jobs.iceberg import swap_properties, table_properties
+from spark_jobs.iceberg import table_properties, update_properties
 from spark_jobs.runs import exclusive_run
 from spark_jobs.tables import sql_string, table_exists
 
@@ -77,7 +77,7 @@ def maintain(spark, cfg: SummaryConfig, report, lock_wait_seconds=600):
                 lock.check()
                 results[identifier] = {"expire_snapshots": expire(identifier)}
         lock.check()
-        swap_properties(spark, cfg.control_table, lambda p: {MONTHS_SINCE: "0"})
+        update_properties(spark, cfg.control_table, lambda p: None if p.get(MONTHS_SINCE, "0") == "0" else {MONTHS_SINCE: "0"})
     report.details["maintenance"] = results
 
 
@@ -89,10 +89,7 @@ def count_forward_months(spark, cfg: SummaryConfig, months_applied):
         state["count"] = int(properties.get(MONTHS_SINCE, "0") or 0) + months_applied
         return {MONTHS_SINCE: str(state["count"])}
 
-    for _ in range(5):
-        committed, _ = swap_properties(spark, cfg.control_table, add)
-        if committed:
-            break
+    update_properties(spark, cfg.control_table, add)
     return state.get("count", 0) >= cfg.performance.snapshot_interval
 
 
