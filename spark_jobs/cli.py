@@ -4,8 +4,8 @@
 
 Every run prints a one-line JSON report as the last line of its standard
 output (``--report-file F`` writes it too) and exits 0 on success, 2 on an
-error of input or usage (config, files, arguments, a concurrent run) and 1 on
-anything else.
+error of input or usage (config, files, arguments, a concurrent run), 3 when
+``--mode check`` finds rows that break the table rules, and 1 on anything else.
 """
 
 import argparse
@@ -15,12 +15,25 @@ import traceback
 import uuid
 from pathlib import Path
 
-from spark_jobs.errors import ConfigError, PipelineError, UsageError
+from spark_jobs.errors import ConfigError, PipelineError, RuleViolations, UsageError
 from spark_jobs.months import is_valid_month, month_range
 from spark_jobs.report import RunReport
 
 # The stages a process can run (the Airflow DAG factory schedules these names).
-MODES = ("ingest", "initial", "forward", "backfill", "classify", "case-i", "case-ii", "case-iii", "maintenance", "describe")
+MODES = (
+    "ingest",
+    "initial",
+    "forward",
+    "backfill",
+    "classify",
+    "case-i",
+    "case-ii",
+    "case-iii",
+    "maintenance",
+    "describe",
+    "check",
+    "rebuild-latest",
+)
 MONTH_RANGE_MODES = ("initial", "forward")
 DRY_RUN_MODES = ("initial", "forward", "backfill", "classify")
 
@@ -112,6 +125,14 @@ def run(args, report):
             from spark_jobs.maintenance import maintain
 
             maintain(spark, cfg, report, args.lock_wait_seconds)
+        elif args.mode == "check":
+            from spark_jobs.check import check_tables
+
+            check_tables(spark, cfg, report)
+        elif args.mode == "rebuild-latest":
+            from spark_jobs.repair import rebuild_latest
+
+            rebuild_latest(spark, cfg, report, args.lock_wait_seconds)
         elif args.mode == "describe":
             from spark_jobs.describe import describe
 
@@ -145,6 +166,10 @@ def main(argv=None):
     try:
         spark = run(args, report)
         report.finish("ok")
+    except RuleViolations as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        report.finish("failed", str(exc))
+        code = 3
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         report.finish("failed", str(exc))

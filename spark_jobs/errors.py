@@ -1,6 +1,13 @@
 """The project's own exception types: each carries a message a data engineer can act on."""
 
 
+def first_line(exc, limit=500):
+    """The first line of an exception's message (a Spark error's own text, without the JVM stack)."""
+    text = getattr(exc, "desc", None) or str(exc)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:limit]
+
+
 class PipelineError(Exception):
     """Base class of every error the pipeline raises on purpose."""
 
@@ -25,3 +32,7 @@ class ConcurrentRunError(PipelineError):
 
 class UsageError(PipelineError):
     """The command line asks for something the pipeline cannot do."""
+
+
+class RuleViolations(PipelineError):
+    """``--mode check`` found rows that break the table rules; the report lists which and where."""

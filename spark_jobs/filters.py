@@ -11,7 +11,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from spark_jobs.errors import UsageError
+from spark_jobs.errors import UsageError, first_line
 from spark_jobs.sqltext import unquoted
 
 # Functions that call arbitrary Java code or read the outside world.
@@ -77,8 +77,7 @@ def apply_backfill_filter(spark, source: DataFrame, text) -> DataFrame:
         condition = F.expr(text)
         data_type = source.select(condition.alias("__filter")).schema["__filter"].dataType
     except Exception as exc:
-        message = getattr(exc, "desc", None) or str(exc)
-        raise UsageError(f"--backfill-filter {text!r} refused: {' '.join(message.strip().splitlines()[:1])[:300]}") from None
+        raise UsageError(f"--backfill-filter {text!r} refused: {first_line(exc, 300)}") from None
     if not isinstance(data_type, T.BooleanType):
         raise UsageError(f"--backfill-filter {text!r} refused: it is {data_type.simpleString()}, not a boolean condition")
     return source.where(condition)

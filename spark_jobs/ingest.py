@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from spark_jobs.config import SummaryConfig
-from spark_jobs.errors import SourceDataError
+from spark_jobs.errors import SourceDataError, first_line
 from spark_jobs.iceberg import java_table
 from spark_jobs.mapping import map_records, rejected_records
 from spark_jobs.tables import common_properties, create_table, ensure_pipeline_tables, table_exists
@@ -142,7 +142,12 @@ def ingest(spark, cfg: SummaryConfig, path_args, report):
     for path in files:
         exists = table_exists(spark, cfg.source_table)
         table_schema = spark.table(cfg.source_table).schema if exists else None
-        df = read_file(spark, path, table_schema)
+        try:
+            df = read_file(spark, path, table_schema)
+        except SourceDataError:
+            raise
+        except Exception as exc:  # not Parquet at all, truncated, unreadable
+            raise SourceDataError(f"{path}: cannot be read as {FORMATS[path.suffix.lower()]}: {first_line(exc)}") from None
         if not df.columns:
             raise SourceDataError(f"{path}: the file has no columns")
         month_source = cfg.source_column(cfg.partition_column)
@@ -160,7 +165,10 @@ def ingest(spark, cfg: SummaryConfig, path_args, report):
             continue
         aligned = df.select(*[F.col(f"`{f.name}`").cast(f.dataType).alias(f.name) for f in table_schema.fields]).persist()
         try:
-            records = aligned.count()
+            try:
+                records = aligned.count()
+            except Exception as exc:  # a malformed CSV row, a corrupt Parquet page: nothing was written
+                raise SourceDataError(f"{path}: refused, its records cannot be read: {first_line(exc)}") from None
             (
                 aligned.writeTo(cfg.source_table)
                 .option(f"snapshot-property.{FILE_PROPERTY}", os.path.abspath(path))

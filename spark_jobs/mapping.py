@@ -8,6 +8,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from spark_jobs.config import RECORD_DIGEST, SummaryConfig
+from spark_jobs.errors import first_line
 from spark_jobs.months import MONTH_PATTERN, month_number_col
 
 MONTH_NUMBER = "__month_number"
@@ -124,7 +125,7 @@ def spark_expression_problems(spark, cfg: SummaryConfig):
         try:
             parser.parseExpression(expr)
         except Exception as exc:
-            problems.append(f"{key}[{index}].mapper_expr: Spark cannot parse it: {_first_line(exc)}")
+            problems.append(f"{key}[{index}].mapper_expr: Spark cannot parse it: {first_line(exc)}")
     if problems or not spark.catalog.tableExists(cfg.source_table):
         return problems
     source = spark.table(cfg.source_table)
@@ -140,10 +141,5 @@ def spark_expression_problems(spark, cfg: SummaryConfig):
             candidate.schema  # noqa: B018 -- forces analysis
             df = candidate
         except Exception as exc:
-            problems.append(f"{key}[{index}].mapper_expr: {_first_line(exc)}")
+            problems.append(f"{key}[{index}].mapper_expr: {first_line(exc)}")
     return problems
-
-
-def _first_line(exc):
-    text = getattr(exc, "desc", None) or str(exc)
-    return " ".join(text.strip().splitlines()[:1])[:500]
