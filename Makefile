@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 # spark-submit finds its Spark home through the venv's python: the venv must come first on PATH.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup jars test test-fast lint demo demo-cli airflow-ui clean
+.PHONY: setup jars test test-fast test-faults lint demo demo-cli airflow-ui bench clean
 
 setup: $(STAMP) jars
 
@@ -32,6 +32,10 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# The full fault tier: 20 timed kill points per stage plus every named crash point (make test runs a reduced set).
+test-faults: setup
+	SUMMARY_FAULT_FULL=1 $(PY) -m pytest -m faults $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -69,6 +73,10 @@ demo-cli: setup
 # The Airflow UI on http://localhost:8080 over the demo's tables (login: admin, password printed at start).
 airflow-ui: setup
 	$(AIRFLOW) standalone
+
+# Throughput, memory and growth, ours vs the v4 algorithms (not part of make test). ARGS=--small for a quick run.
+bench: setup
+	$(PY) -m bench.run $(ARGS)
 
 clean:
 	rm -rf $(DEMO_DIR) warehouse airflow_home .pytest_cache .ruff_cache

@@ -52,3 +52,19 @@ def spark(spark_warehouse):
 @pytest.fixture
 def namespace():
     return f"t_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def tally():
+    """The fault tier's figures (tests/fault_tally.py), printed as a table at the end of the run."""
+    from fault_tally import TALLY
+
+    return TALLY
+
+
+def pytest_terminal_summary(terminalreporter):
+    from fault_tally import TALLY
+
+    if TALLY.rows:
+        terminalreporter.section("fault tier: what was tried and the differences found (must be 0)")
+        terminalreporter.write_line(TALLY.table())

@@ -120,10 +120,14 @@ def differences(actual, expected, label, limit=12):
     return problems[:limit] + ([f"... and {len(problems) - limit} more"] if len(problems) > limit else [])
 
 
-def assert_matches_model(spark, cfg, raw, source_rows_read):
-    """Both tables equal SEMANTICS.md applied to the records read so far (per the plain-Python model)."""
+def model_problems(spark, cfg, raw, source_rows_read):
+    """How both tables differ from SEMANTICS.md applied to the records read so far (the plain-Python model)."""
     expected_summary, expected_latest = SummaryModel(raw, MODEL_EXPRS).tables(source_rows_read)
     summary, latest = read_tables(spark, cfg)
-    problems = differences(summary, expected_summary, "summary") + differences(latest, expected_latest, "latest_summary")
+    return differences(summary, expected_summary, "summary") + differences(latest, expected_latest, "latest_summary")
+
+
+def assert_matches_model(spark, cfg, raw, source_rows_read):
+    """Both tables equal SEMANTICS.md applied to the records read so far (per the plain-Python model)."""
+    problems = model_problems(spark, cfg, raw, source_rows_read)
     assert not problems, "tables differ from the model:\n" + "\n".join(problems)
-    return expected_summary

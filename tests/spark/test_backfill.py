@@ -167,6 +167,7 @@ def test_the_filter_selects_records_and_is_applied_safely(spark, namespace):
     assert_matches_model(spark, cfg, raw, [rows[0], rows[2]])
 
 
+@pytest.mark.faults  # also a bad-input case of the fault tier
 @pytest.mark.parametrize(
     "text, reason",
     [
@@ -182,12 +183,13 @@ def test_the_filter_selects_records_and_is_applied_safely(spark, namespace):
         ("acct_id = ", "not one SQL expression"),
     ],
 )
-def test_unsafe_or_invalid_filters_are_refused_before_anything_runs(spark, namespace, text, reason):
+def test_unsafe_or_invalid_filters_are_refused_before_anything_runs(spark, namespace, text, reason, tally):
     _, cfg = load(namespace)
     append_source(spark, cfg, [record(1, "2024-01", 1, bal=1)])
     with pytest.raises(UsageError, match=reason):
         backfill(spark, cfg, backfill_filter=text)
     assert not spark.catalog.tableExists(cfg.destination_table) or spark.table(cfg.destination_table).count() == 0
+    tally.add("bad input: backfill filter")
 
 
 def test_a_backfill_that_failed_between_its_commits_is_finished_by_the_retry(spark, namespace, monkeypatch):

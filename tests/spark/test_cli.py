@@ -7,78 +7,14 @@ session and the plain-Python model.
 """
 
 import json
-import os
-import subprocess
 import sys
-import threading
-from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
-from support import assert_matches_model, load, model_config, read_tables, record
+from cli_support import ARROW_SCHEMA, submit, write_config, write_parquet
+from support import assert_matches_model, load, read_tables, record
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
-
-ROOT = Path(__file__).resolve().parents[2]
-SPARK_SUBMIT = str(Path(sys.executable).parent / "spark-submit")
-ARROW_SCHEMA = pa.schema(
-    [
-        ("acct_id", pa.int64()),
-        ("rpt_mo", pa.string()),
-        ("ts", pa.timestamp("us", tz="UTC")),
-        ("bal", pa.int32()),
-        ("dpd", pa.int32()),
-        ("acct_type", pa.string()),
-        ("open_dt", pa.date32()),
-        ("status", pa.string()),
-        ("acct_dt", pa.date32()),
-        ("member", pa.string()),
-    ]
-)
-
-
-def write_parquet(path, rows, schema=ARROW_SCHEMA):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist([{c: r.get(c) for c in schema.names} for r in rows], schema=schema), path)
-    return path
-
-
-def write_config(tmp_path, namespace, **overrides):
-    path = tmp_path / f"{namespace}.json"
-    path.write_text(json.dumps(model_config(namespace, **overrides)))
-    return path
-
-
-def submit(config, warehouse, *args, runner=None, env=None, check=True):
-    """Run one stage the way the README shows; returns (exit code, parsed last stdout line, all output).
-
-    spark-submit merges the Python process's stderr into its stdout, so messages are looked for in both.
-    """
-    command = (runner or [SPARK_SUBMIT]) + [str(ROOT / "spark_jobs" / "summary_pipeline.py"), "--config", str(config), *args]
-    result = subprocess.run(
-        command,
-        cwd=ROOT,
-        # A spark-submit JVM in a test lives seconds: the C1 compiler alone starts it faster.
-        env={**os.environ, "SUMMARY_WAREHOUSE": str(warehouse), "SPARK_SUBMIT_OPTS": "-XX:TieredStopAtLevel=1", **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    lines = [line for line in result.stdout.splitlines() if line.strip()]
-    report = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else None
-    if check:
-        assert result.returncode == 0, f"{' '.join(command)} failed:\n{(result.stdout + result.stderr)[-3000:]}"
-    return result.returncode, report, result.stdout + result.stderr
-
-
-def failures(results):
-    """The error and the last lines of output of each failed run, for the assertion message."""
-    return {
-        month: ((report or {}).get("error"), output.splitlines()[-40:])
-        for month, (code, report, output) in results.items()
-        if code != 0
-    }
 
 
 def test_v4_commands_work_as_written_and_report_last(spark, spark_warehouse, namespace, tmp_path):
@@ -176,41 +112,4 @@ def test_a_run_killed_between_its_commits_is_repaired_by_the_next_run(spark, spa
     assert len(report["recovered_runs"]) == 1 and report["recovered_runs"][0].startswith("forward-")
     code, report, _ = submit(config, spark_warehouse, "--mode", "forward", "--start-month", "2024-02")
     assert report["changed_records"] == 0 and report["recovered_runs"] == []
-    assert_matches_model(spark, cfg, raw, rows)
-
-
-def test_two_runs_at_once_both_succeed_correctly_or_one_fails_cleanly(spark, spark_warehouse, namespace, tmp_path):
-    raw, cfg = load(namespace)
-    config = write_config(tmp_path, namespace)
-    rows = [record(a, f"2024-0{m}", 1, bal=a * 100 + m, member=None if m > 1 else "M") for a in (1, 2, 3) for m in (1, 2, 3, 4)]
-    submit(config, spark_warehouse, "--mode", "ingest", "--path", str(write_parquet(tmp_path / "a.parquet", rows)))
-    submit(config, spark_warehouse, "--mode", "forward", "--start-month", "2024-01")
-
-    results = {}
-
-    def forward(month, wait):
-        results[month] = submit(
-            config, spark_warehouse, "--mode", "forward", "--start-month", month, "--lock-wait-seconds", wait, check=False
-        )
-
-    threads = [threading.Thread(target=forward, args=(m, "600")) for m in ("2024-03", "2024-02")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert [results[m][0] for m in ("2024-02", "2024-03")] == [0, 0], failures(results)
-    assert_matches_model(spark, cfg, raw, [r for r in rows if r["rpt_mo"] <= "2024-03"])
-
-    threads = [threading.Thread(target=forward, args=(m, "0")) for m in ("2024-04", "2024-02")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    codes = sorted(results[m][0] for m in ("2024-02", "2024-04"))
-    assert codes in ([0, 0], [0, 2]), failures(results)
-    for month in ("2024-02", "2024-04"):
-        code, report, _ = results[month]
-        if code == 2:
-            assert "are in use by run" in report["error"] and "nothing was changed" in report["error"]
-            submit(config, spark_warehouse, "--mode", "forward", "--start-month", month)  # the retry succeeds
     assert_matches_model(spark, cfg, raw, rows)

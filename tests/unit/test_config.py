@@ -52,11 +52,13 @@ def test_num_cols_defaults_to_history_length(raw):
     assert config_from_dict(raw).rolling_columns[0].num_cols == 12
 
 
-def test_invalid_json_names_line_and_column(tmp_path):
+@pytest.mark.faults  # also a bad-input case of the fault tier
+def test_invalid_json_names_line_and_column(tmp_path, tally):
     path = tmp_path / "broken.json"
     path.write_text('{"source_table": "a.b",\n  "columns": }')
     with pytest.raises(ConfigError, match=r"broken.json: invalid JSON at line 2 column 14"):
         load_config(path)
+    tally.add("bad input: config (invalid JSON)")
 
 
 def test_a_missing_file_is_named(tmp_path):
@@ -64,6 +66,7 @@ def test_a_missing_file_is_named(tmp_path):
         load_config(tmp_path / "nope.json")
 
 
+@pytest.mark.faults  # also a bad-input case of the fault tier
 @pytest.mark.parametrize(
     "change, expected",
     [
@@ -76,11 +79,13 @@ def test_a_missing_file_is_named(tmp_path):
         (lambda r: r["performance"].update(min_partitions="4"), "performance.min_partitions: '4' is not of type 'integer'"),
     ],
 )
-def test_schema_errors_name_the_key_path(raw, tmp_path, change, expected):
+def test_schema_errors_name_the_key_path(raw, tmp_path, change, expected, tally):
     change(raw)
     assert expected in problems_of(raw, tmp_path)
+    tally.add("bad input: config (schema)")
 
 
+@pytest.mark.faults  # also a bad-input case of the fault tier
 @pytest.mark.parametrize(
     "change, expected",
     [
@@ -131,9 +136,10 @@ def test_schema_errors_name_the_key_path(raw, tmp_path, change, expected):
         ),
     ],
 )
-def test_semantic_errors_name_the_key_path(raw, tmp_path, change, expected):
+def test_semantic_errors_name_the_key_path(raw, tmp_path, change, expected, tally):
     change(raw)
     assert expected in problems_of(raw, tmp_path)
+    tally.add("bad input: config (semantic)")
 
 
 def test_every_problem_is_reported_at_once(raw, tmp_path):
