@@ -75,6 +75,9 @@ class RunReport:
             self.accounts_by_case[case] += batch.accounts_by_case[case]
         for table, rows in batch.rows_written.items():
             self.rows_written[table] = self.rows_written.get(table, 0) + (rows or 0)
+        phases = self.details.setdefault("phase_seconds", {})
+        for phase, seconds in batch.seconds.items():
+            phases[phase] = round(phases.get(phase, 0.0) + seconds, 3)
 
     def finish(self, status="ok", error=None):
         self.status = status

@@ -1,0 +1,135 @@
+"""``make bench [ARGS=--small]``: forward and Case III throughput, memory and growth, ours vs v4, side by side.
+
+Each scenario runs in its own process (a fresh JVM and warehouse) on Spark
+local[*] with the local Iceberg catalog; this script samples the peak resident
+memory of that process tree, prints one table and writes it, with the machine,
+versions and settings, to bench/RESULTS.md (``--small`` writes
+bench/RESULTS-small.md).
+"""
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+FULL = {
+    "forward": [{"accounts": 100_000}, {"accounts": 1_000_000}],
+    "case_iii": [{"accounts": 100_000, "history": 24}, {"accounts": 100_000, "history": 48}],
+}
+SMALL = {
+    "forward": [{"accounts": 10_000}],
+    "case_iii": [{"accounts": 3_000, "history": 24}, {"accounts": 3_000, "history": 48}],
+}
+
+
+def run_scenario(name, arguments):
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.scenarios", name, json.dumps(arguments)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    peak = {"rss": 0}
+
+    def sample():
+        parent = psutil.Process(process.pid)
+        while process.poll() is None:
+            try:
+                rss = sum(p.memory_info().rss for p in [parent, *parent.children(recursive=True)])
+                peak["rss"] = max(peak["rss"], rss)
+            except psutil.Error:
+                pass
+            time.sleep(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stdout, stderr = process.communicate()
+    sampler.join()
+    if process.returncode != 0:
+        raise SystemExit(f"scenario {name} {arguments} failed:\n{stderr[-4000:]}")
+    result = json.loads(stdout.strip().splitlines()[-1])
+    result["peak_rss_gb"] = round(peak["rss"] / 2**30, 2)
+    return result
+
+
+def ratio(v4, ours):
+    return f"{v4 / ours:.1f}x" if ours else "n/a"
+
+
+def table(results):
+    lines = [
+        "| scenario | scale | ours (s) | v4 (s) | v4/ours | ours heap peak (GB) | v4 heap peak (GB) "
+        "| process RSS peak (GB) | notes |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        if r["scenario"] == "forward":
+            rate = f"{r['rows'] / r['ours_s']:,.0f} account-months/s ours, {r['v4_rows'] / r['v4_s']:,.0f} v4"
+            lines.append(
+                f"| forward month | {r['accounts']:,} accounts | {r['ours_s']} | {r['v4_s']} | {ratio(r['v4_s'], r['ours_s'])} | "
+                f"{r['ours_heap_gb']} | {r['v4_heap_gb']} | {r['peak_rss_gb']} | {rate}; phases {r['phases']} |"
+            )
+        else:
+            scanned = r.get("classify_scans", {})
+            summary_scan = sum(v["bytes"] for k, v in scanned.items() if k.endswith(".summary"))
+            share = f"{100 * summary_scan / r['summary_bytes']:.1f}%" if r["summary_bytes"] else "n/a"
+            lines.append(
+                f"| Case III backfill | {r['accounts']:,} accounts x {r['history']} months, {r['corrections']} corrections | "
+                f"{r['ours_s']} | {r['v4_s']} | {ratio(r['v4_s'], r['ours_s'])} | {r['ours_heap_gb']} | {r['v4_heap_gb']} | "
+                f"{r['peak_rss_gb']} | rows written {r['rows_written']} |"
+            )
+            lines.append(
+                f"| classifier (dry run) | same data | {r['classify_s']} | | | | | | reads {share} of summary's bytes "
+                f"({summary_scan:,} of {r['summary_bytes']:,}); accounts by case {r['accounts_by_case']} |"
+            )
+    return "\n".join(lines)
+
+
+def machine():
+    import pyspark
+
+    from spark_jobs.jars import ICEBERG_VERSION
+
+    return (
+        f"{platform.node()}: {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GB, "
+        f"{platform.platform()}, Python {platform.python_version()}, Spark {pyspark.__version__} local[*], "
+        f"Iceberg {ICEBERG_VERSION} (JDBC catalog on SQLite), driver memory 4g (the target peak), 8 shuffle partitions at start"
+    )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true", help="a scale that finishes in a few minutes")
+    args = parser.parse_args(argv)
+    plan = SMALL if args.small else FULL
+    sys.path.insert(0, str(ROOT))
+    results = []
+    for name, runs in plan.items():
+        for arguments in runs:
+            print(f"running {name} {arguments} ...", flush=True)
+            started = time.monotonic()
+            results.append(run_scenario(name, arguments))
+            print(f"  done in {time.monotonic() - started:.0f} s: {json.dumps(results[-1])}", flush=True)
+    text = table(results)
+    print(text)
+    out = ROOT / "bench" / ("RESULTS-small.md" if args.small else "RESULTS.md")
+    previous = out.read_text() if out.exists() else ""
+    notes = previous.split("## Notes", 1)[1] if "## Notes" in previous else "\n"
+    out.write_text(
+        f"# Benchmark results{' (--small)' if args.small else ''}\n\n"
+        f"Run {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()}.\n\n{text}\n\n"
+        f"Raw results:\n\n```\n{json.dumps(results, indent=1)}\n```\n\n## Notes{notes}"
+    )
+    print(f"written to {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,216 @@
+"""One benchmark scenario per process (``python -m bench.scenarios NAME JSON_ARGS``); prints a JSON result last.
+
+Each scenario builds its state untimed, then times our stage and the v4
+baseline on the same data, with the JVM heap peak of each timed step.
+"""
+
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from pyspark.sql import functions as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench import v4_baseline  # noqa: E402
+from spark_jobs.backfill import run_backfill, run_classify  # noqa: E402
+from spark_jobs.config import BOOKKEEPING_COLUMNS, load_config  # noqa: E402
+from spark_jobs.forward import run_months  # noqa: E402
+from spark_jobs.ingest import create_source_table  # noqa: E402
+from spark_jobs.months import add_months, month_range  # noqa: E402
+from spark_jobs.report import RunReport  # noqa: E402
+from spark_jobs.session import build_session  # noqa: E402
+
+CONFIG = ROOT / "include" / "configs" / "summary_config.json"
+CORRECTION_TS = "2030-01-01 00:00:00"
+SCAN_METRICS = {"number of result data files": "files", "total data file size (bytes)": "bytes"}
+
+
+def synthetic_source(spark, accounts, months, seed=11):
+    """accounts x months of bureau records: 3% of months unreported, 1% sent twice, 1% stale resends."""
+    account_types = F.array(*[F.lit(v) for v in ("5", "10", "13", "214", "")])
+    legacy_date, open_date = F.lit("0001-01-01").cast("date"), F.lit("2019-06-01").cast("date")
+    ids = spark.range(accounts).withColumnRenamed("id", "k")
+    month_rows = spark.createDataFrame([(m, i) for i, m in enumerate(months)], "m string, i int")
+    grid = ids.crossJoin(month_rows).where(F.rand(seed) >= 0.03)
+    noise = lambda n: F.rand(seed + n)  # noqa: E731
+    records = grid.select(
+        (F.col("k") + 100_000).alias("cons_acct_key"),
+        F.concat(F.lit("MBR"), (F.col("k") % 40).cast("string")).alias("bureau_mbr_id"),
+        F.when(noise(1) < 0.05, None).otherwise(F.lit("I")).alias("port_type_cd"),
+        F.element_at(account_types, (F.col("k") % 5 + 1).cast("int")).alias("acct_type_dtl_cd"),
+        F.when(F.col("k") % 50 == 0, legacy_date).otherwise(open_date).alias("acct_open_dt"),
+        F.lit(None).cast("date").alias("acct_closed_dt"),
+        F.to_date(F.concat(F.col("m"), F.lit("-15"))).alias("acct_dt"),
+        F.lit("11").alias("acct_stat_cd"),
+        (F.lit(50_000) + (F.col("k") % 20) * 10_000).cast("int").alias("acct_credit_ext_am"),
+        F.when(noise(2) < 0.02, F.lit(-1)).otherwise((noise(3) * 400_000).cast("int")).alias("acct_bal_am"),
+        (noise(4) * 5_000).cast("int").alias("past_due_am"),
+        (noise(5) * 30_000).cast("int").alias("actual_pymt_am"),
+        F.to_date(F.concat(F.col("m"), F.lit("-10"))).alias("last_pymt_dt"),
+        (F.lit(60_000) + (F.col("k") % 20) * 10_000).cast("int").alias("high_credit_am_4in"),
+        F.when(noise(6) < 0.9, F.lit(0)).otherwise((noise(7) * 200).cast("int")).alias("days_past_due_ct_4in"),
+        F.lit("01").alias("asset_class_cd_4in"),
+        F.when(noise(8) < 0.1, None).otherwise(F.lit(14.5)).alias("interest_rate_4in"),
+        F.col("m").alias("rpt_as_of_mo"),
+        (F.to_timestamp(F.concat(F.col("m"), F.lit("-28 06:00:00"))) + F.expr("INTERVAL 1 SECOND") * (F.col("k") % 3600)).alias(
+            "base_ts"
+        ),
+    )
+    duplicates = records.where(F.rand(seed + 20) < 0.01)
+    stale = records.where(F.rand(seed + 21) < 0.01).withColumn("base_ts", F.col("base_ts") - F.expr("INTERVAL 3 DAYS"))
+    return records.unionByName(duplicates).unionByName(stale)
+
+
+def _java(seq, jvm):
+    return jvm.scala.jdk.javaapi.CollectionConverters.asJava(seq)
+
+
+def last_execution_id(spark):
+    ids = [e.executionId() for e in _java(spark._jsparkSession.sharedState().statusStore().executionsList(), spark._jvm)]
+    return max(ids, default=-1)
+
+
+def scanned(spark, after_execution_id):
+    """Data files and bytes each Iceberg table's scans read, per Spark's SQL metrics, in executions after the given one."""
+    jvm = spark._jvm
+    store = spark._jsparkSession.sharedState().statusStore()
+    totals = {}
+    for execution in _java(store.executionsList(), jvm):
+        execution_id = execution.executionId()
+        if execution_id <= after_execution_id:
+            continue
+        values = {entry.getKey(): entry.getValue() for entry in _java(store.executionMetrics(execution_id), jvm).entrySet()}
+        for node in _java(store.planGraph(execution_id).allNodes(), jvm):
+            if not node.name().startswith("BatchScan "):
+                continue
+            table = node.name().split(" ", 1)[1].split("[", 1)[0].strip()
+            entry = totals.setdefault(table, {"scans": 0, "files": 0, "bytes": 0})
+            entry["scans"] += 1
+            for metric in _java(node.metrics(), jvm):
+                field = SCAN_METRICS.get(metric.name())
+                value = values.get(metric.accumulatorId())
+                if field and value:
+                    entry[field] += int(str(value).replace(",", "").split()[0])
+    return totals
+
+
+def heap(jvm, reset=False):
+    """Sum of the heap pools' peak use since the last reset (an upper bound of the peak heap)."""
+    pools = [
+        p for p in jvm.java.lang.management.ManagementFactory.getMemoryPoolMXBeans() if p.getType().toString() == "Heap memory"
+    ]
+    if reset:
+        jvm.java.lang.System.gc()
+        for pool in pools:
+            pool.resetPeakUsage()
+        return 0
+    return sum(p.getPeakUsage().getUsed() for p in pools)
+
+
+def timed(spark, action):
+    heap(spark._jvm, reset=True)
+    start = time.monotonic()
+    action()
+    return round(time.monotonic() - start, 2), round(heap(spark._jvm) / 2**30, 2)
+
+
+def setup(warehouse, driver_memory):
+    cfg = load_config(CONFIG)
+    spark = build_session(
+        cfg,
+        str(warehouse),
+        app_name="summary-bench",
+        extra_conf={"spark.ui.enabled": "false", "spark.driver.memory": driver_memory, "spark.sql.shuffle.partitions": "8"},
+    )
+    return cfg, spark
+
+
+def copy_for_v4(spark, cfg):
+    """v4 tables: the same rows without this project's bookkeeping columns, v4's default table properties."""
+    names = {}
+    for table in (cfg.destination_table, cfg.latest_history_table):
+        columns = ", ".join(f"`{c}`" for c in spark.table(table).columns if c not in BOOKKEEPING_COLUMNS)
+        copy = f"{table}_v4"
+        partition = f"PARTITIONED BY (`{cfg.partition_column}`)" if table == cfg.destination_table else ""
+        spark.sql(
+            f"CREATE TABLE {copy} USING iceberg {partition} TBLPROPERTIES ('format-version'='2') AS SELECT {columns} FROM {table}"
+        )
+        names[table] = copy
+    return names[cfg.destination_table], names[cfg.latest_history_table]
+
+
+def report(mode):
+    return RunReport(mode=mode, config=str(CONFIG), run_id=f"bench-{mode}-{time.time_ns()}")
+
+
+def forward(accounts, driver_memory="4g"):
+    warehouse = Path(tempfile.mkdtemp(prefix="summary-bench-forward-"))
+    cfg, spark = setup(warehouse, driver_memory)
+    months = month_range("2024-01", "2024-03")
+    source = synthetic_source(spark, accounts, months)
+    create_source_table(spark, cfg, source.schema)
+    source.writeTo(cfg.source_table).append()
+    run_months(spark, cfg, months[:2], report("initial"), one_batch=True)
+    summary_v4, latest_v4 = copy_for_v4(spark, cfg)
+    forward_report = report("forward")
+    ours, ours_heap = timed(spark, lambda: run_months(spark, cfg, months[2:], forward_report, one_batch=False))
+    v4, v4_heap = timed(spark, lambda: v4_baseline.forward_month(spark, cfg, months[2], summary_v4, latest_v4))
+    ours_rows = spark.table(cfg.destination_table).where(F.col(cfg.partition_column) == months[2]).count()
+    v4_rows = spark.table(summary_v4).where(F.col(cfg.partition_column) == months[2]).count()
+    spark.stop()
+    shutil.rmtree(warehouse, ignore_errors=True)
+    return {
+        "scenario": "forward", "accounts": accounts, "ours_s": ours, "v4_s": v4, "ours_heap_gb": ours_heap,
+        "v4_heap_gb": v4_heap, "rows": ours_rows, "v4_rows": v4_rows,
+        "phases": forward_report.details["phase_seconds"],
+    }  # fmt: skip
+
+
+def case_iii(accounts, history, driver_memory="4g"):
+    """1% of accounts get one corrected month among the last 24 of ``history`` months."""
+    warehouse = Path(tempfile.mkdtemp(prefix="summary-bench-case-iii-"))
+    cfg, spark = setup(warehouse, driver_memory)
+    last = "2024-12"
+    months = month_range(add_months(last, -(history - 1)), last)
+    source = synthetic_source(spark, accounts, months)
+    create_source_table(spark, cfg, source.schema)
+    source.writeTo(cfg.source_table).append()
+    run_months(spark, cfg, months, report("initial"), one_batch=True)
+    summary_v4, latest_v4 = copy_for_v4(spark, cfg)
+    recent = months[-24:]
+    picks = spark.table(cfg.source_table).where(F.col("rpt_as_of_mo").isin(recent)).where(F.rand(5) < 0.01 / len(recent))
+    corrections = picks.dropDuplicates(["cons_acct_key"]).withColumn("acct_bal_am", F.col("acct_bal_am") + 777)
+    corrections = corrections.withColumn("base_ts", F.lit(CORRECTION_TS).cast("timestamp"))
+    corrections.writeTo(cfg.source_table).append()
+    selector = f"base_ts >= TIMESTAMP '{CORRECTION_TS}'"
+    summary_bytes = spark.sql(f"SELECT sum(file_size_in_bytes) FROM {cfg.destination_table}.files").first()[0]
+
+    before_classify = last_execution_id(spark)
+    classify_report = report("classify")
+    classify, _ = timed(spark, lambda: run_classify(spark, cfg, classify_report, selector, dry_run=True))
+    classify_scans = scanned(spark, before_classify)
+    backfill_report = report("backfill")
+    ours, ours_heap = timed(spark, lambda: run_backfill(spark, cfg, backfill_report, selector))
+    corrected = spark.table(cfg.source_table).where(selector)
+    v4, v4_heap = timed(spark, lambda: v4_baseline.case_iii(spark, cfg, corrected, summary_v4, latest_v4))
+    rows = spark.table(cfg.destination_table).count()
+    spark.stop()
+    shutil.rmtree(warehouse, ignore_errors=True)
+    return {
+        "scenario": "case_iii", "accounts": accounts, "history": history, "summary_rows": rows,
+        "corrections": classify_report.records_read, "accounts_by_case": classify_report.accounts_by_case,
+        "ours_s": ours, "v4_s": v4, "ours_heap_gb": ours_heap, "v4_heap_gb": v4_heap, "classify_s": classify,
+        "summary_bytes": summary_bytes, "rows_written": backfill_report.rows_written,
+        "phases": backfill_report.details.get("phase_seconds"), "classify_scans": classify_scans,
+    }  # fmt: skip
+
+
+if __name__ == "__main__":
+    name, arguments = sys.argv[1], json.loads(sys.argv[2])
+    result = {"forward": forward, "case_iii": case_iii}[name](**arguments)
+    print(json.dumps(result), flush=True)
