@@ -79,7 +79,7 @@ def table(results):
             )
         else:
             scanned = r.get("classify_scans", {})
-            summary_scan = sum(v["bytes"] for k, v in scanned.items() if k.endswith(".summary"))
+            summary_scan = sum(v["bytes"] for k, v in scanned.items() if k.endswith(".summary") and isinstance(v, dict))
             share = f"{100 * summary_scan / r['summary_bytes']:.1f}%" if r["summary_bytes"] else "n/a"
             lines.append(
                 f"| Case III backfill | {r['accounts']:,} accounts x {r['history']} months, {r['corrections']} corrections | "
