@@ -39,6 +39,7 @@ from spark_jobs.timeline import ANCHOR, INSERT, STORED, build_timeline, new_rows
 from spark_jobs.writers import commit_staged, stage, write_rejects
 
 VERDICT = "__verdict"
+WANTED_AS = "__wanted_as"  # which role a stored row plays in its timeline
 
 
 class PhaseClock:
@@ -251,26 +252,37 @@ def _timeline_parts(spark, cfg: SummaryConfig, changes, accounts, shape, keep):
 
     if earliest_case_iii is not None:
         case_iii = accounts.where(F.col(CASE) == 3).select(key, FIRST_CHANGED)
-        summary = summary_with_month_number(spark, cfg)
-        # Rows at or after each account's first changed month: the only partitions that can change.
-        after = keep(
-            summary.where(F.col(month) >= month_from_number(earliest_case_iii))
-            .join(case_iii, key)
-            .where(F.col(MONTH_NUMBER) >= F.col(FIRST_CHANGED))
-            .drop(FIRST_CHANGED)
-        )
+        wanted = keep(_stored_rows_wanted(spark, cfg, case_iii, earliest_case_iii, keep))
+        months = sorted(r[0] for r in wanted.select(month).distinct().collect())
+        # Whole rows (history arrays included) in one scan of just the months that hold a wanted row.
+        rows = keep(summary_with_month_number(spark, cfg).where(F.col(month).isin(months)).join(wanted, [key, month]))
         replaced = changes.select(key, month)
-        parts.append(stored_rows(after.join(replaced, [key, month], "left_anti"), cfg, STORED))
-        # The row before them: the first of them points at it.
-        pointers = (
-            after.groupBy(key)
-            .agg(F.min_by(PREVIOUS_MONTH, MONTH_NUMBER).alias("__anchor_month"))
-            .where(F.col("__anchor_month").isNotNull())
-        )
-        anchor_months = sorted(r[0] for r in pointers.select("__anchor_month").distinct().collect())
-        if anchor_months:
-            anchors = summary.where(F.col(month).isin(anchor_months)).join(
-                pointers.withColumnRenamed("__anchor_month", month), [key, month]
-            )
-            parts.append(stored_rows(anchors, cfg, ANCHOR))
+        stored = rows.where(F.col(WANTED_AS) == STORED).join(replaced, [key, month], "left_anti")
+        parts.append(stored_rows(stored, cfg, STORED))
+        parts.append(stored_rows(rows.where(F.col(WANTED_AS) == ANCHOR), cfg, ANCHOR))
     return parts
+
+
+def _stored_rows_wanted(spark, cfg: SummaryConfig, case_iii: DataFrame, earliest_case_iii, keep) -> DataFrame:
+    """(key, month, role) of the stored rows Case III timelines need, from the key columns alone.
+
+    Each account's rows at or after its first changed month (STORED) and the row before them (ANCHOR),
+    which the first of them names in its ``_previous_month``. Only scalar columns are read here: Iceberg
+    reads those vectorized, while a scan that includes the history arrays decodes row by row, so the
+    whole rows are read once, afterwards, for just these keys and months.
+    """
+    key, month = cfg.primary_column, cfg.partition_column
+    located = keep(
+        summary_with_month_number(spark, cfg)
+        .where(F.col(month) >= month_from_number(earliest_case_iii))
+        .select(key, month, MONTH_NUMBER, PREVIOUS_MONTH)
+        .join(case_iii, key)
+        .where(F.col(MONTH_NUMBER) >= F.col(FIRST_CHANGED))
+    )
+    anchors = (
+        located.groupBy(key)
+        .agg(F.min_by(PREVIOUS_MONTH, MONTH_NUMBER).alias(month))
+        .where(F.col(month).isNotNull())
+        .withColumn(WANTED_AS, F.lit(ANCHOR))
+    )
+    return located.select(key, month, F.lit(STORED).alias(WANTED_AS)).unionByName(anchors)
