@@ -7,7 +7,8 @@ Iceberg commits one table at a time, so a run that updates ``summary`` and
    atomic append: before it nothing has changed, after it the run is decided);
 2. write the staged rows into ``summary``: rows whose key and month have no
    stored row are appended, the others MERGEd;
-3. MERGE each account's newest staged row into ``latest_summary``;
+3. put each account's newest staged row into ``latest_summary`` (MERGE, or one
+   rewrite when the run touches a large share of it);
 4. delete the run's staged rows.
 
 Steps 3-4 are idempotent, and so is step 2 when it MERGEs every row, which is
@@ -17,7 +18,7 @@ else, so the tables never stay in disagreement and no later run builds on a
 half-applied one.
 """
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from spark_jobs.config import SummaryConfig
@@ -66,6 +67,7 @@ def commit_staged(spark, cfg: SummaryConfig, run_id, lock, fresh=False, clock=No
         F.count(F.lit(1)).alias("rows"),
         F.count(F.when(F.col(INSERT), 1)).alias("inserts"),
         F.collect_set(F.when(merged, F.col(cfg.partition_column))).alias("merge_months"),
+        F.count_distinct(F.col(cfg.partition_column)).alias("months"),
     ).first()
     written = {"summary": 0, "latest_summary": 0}
     if stats.rows:
@@ -78,7 +80,7 @@ def commit_staged(spark, cfg: SummaryConfig, run_id, lock, fresh=False, clock=No
         _lap(clock, "commit_summary")
         crash_point("after_summary_merge", spark)
         lock.check()
-        written["latest_summary"] = merge_latest(spark, cfg, run_id)
+        written["latest_summary"] = merge_latest(spark, cfg, run_id, stats.rows, one_month=stats.months == 1)
         _lap(clock, "commit_latest")
         crash_point("after_latest_merge", spark)
     lock.check()
@@ -115,20 +117,72 @@ def merge_summary(spark, cfg: SummaryConfig, run_id, months, only_updates=False)
     )
 
 
-def merge_latest(spark, cfg: SummaryConfig, run_id):
-    """Each account's newest staged row replaces its latest row unless a newer month is stored."""
+def merge_latest(spark, cfg: SummaryConfig, run_id, staged_rows, one_month):
+    """Each account's newest staged row replaces its latest row unless a newer month is stored.
+
+    ``one_month``: the staged rows are of one month, so one per account (no ranking needed). When they
+    are a large share of ``latest_summary`` (every forward month), the table is rewritten in one pass
+    without shuffling whole rows; a MERGE would shuffle both sides to join them and, copy-on-write,
+    rewrite every file anyway. Smaller batches MERGE. Both are idempotent: a retry writes the same rows.
+    """
+    before, summary = current_snapshot(spark, cfg.latest_history_table)
+    if staged_rows >= LATEST_REWRITE_SHARE * int(summary.get("total-records", 0)):
+        return _rewrite_latest(spark, cfg, _newest_staged(spark, cfg, run_id, one_month))
     key, month = _q(cfg.primary_column), _q(cfg.partition_column)
     update, insert = _set_and_insert(cfg.summary_columns)
-    newest = (
-        f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY {month} DESC) AS __rank "
-        f"FROM {cfg.staging_table} WHERE {RUN_ID} = {sql_string(run_id)}) WHERE __rank = 1"
-    )
-    before, _ = current_snapshot(spark, cfg.latest_history_table)
+    newest = f"SELECT * FROM {cfg.staging_table} WHERE {RUN_ID} = {sql_string(run_id)}"
+    if not one_month:
+        newest = (
+            f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY {month} DESC) AS __rank "
+            f"FROM ({newest})) WHERE __rank = 1"
+        )
     spark.sql(
         f"MERGE INTO {cfg.latest_history_table} t USING ({newest}) s ON t.{key} = s.{key} "
         f"WHEN MATCHED AND s.{month} >= t.{month} THEN {update} WHEN NOT MATCHED THEN {insert}"
     )
     return merged_rows(spark, cfg.latest_history_table, before)
+
+
+LATEST_REWRITE_SHARE = 0.2  # staged rows per latest_summary row from which rewriting beats a MERGE
+BROADCAST_KEYS_MAX = 2_000_000  # keys the rewrite ships to every task instead of shuffling whole rows
+
+
+def _newest_staged(spark, cfg: SummaryConfig, run_id, one_month) -> DataFrame:
+    staged = spark.table(cfg.staging_table).where(F.col(RUN_ID) == run_id).select(*cfg.summary_columns)
+    if one_month:
+        return staged
+    newest_first = Window.partitionBy(cfg.primary_column).orderBy(F.col(cfg.partition_column).desc())
+    return staged.withColumn("__rank", F.row_number().over(newest_first)).where(F.col("__rank") == 1).drop("__rank")
+
+
+def _rewrite_latest(spark, cfg: SummaryConfig, newest: DataFrame):
+    """latest_summary := its rows the staged rows do not replace, plus the staged rows that win.
+
+    Which rows win is decided on keys and months alone (narrow, and read vectorized); whole rows are
+    then read once on each side and written, with no shuffle of them.
+    """
+    key, month = cfg.primary_column, cfg.partition_column
+    latest = spark.table(cfg.latest_history_table)
+    winning = (
+        newest.select(key, F.col(month).alias("__new"))
+        .join(latest.select(key, F.col(month).alias("__old")), key, "left")
+        .where(F.col("__old").isNull() | (F.col("__new") >= F.col("__old")))
+        .persist()
+    )
+    try:
+        counts = winning.agg(F.count(F.lit(1)).alias("wins"), F.count("__old").alias("replaces")).first()
+        if counts.wins == 0:
+            return 0
+        replaced, winners = winning.where(F.col("__old").isNotNull()).select(key), winning.select(key)
+        if counts.wins <= BROADCAST_KEYS_MAX:
+            replaced, winners = F.broadcast(replaced), F.broadcast(winners)
+        kept = latest.join(replaced, key, "left_anti") if counts.replaces else latest
+        added = newest.join(winners, key, "left_semi")
+        columns = cfg.summary_columns
+        kept.select(*columns).unionByName(added.select(*columns)).writeTo(cfg.latest_history_table).overwrite(F.lit(True))
+        return counts.wins
+    finally:
+        winning.unpersist()
 
 
 def merged_rows(spark, table, snapshot_before):

@@ -6,6 +6,7 @@ Config: tests/fixtures/configs/model_config.json (balance history of 4 months).
 import pytest
 from support import append_source, assert_matches_model, load, read_tables, record, run
 
+from spark_jobs import writers
 from spark_jobs.backfill import MARK, PENDING, run_backfill, run_case, run_classify
 from spark_jobs.errors import UsageError
 from spark_jobs.iceberg import current_snapshot, table_properties
@@ -109,6 +110,30 @@ def test_a_month_older_than_the_window_still_updates_what_carries_from_it(spark,
     assert summary[(3, "2024-03")]["_previous_month"] == "2023-06"
     assert report.rows_written["summary"] == 9
     assert_matches_model(spark, cfg, raw, stored + old)
+
+
+@pytest.mark.parametrize("latest_write", ["merge", "rewrite"])
+def test_a_correction_whose_newest_changed_row_is_older_than_latest_leaves_latest_alone(
+    spark, namespace, monkeypatch, latest_write
+):
+    # latest_summary is MERGEd for small batches and rewritten for large ones: both must keep a newer latest row.
+    monkeypatch.setattr(writers, "LATEST_REWRITE_SHARE", float("inf") if latest_write == "merge" else 0.0)
+    raw, cfg = load(namespace)
+    stored = [record(a, f"2024-0{m}", 1, bal=a * 1000 + m * 100, dpd=0) for a in (1, 2) for m in range(1, 9)]
+    append_source(spark, cfg, stored)
+    run(spark, cfg, "initial", "2024-01", "2024-08")
+    backfill(spark, cfg)
+    batch = [record(1, "2024-01", 5, bal=7, dpd=0), record(3, "2024-08", 5, bal=30)]
+    append_source(spark, cfg, batch)
+    report = backfill(spark, cfg)
+    assert report.accounts_by_case == {"I": 1, "II": 0, "III": 1}
+    summary, latest = read_tables(spark, cfg)
+    assert summary[(1, "2024-04")]["balance_history"] == [1400, 1300, 1200, 7], "inside the 4-month window"
+    assert summary[(1, "2024-05")]["balance_history"] == [1500, 1400, 1300, 1200], "outside it: unchanged"
+    assert latest[1]["month"] == "2024-08" and latest[1]["balance_history"] == [1800, 1700, 1600, 1500]
+    assert latest[2]["balance_history"] == [2800, 2700, 2600, 2500]
+    assert latest[3]["month"] == "2024-08" and latest[3]["balance_history"] == [30, N, N, N]
+    assert_matches_model(spark, cfg, raw, stored + batch)
 
 
 def test_classify_then_case_stages_in_any_order_and_the_mark_moves_last(spark, namespace):

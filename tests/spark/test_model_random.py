@@ -13,6 +13,7 @@ import pytest
 from support import append_source, assert_matches_model, load, record, run
 from test_backfill import backfill
 
+from spark_jobs import writers
 from spark_jobs.months import month_range
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -50,7 +51,7 @@ def random_records(rng, count):
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_random_sequences_match_the_model(spark, namespace, seed):
+def test_random_sequences_match_the_model(spark, namespace, seed, monkeypatch):
     rng = random.Random(seed)
     raw, cfg = load(namespace)
     source, read, log = [], [], []
@@ -58,6 +59,9 @@ def test_random_sequences_match_the_model(spark, namespace, seed):
     source += first
     for _ in range(STEPS):
         op = rng.choices(["ingest", "forward", "initial", "backfill", "staged", "filtered"], weights=[4, 4, 1, 2, 1, 1])[0]
+        # latest_summary is MERGEd or rewritten depending on the batch's size: try both ways on every kind of step.
+        latest_write = rng.choice(["merge", "rewrite"])
+        monkeypatch.setattr(writers, "LATEST_REWRITE_SHARE", float("inf") if latest_write == "merge" else 0.0)
         if op == "ingest":
             new = random_records(rng, rng.randint(3, 12))
             append_source(spark, cfg, new)
@@ -89,7 +93,7 @@ def test_random_sequences_match_the_model(spark, namespace, seed):
             months = set(month_range(start, end))
             read += [r for r in source if r["rpt_mo"] in months]
             op = f"{op} {start}..{end}"
-        log.append(op)
+        log.append(f"{op} ({latest_write} latest)")
         try:
             assert_matches_model(spark, cfg, raw, read)
         except AssertionError as exc:
