@@ -1,10 +1,11 @@
 """``make bench [ARGS=--small]``: forward and Case III throughput, memory and growth, ours vs v4, side by side.
 
 Each scenario runs in its own process (a fresh JVM and warehouse) on Spark
-local[*] with the local Iceberg catalog; this script samples the peak resident
-memory of that process tree, prints one table and writes it, with the machine,
-versions and settings, to bench/RESULTS.md (``--small`` writes
-bench/RESULTS-small.md).
+local[*] with the local Iceberg catalog; ``--small`` runs all of its scenarios
+in one process, as JVM start-up would otherwise dominate it. This script
+samples the peak resident memory of the process tree, prints one table and
+writes it, with the machine, versions and settings, to bench/RESULTS.md
+(``--small`` writes bench/RESULTS-small.md).
 """
 
 import argparse
@@ -21,6 +22,7 @@ from pathlib import Path
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
+RESULT_PREFIX = "BENCH-RESULT "  # bench.scenarios prints each result on a line starting with this
 FULL = {
     "forward": [{"accounts": 100_000}, {"accounts": 1_000_000}],
     "case_iii": [{"accounts": 100_000, "history": 24}, {"accounts": 100_000, "history": 48}],
@@ -31,10 +33,11 @@ SMALL = {
 }
 
 
-def run_scenario(name, arguments):
+def run_plan(plan):
+    """Run ``[[name, arguments], ...]`` in one process; its results, each with the process's peak RSS."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "bench.scenarios", name, json.dumps(arguments)],
+        [sys.executable, "-m", "bench.scenarios", json.dumps(plan)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     peak = {"rss": 0}
@@ -54,10 +57,11 @@ def run_scenario(name, arguments):
     stdout, stderr = process.communicate()
     sampler.join()
     if process.returncode != 0:
-        raise SystemExit(f"scenario {name} {arguments} failed:\n{stderr[-4000:]}")
-    result = json.loads(stdout.strip().splitlines()[-1])
-    result["peak_rss_gb"] = round(peak["rss"] / 2**30, 2)
-    return result
+        raise SystemExit(f"scenarios {plan} failed:\n{stderr[-4000:]}")
+    results = [json.loads(line[len(RESULT_PREFIX) :]) for line in stdout.splitlines() if line.startswith(RESULT_PREFIX)]
+    for result in results:
+        result["peak_rss_gb"] = round(peak["rss"] / 2**30, 2)
+    return results
 
 
 def ratio(v4, ours):
@@ -111,13 +115,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     plan = SMALL if args.small else FULL
     sys.path.insert(0, str(ROOT))
+    scenarios = [[name, arguments] for name, runs in plan.items() for arguments in runs]
+    processes = [scenarios] if args.small else [[scenario] for scenario in scenarios]
     results = []
-    for name, runs in plan.items():
-        for arguments in runs:
-            print(f"running {name} {arguments} ...", flush=True)
-            started = time.monotonic()
-            results.append(run_scenario(name, arguments))
-            print(f"  done in {time.monotonic() - started:.0f} s: {json.dumps(results[-1])}", flush=True)
+    for scenarios in processes:
+        print(f"running {scenarios} ...", flush=True)
+        started = time.monotonic()
+        results += run_plan(scenarios)
+        print(f"  done in {time.monotonic() - started:.0f} s: {json.dumps(results[-len(scenarios) :])}", flush=True)
     text = table(results)
     print(text)
     out = ROOT / "bench" / ("RESULTS-small.md" if args.small else "RESULTS.md")

@@ -1,7 +1,11 @@
-"""One benchmark scenario per process (``python -m bench.scenarios NAME JSON_ARGS``); prints a JSON result last.
+"""Benchmark scenarios: ``python -m bench.scenarios JSON_PLAN`` runs ``[[name, args], ...]`` in one process.
 
 Each scenario builds its state untimed, then times our stage and the v4
-baseline on the same data, with the JVM heap peak of each timed step.
+baseline on the same data, with the JVM heap peak of each timed step, and
+prints its result as one JSON line. Scenarios of one plan share the Spark
+session, each in its own namespace of the catalog (``--small`` runs its plan
+this way: JVM start-up is a large part of a small run); the full run starts one
+process per scenario so that each has a fresh JVM.
 """
 
 import json
@@ -11,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import v4_baseline  # noqa: E402
 from spark_jobs.backfill import run_backfill, run_classify  # noqa: E402
-from spark_jobs.config import BOOKKEEPING_COLUMNS, load_config  # noqa: E402
+from spark_jobs.config import BOOKKEEPING_COLUMNS, config_from_dict  # noqa: E402
 from spark_jobs.forward import run_months  # noqa: E402
 from spark_jobs.ingest import create_source_table  # noqa: E402
 from spark_jobs.months import add_months, month_range  # noqa: E402
@@ -27,6 +32,7 @@ from spark_jobs.session import build_session  # noqa: E402
 
 CONFIG = ROOT / "include" / "configs" / "summary_config.json"
 CORRECTION_TS = "2030-01-01 00:00:00"
+RESULT_PREFIX = "BENCH-RESULT "
 SCAN_METRICS = {"number of result data files": "files", "total data file size (bytes)": "bytes"}
 
 
@@ -119,14 +125,24 @@ def timed(spark, action):
     return round(time.monotonic() - start, 2), round(heap(spark._jvm) / 2**30, 2)
 
 
-def setup(warehouse, driver_memory):
-    cfg = load_config(CONFIG)
-    spark = build_session(
-        cfg,
-        str(warehouse),
-        app_name="summary-bench",
-        extra_conf={"spark.ui.enabled": "false", "spark.driver.memory": driver_memory, "spark.sql.shuffle.partitions": "8"},
-    )
+WAREHOUSE = []  # the process's warehouse directory, once a scenario started the session
+
+
+def setup(namespace, driver_memory):
+    """The config with its tables in ``local.<namespace>``, and the session (started once per process)."""
+    raw = json.loads(CONFIG.read_text())
+    for key in ("source_table", "destination_table", "latest_history_table"):
+        raw[key] = f"local.{namespace}.{raw[key].rsplit('.', 1)[1]}"
+    cfg = config_from_dict(raw, f"{CONFIG} (namespace {namespace})")
+    spark = SparkSession.getActiveSession()
+    if spark is None:
+        WAREHOUSE.append(Path(tempfile.mkdtemp(prefix="summary-bench-")))
+        spark = build_session(
+            cfg,
+            str(WAREHOUSE[0]),
+            app_name="summary-bench",
+            extra_conf={"spark.ui.enabled": "false", "spark.driver.memory": driver_memory, "spark.sql.shuffle.partitions": "8"},
+        )
     return cfg, spark
 
 
@@ -149,8 +165,7 @@ def report(mode):
 
 
 def forward(accounts, driver_memory="4g"):
-    warehouse = Path(tempfile.mkdtemp(prefix="summary-bench-forward-"))
-    cfg, spark = setup(warehouse, driver_memory)
+    cfg, spark = setup(f"forward_{accounts}", driver_memory)
     months = month_range("2024-01", "2024-03")
     source = synthetic_source(spark, accounts, months)
     create_source_table(spark, cfg, source.schema)
@@ -162,8 +177,6 @@ def forward(accounts, driver_memory="4g"):
     v4, v4_heap = timed(spark, lambda: v4_baseline.forward_month(spark, cfg, months[2], summary_v4, latest_v4))
     ours_rows = spark.table(cfg.destination_table).where(F.col(cfg.partition_column) == months[2]).count()
     v4_rows = spark.table(summary_v4).where(F.col(cfg.partition_column) == months[2]).count()
-    spark.stop()
-    shutil.rmtree(warehouse, ignore_errors=True)
     return {
         "scenario": "forward", "accounts": accounts, "ours_s": ours, "v4_s": v4, "ours_heap_gb": ours_heap,
         "v4_heap_gb": v4_heap, "rows": ours_rows, "v4_rows": v4_rows,
@@ -173,8 +186,7 @@ def forward(accounts, driver_memory="4g"):
 
 def case_iii(accounts, history, driver_memory="4g"):
     """1% of accounts get one corrected month among the last 24 of ``history`` months."""
-    warehouse = Path(tempfile.mkdtemp(prefix="summary-bench-case-iii-"))
-    cfg, spark = setup(warehouse, driver_memory)
+    cfg, spark = setup(f"case_iii_{accounts}_{history}", driver_memory)
     last = "2024-12"
     months = month_range(add_months(last, -(history - 1)), last)
     source = synthetic_source(spark, accounts, months)
@@ -206,8 +218,6 @@ def case_iii(accounts, history, driver_memory="4g"):
     corrected = spark.table(cfg.source_table).where(selector)
     v4, v4_heap = timed(spark, lambda: v4_baseline.case_iii(spark, cfg, corrected, summary_v4, latest_v4))
     rows = spark.table(cfg.destination_table).count()
-    spark.stop()
-    shutil.rmtree(warehouse, ignore_errors=True)
     return {
         "scenario": "case_iii", "accounts": accounts, "history": history, "summary_rows": rows,
         "corrections": classify_report.records_read, "accounts_by_case": classify_report.accounts_by_case,
@@ -218,6 +228,10 @@ def case_iii(accounts, history, driver_memory="4g"):
 
 
 if __name__ == "__main__":
-    name, arguments = sys.argv[1], json.loads(sys.argv[2])
-    result = {"forward": forward, "case_iii": case_iii}[name](**arguments)
-    print(json.dumps(result), flush=True)
+    for name, arguments in json.loads(sys.argv[1]):
+        result = {"forward": forward, "case_iii": case_iii}[name](**arguments)
+        print(RESULT_PREFIX + json.dumps(result), flush=True)
+    if SparkSession.getActiveSession() is not None:
+        SparkSession.getActiveSession().stop()
+    for warehouse in WAREHOUSE:
+        shutil.rmtree(warehouse, ignore_errors=True)
