@@ -19,6 +19,7 @@ from spark_jobs.history import grid
 from spark_jobs.mapping import MONTH_NUMBER, map_records, valid_records
 from spark_jobs.months import month_number_col
 from spark_jobs.tables import table_exists
+from spark_jobs.writers import newest_per_account
 
 EXAMPLES = 5
 PREVIOUS = "__previous_"
@@ -149,8 +150,7 @@ def check_tables(spark, cfg: SummaryConfig, report, sample=EXAMPLES):
     finally:
         rows.unpersist()
 
-    newest = Window.partitionBy(key).orderBy(F.col(month).desc())
-    expected_latest = summary.withColumn("__rank", F.row_number().over(newest)).where("__rank = 1").select(*cfg.summary_columns)
+    expected_latest = newest_per_account(summary, cfg)
     actual_latest = latest.select(*cfg.summary_columns)
     record(
         "latest_summary.missing_or_stale",

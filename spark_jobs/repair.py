@@ -6,19 +6,17 @@ restored from an old snapshot or edited by hand, it can be rebuilt from
 first, like every writing stage, and replaces the table in one commit.
 """
 
-from pyspark.sql import Window
 from pyspark.sql import functions as F
 
 from spark_jobs.config import SummaryConfig
 from spark_jobs.errors import UsageError
 from spark_jobs.runs import exclusive_run
 from spark_jobs.tables import table_exists
+from spark_jobs.writers import newest_per_account
 
 
 def newest_summary_rows(spark, cfg: SummaryConfig):
-    newest = Window.partitionBy(cfg.primary_column).orderBy(F.col(cfg.partition_column).desc())
-    ranked = spark.table(cfg.destination_table).withColumn("__rank", F.row_number().over(newest))
-    return ranked.where("__rank = 1").select(*cfg.summary_columns)
+    return newest_per_account(spark.table(cfg.destination_table), cfg)
 
 
 def rebuild_latest(spark, cfg: SummaryConfig, report, lock_wait_seconds=600):

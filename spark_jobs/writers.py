@@ -147,12 +147,16 @@ LATEST_REWRITE_SHARE = 0.2  # staged rows per latest_summary row from which rewr
 BROADCAST_KEYS_MAX = 2_000_000  # keys the rewrite ships to every task instead of shuffling whole rows
 
 
-def _newest_staged(spark, cfg: SummaryConfig, run_id, one_month) -> DataFrame:
-    staged = spark.table(cfg.staging_table).where(F.col(RUN_ID) == run_id).select(*cfg.summary_columns)
-    if one_month:
-        return staged
+def newest_per_account(rows: DataFrame, cfg: SummaryConfig) -> DataFrame:
+    """Each account's row of the greatest month, as summary columns (what latest_summary holds)."""
     newest_first = Window.partitionBy(cfg.primary_column).orderBy(F.col(cfg.partition_column).desc())
-    return staged.withColumn("__rank", F.row_number().over(newest_first)).where(F.col("__rank") == 1).drop("__rank")
+    ranked = rows.withColumn("__rank", F.row_number().over(newest_first))
+    return ranked.where(F.col("__rank") == 1).select(*cfg.summary_columns)
+
+
+def _newest_staged(spark, cfg: SummaryConfig, run_id, one_month) -> DataFrame:
+    staged = spark.table(cfg.staging_table).where(F.col(RUN_ID) == run_id)
+    return staged.select(*cfg.summary_columns) if one_month else newest_per_account(staged, cfg)
 
 
 def _rewrite_latest(spark, cfg: SummaryConfig, newest: DataFrame):
