@@ -125,22 +125,16 @@ def merge_latest(spark, cfg: SummaryConfig, run_id, staged_rows, one_month):
     without shuffling whole rows; a MERGE would shuffle both sides to join them and, copy-on-write,
     rewrite every file anyway. Smaller batches MERGE. Both are idempotent: a retry writes the same rows.
     """
-    before, summary = current_snapshot(spark, cfg.latest_history_table)
+    target = cfg.latest_history_table
+    before, summary = current_snapshot(spark, target)
+    newest = _newest_staged(spark, cfg, run_id, one_month)
     if staged_rows >= LATEST_REWRITE_SHARE * int(summary.get("total-records", 0)):
-        return _rewrite_latest(spark, cfg, _newest_staged(spark, cfg, run_id, one_month))
+        return _rewrite_latest(spark, cfg, newest)
     key, month = _q(cfg.primary_column), _q(cfg.partition_column)
-    update, insert = _set_and_insert(cfg.summary_columns)
-    newest = f"SELECT * FROM {cfg.staging_table} WHERE {RUN_ID} = {sql_string(run_id)}"
-    if not one_month:
-        newest = (
-            f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY {month} DESC) AS __rank "
-            f"FROM ({newest})) WHERE __rank = 1"
-        )
-    spark.sql(
-        f"MERGE INTO {cfg.latest_history_table} t USING ({newest}) s ON t.{key} = s.{key} "
-        f"WHEN MATCHED AND s.{month} >= t.{month} THEN {update} WHEN NOT MATCHED THEN {insert}"
-    )
-    return merged_rows(spark, cfg.latest_history_table, before)
+    on = F.col(f"{target}.{key}") == F.col(f"s.{key}")
+    newer = F.col(f"s.{month}") >= F.col(f"{target}.{month}")
+    newest.alias("s").mergeInto(target, on).whenMatched(newer).updateAll().whenNotMatched().insertAll().merge()
+    return merged_rows(spark, target, before)
 
 
 LATEST_REWRITE_SHARE = 0.2  # staged rows per latest_summary row from which rewriting beats a MERGE
