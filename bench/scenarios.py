@@ -225,13 +225,13 @@ def load_from(spark, cfg, loaded, last_month):
 
     A summary row depends only on records of its month and earlier ones, so these
     rows are what an initial load of just those months writes: ``--small`` copies
-    them instead of loading the 48-month data and then a 24-month one.
+    them instead of loading the 24-month data and then a 12-month one.
     """
     other, snapshots = loaded
     month = cfg.partition_column
     source = spark.read.option("versionAsOf", snapshots[other.source_table]).table(other.source_table)
     create_source_table(spark, cfg, source.schema)
-    source.where(F.col("rpt_as_of_mo") <= last_month).writeTo(cfg.source_table).append()
+    source.where(F.col(cfg.source_column(month)) <= last_month).writeTo(cfg.source_table).append()
     prepare_tables(spark, cfg, spark.table(cfg.source_table))
     summary = spark.read.option("versionAsOf", snapshots[other.destination_table]).table(other.destination_table)
     summary.where(F.col(month) <= last_month).writeTo(cfg.destination_table).append()
