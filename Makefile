@@ -14,14 +14,15 @@ PYTEST_ARGS ?=
 # spark-submit finds its Spark home through the venv's python: the venv must come first on PATH.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup jars test test-fast test-faults lint demo demo-cli airflow-ui bench clean
+.PHONY: setup jars test test-fast test-faults test-airflow-live lint demo demo-cli airflow-ui bench clean
 
 setup: $(STAMP) jars
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements.txt
+	$(VENV)/bin/pip install --quiet --no-deps -e .
 	rm -f $(VENV)/.installed-* && touch $@
 
 jars: $(STAMP)
@@ -36,6 +37,10 @@ test-fast: setup
 # The full fault tier: 20 timed kill points per stage plus every named crash point (make test runs a reduced set).
 test-faults: setup
 	SUMMARY_FAULT_FULL=1 $(PY) -m pytest -m faults $(PYTEST_ARGS)
+
+# The DAGs under real Airflow services on PostgreSQL, driven through the REST API (make test runs a reduced scenario).
+test-airflow-live: setup
+	SUMMARY_LIVE_FULL=1 $(PY) -m pytest -m live $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -115,7 +115,6 @@ def main(argv=None):
     parser.add_argument("--small", action="store_true", help="a scale that finishes in a few minutes")
     args = parser.parse_args(argv)
     plan = SMALL if args.small else FULL
-    sys.path.insert(0, str(ROOT))
     scenarios = [[name, arguments] for name, runs in plan.items() for arguments in runs]
     processes = [scenarios] if args.small else [[scenario] for scenario in scenarios]
     results = []

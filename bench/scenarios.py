@@ -18,20 +18,19 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench import v4_baseline
+from spark_jobs.backfill import run_backfill, run_classify
+from spark_jobs.config import BOOKKEEPING_COLUMNS, config_from_dict
+from spark_jobs.forward import run_months
+from spark_jobs.iceberg import current_snapshot
+from spark_jobs.ingest import create_source_table
+from spark_jobs.months import add_months, month_range
+from spark_jobs.report import RunReport
+from spark_jobs.runs import prepare_tables
+from spark_jobs.session import build_session
+from spark_jobs.writers import newest_per_account
 
-from bench import v4_baseline  # noqa: E402
-from spark_jobs.backfill import run_backfill, run_classify  # noqa: E402
-from spark_jobs.config import BOOKKEEPING_COLUMNS, config_from_dict  # noqa: E402
-from spark_jobs.forward import run_months  # noqa: E402
-from spark_jobs.iceberg import current_snapshot  # noqa: E402
-from spark_jobs.ingest import create_source_table  # noqa: E402
-from spark_jobs.months import add_months, month_range  # noqa: E402
-from spark_jobs.report import RunReport  # noqa: E402
-from spark_jobs.runs import prepare_tables  # noqa: E402
-from spark_jobs.session import build_session  # noqa: E402
-from spark_jobs.writers import newest_per_account  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 CONFIG = ROOT / "include" / "configs" / "summary_config.json"
 CORRECTION_TS = "2030-01-01 00:00:00"

@@ -32,7 +32,8 @@ from spark_jobs.classify import (
 from spark_jobs.config import PREVIOUS_MONTH, RECORD_DIGEST, SummaryConfig
 from spark_jobs.faults import crash_point
 from spark_jobs.mapping import MONTH_NUMBER, VERSION_CONFLICT, map_records, rejected_records, valid_records, winners
-from spark_jobs.months import month_from_number, month_number_col
+from spark_jobs.month_columns import month_number_col
+from spark_jobs.months import month_from_number
 from spark_jobs.partitioning import configure_shuffle_partitions
 from spark_jobs.report import BatchCounts
 from spark_jobs.timeline import ANCHOR, INSERT, STORED, build_timeline, new_rows, recompute, shifted, stored_rows

@@ -37,14 +37,14 @@ from spark_jobs.errors import SourceDataError, UsageError
 from spark_jobs.filters import apply_backfill_filter
 from spark_jobs.iceberg import current_snapshot, table_properties, update_properties
 from spark_jobs.mapping import MONTH_NUMBER, VERSION_CONFLICT
-from spark_jobs.months import month_number_col
-from spark_jobs.report import CASE_KEYS
+from spark_jobs.month_columns import month_number_col
+from spark_jobs.names import BACKFILL_MARK as MARK
+from spark_jobs.names import BACKFILL_PENDING as PENDING
+from spark_jobs.names import CASE_STAGES, CASES
 from spark_jobs.runs import exclusive_run, prepare_tables, source_table
 from spark_jobs.tables import RUN_ID, create_table, small_table_properties, sql_string
 
-MARK = "summary-pipeline.backfill.applied-source-snapshot"
-PENDING = "summary-pipeline.backfill.pending."  # + run id -> source snapshot the classification read up to
-CASE_MODES = {"case-i": 1, "case-ii": 2, "case-iii": 3}
+CASE_NUMBERS = {stage: number for number, stage in enumerate(CASE_STAGES.values(), start=1)}  # case-i -> 1 (classify.CASE)
 
 
 def select_batch(spark, cfg: SummaryConfig, backfill_filter=None, months=None):
@@ -154,14 +154,14 @@ def run_classify(spark, cfg, report, backfill_filter=None, months=None, dry_run=
                 )
             else:
                 move_mark(spark, cfg, report.run_id, end)  # nothing to apply: the batch is done
-    report.details["stages_to_run"] = [f"case-{c.lower()}" for c in CASE_KEYS if report.accounts_by_case[c]]
+    report.details["stages_to_run"] = [CASE_STAGES[c] for c in CASES if report.accounts_by_case[c]]
 
 
 def run_case(spark, cfg, report, mode, run_id, lock_wait_seconds=600):
     """``--mode case-i|case-ii|case-iii --run-id ID``: apply one case of a classification."""
     if not run_id:
         raise UsageError(f"--mode {mode} needs --run-id (printed by --mode classify)")
-    case = CASE_MODES[mode]
+    case = CASE_NUMBERS[mode]
     source = source_table(spark, cfg)
     prepare_tables(spark, cfg, source)
     if not spark.catalog.tableExists(cfg.backfill_table):

@@ -17,7 +17,7 @@ from spark_jobs.config import PREVIOUS_MONTH, SummaryConfig
 from spark_jobs.errors import RuleViolations
 from spark_jobs.history import grid
 from spark_jobs.mapping import MONTH_NUMBER, map_records, valid_records
-from spark_jobs.months import month_number_col
+from spark_jobs.month_columns import month_number_col
 from spark_jobs.tables import table_exists
 from spark_jobs.writers import newest_per_account
 

@@ -17,25 +17,8 @@ from pathlib import Path
 
 from spark_jobs.errors import ConfigError, PipelineError, RuleViolations, UsageError
 from spark_jobs.months import is_valid_month, month_range
+from spark_jobs.names import DRY_RUN_STAGES, FILTER_STAGES, MONTH_RANGE_STAGES, STAGES
 from spark_jobs.report import RunReport
-
-# The stages a process can run (the Airflow DAG factory schedules these names).
-MODES = (
-    "ingest",
-    "initial",
-    "forward",
-    "backfill",
-    "classify",
-    "case-i",
-    "case-ii",
-    "case-iii",
-    "maintenance",
-    "describe",
-    "check",
-    "rebuild-latest",
-)
-MONTH_RANGE_MODES = ("initial", "forward")
-DRY_RUN_MODES = ("initial", "forward", "backfill", "classify")
 
 
 def parse_args(argv=None):
@@ -44,7 +27,7 @@ def parse_args(argv=None):
         description="Account-summary pipeline: keeps Iceberg summary and latest_summary tables with rolling history arrays.",
     )
     parser.add_argument("--config", required=True, help="path to the summary config JSON")
-    parser.add_argument("--mode", choices=MODES, default="forward", help="stage to run (default: forward)")
+    parser.add_argument("--mode", choices=STAGES, default="forward", help="stage to run (default: forward)")
     parser.add_argument("--start-month", help="first month, YYYY-MM (initial/forward: default this month; backfill: optional)")
     parser.add_argument("--end-month", help="last month, YYYY-MM (default: the start month)")
     parser.add_argument("--backfill-filter", help="backfill/classify: one boolean expression over the source columns")
@@ -83,13 +66,13 @@ def run(args, report):
 
     cfg = load_config(args.config)
     months = None
-    if args.mode in MONTH_RANGE_MODES or args.start_month or args.end_month:
+    if args.mode in MONTH_RANGE_STAGES or args.start_month or args.end_month:
         months = months_from_args(args)
     if args.mode == "ingest" and not args.path:
         raise UsageError("--mode ingest needs --path FILE [FILE ...]")
-    if args.dry_run and args.mode not in DRY_RUN_MODES:
-        raise UsageError(f"--dry-run applies to {', '.join(DRY_RUN_MODES)}, not {args.mode}")
-    if args.backfill_filter and args.mode not in ("backfill", "classify"):
+    if args.dry_run and args.mode not in DRY_RUN_STAGES:
+        raise UsageError(f"--dry-run applies to {', '.join(DRY_RUN_STAGES)}, not {args.mode}")
+    if args.backfill_filter and args.mode not in FILTER_STAGES:
         raise UsageError(f"--backfill-filter applies to backfill and classify, not {args.mode}")
     spark = build_session(cfg, warehouse_location(cfg, args.warehouse))
     try:

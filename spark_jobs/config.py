@@ -24,6 +24,7 @@ from pathlib import Path
 import jsonschema
 
 from spark_jobs.errors import ConfigError
+from spark_jobs.months import add_months
 from spark_jobs.sqltext import unquoted
 
 # Columns the pipeline adds to every summary row (see docs in README "Tables").
@@ -117,6 +118,7 @@ class CatalogSettings:
 @dataclass(frozen=True)
 class AirflowSettings:
     start_month: str = None
+    end_month: str = None
     initial_load: dict = None
     backfill_schedule: str = "@hourly"
     backfill_poke_seconds: int = 60
@@ -407,9 +409,13 @@ def semantic_problems(raw):
     perf = raw.get("performance", {})
     if perf.get("min_partitions", 1) > perf.get("max_partitions", 8192):
         problems.append("performance.min_partitions: greater than performance.max_partitions")
-    initial = raw.get("airflow", {}).get("initial_load")
+    airflow = raw.get("airflow", {})
+    initial = airflow.get("initial_load")
     if initial and initial["end_month"] < initial["start_month"]:
         problems.append("airflow.initial_load.end_month: before airflow.initial_load.start_month")
+    first = airflow.get("start_month") or (initial and add_months(initial["end_month"], 1))
+    if airflow.get("end_month") and first and airflow["end_month"] < first:
+        problems.append(f"airflow.end_month: before the forward DAG's first month ({first})")
     catalog = raw.get("catalog", {})
     for name, props in catalog.get("catalogs", {}).items():
         if "type" not in props and "catalog-impl" not in props:

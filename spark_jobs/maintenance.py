@@ -19,10 +19,9 @@ import datetime as dt
 
 from spark_jobs.config import SummaryConfig
 from spark_jobs.iceberg import table_properties, update_properties
+from spark_jobs.names import MONTHS_SINCE_MAINTENANCE as MONTHS_SINCE
 from spark_jobs.runs import exclusive_run
 from spark_jobs.tables import sql_string, table_exists
-
-MONTHS_SINCE = "summary-pipeline.maintenance.forward-months-since"
 
 
 def _days_ago(days):

@@ -9,7 +9,7 @@ from pyspark.sql import functions as F
 
 from spark_jobs.config import RECORD_DIGEST, SummaryConfig
 from spark_jobs.errors import first_line
-from spark_jobs.months import MONTH_PATTERN, month_number_col
+from spark_jobs.month_columns import is_month_col, month_number_col
 
 MONTH_NUMBER = "__month_number"
 REJECT_REASON = "__reject_reason"
@@ -39,7 +39,7 @@ def reject_reason(cfg: SummaryConfig) -> Column:
         F.when(F.col(cfg.primary_column).isNull(), F.lit(f"NULL {cfg.primary_column} (primary_column)")),
         F.when(F.col(cfg.max_identifier_column).isNull(), F.lit(f"NULL {cfg.max_identifier_column} (max_identifier_column)")),
         F.when(
-            month.isNull() | ~month.rlike(MONTH_PATTERN),
+            month.isNull() | ~is_month_col(month),
             F.concat(
                 F.lit(f"{cfg.partition_column} (partition_column) is not a YYYY-MM month: "), F.coalesce(month, F.lit("NULL"))
             ),

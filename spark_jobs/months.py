@@ -1,4 +1,4 @@
-"""Month arithmetic, in one place.
+"""Month arithmetic, in one place (no Spark: the Airflow side uses it too).
 
 A month is a ``YYYY-MM`` string; its month number is ``year * 12 + month``
 (``2024-03`` -> 24291), so "N months earlier" is plain subtraction.
@@ -6,15 +6,15 @@ A month is a ``YYYY-MM`` string; its month number is ``year * 12 + month``
 
 import re
 
-from pyspark.sql import Column
-from pyspark.sql import functions as F
-
-MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
-_MONTH_RE = re.compile(MONTH_PATTERN)
+# The whole text must match: ``$`` alone would also accept a trailing line break, in Python
+# and in Java regexes alike ("2024-02\n" is not a month). Spark's side is month_columns.py.
+MONTH_REGEX = "[0-9]{4}-(0[1-9]|1[0-2])"
+MONTH_LENGTH = 7
+_MONTH_RE = re.compile(MONTH_REGEX)
 
 
 def is_valid_month(text):
-    return isinstance(text, str) and bool(_MONTH_RE.match(text))
+    return isinstance(text, str) and _MONTH_RE.fullmatch(text) is not None
 
 
 def month_number(month):
@@ -40,25 +40,3 @@ def month_range(start, end):
     if last < first:
         raise ValueError(f"end month {end} is before start month {start}")
     return [month_from_number(n) for n in range(first, last + 1)]
-
-
-def month_number_col(month_col) -> Column:
-    """Column expression: the month number of a ``YYYY-MM`` column (NULL when malformed)."""
-    col = F.col(month_col) if isinstance(month_col, str) else month_col
-    valid = col.rlike(MONTH_PATTERN)
-    number = F.substring(col, 1, 4).cast("int") * 12 + F.substring(col, 6, 2).cast("int")
-    return F.when(valid, number)
-
-
-def month_string_col(number_col) -> Column:
-    """Column expression: month number -> ``YYYY-MM``."""
-    col = F.col(number_col) if isinstance(number_col, str) else number_col
-    year = F.floor((col - 1) / 12)
-    month = (col - 1) - year * 12 + 1
-    return F.format_string("%04d-%02d", year.cast("int"), month.cast("int"))
-
-
-def first_day_col(month_col) -> Column:
-    """Column expression: the first day of a ``YYYY-MM`` month, as a DATE."""
-    col = F.col(month_col) if isinstance(month_col, str) else month_col
-    return F.to_date(F.concat(col, F.lit("-01")), "yyyy-MM-dd")

@@ -8,7 +8,8 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 
-CASE_KEYS = ("I", "II", "III")
+from spark_jobs.names import CASES
+
 COUNTERS = (
     "records_read",
     "records_rejected",
@@ -21,7 +22,7 @@ COUNTERS = (
 
 
 def _cases():
-    return {k: 0 for k in CASE_KEYS}
+    return {k: 0 for k in CASES}
 
 
 @dataclass
@@ -70,7 +71,7 @@ class RunReport:
         self.months += [m for m in batch.months if m not in self.months]
         for name in COUNTERS:
             setattr(self, name, getattr(self, name) + getattr(batch, name))
-        for case in CASE_KEYS:
+        for case in CASES:
             self.records_by_case[case] += batch.records_by_case[case]
             self.accounts_by_case[case] += batch.accounts_by_case[case]
         for table, rows in batch.rows_written.items():

@@ -21,8 +21,9 @@ import uuid
 
 from spark_jobs.errors import ConcurrentRunError
 from spark_jobs.iceberg import swap_properties
+from spark_jobs.names import LOCK_PREFIX
 
-PREFIX = "summary-pipeline.lock."
+PREFIX = LOCK_PREFIX
 FIELDS = ("token", "owner", "host", "pid", "jvm-pid", "acquired-at", "expires-at")
 
 

@@ -1,92 +1,13 @@
-"""One factory for the SparkSession: v4's tuning, Iceberg, the jars and the catalogs.
+"""One factory for the SparkSession: v4's tuning, Iceberg, the jars and the catalogs (``catalogs.py``)."""
 
-Catalogs. Every catalog named in the config's table identifiers (``local`` in
-``local.db.summary``) and the default catalog (used by two-part names) is an
-Iceberg ``SparkCatalog``. Without a ``catalog`` section each one is an Iceberg
-JDBC catalog on one SQLite file inside the warehouse directory: commits are
-atomic compare-and-swap, unlike Iceberg's Hadoop catalog on a local disk. A
-``catalog.catalogs.<name>`` section replaces that with any Iceberg catalog
-(REST, Hive, Glue, Hadoop, Nessie, ...) through plain Spark conf, and the
-environment variable ``SUMMARY_CATALOGS`` (the same JSON) overrides it.
-"""
-
-import json
 import os
 from pathlib import Path
 
 from spark_jobs import jars
+from spark_jobs.catalogs import catalog_conf, conf_value, warehouse_location
 from spark_jobs.config import SummaryConfig
-from spark_jobs.errors import ConfigError
 
-CATALOGS_ENV = "SUMMARY_CATALOGS"
 ICEBERG_EXTENSIONS = "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"
-ICEBERG_CATALOG = "org.apache.iceberg.spark.SparkCatalog"
-SQLITE_FILE = "iceberg_catalog.sqlite"
-
-
-def warehouse_location(cfg: SummaryConfig, cli_value=None):
-    """--warehouse, else $SUMMARY_WAREHOUSE, else the config's catalog.warehouse, else ./warehouse."""
-    chosen = cli_value or os.environ.get("SUMMARY_WAREHOUSE") or cfg.catalog.warehouse or "warehouse"
-    if "://" in chosen:
-        return chosen
-    return str(Path(chosen).expanduser().resolve())
-
-
-def explicit_catalogs(cfg: SummaryConfig):
-    """The config's ``catalog.catalogs``, overridden per catalog by $SUMMARY_CATALOGS (JSON of the same shape).
-
-    The environment wins so that one config serves a laptop and a cluster (docker-compose wires it).
-    """
-    catalogs = dict(cfg.catalog.catalogs)
-    text = os.environ.get(CATALOGS_ENV)
-    if text:
-        try:
-            overrides = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"${CATALOGS_ENV}", [f"invalid JSON: {exc.msg} at character {exc.pos}"]) from None
-        if not isinstance(overrides, dict) or not all(isinstance(v, dict) for v in overrides.values()):
-            raise ConfigError(f"${CATALOGS_ENV}", ["must be a JSON object: catalog name -> {property: value}"])
-        catalogs.update(overrides)
-    return catalogs
-
-
-def catalog_names(cfg: SummaryConfig):
-    names = [cfg.catalog.default]
-    three_part = [t.split(".")[0] for t in cfg.table_identifiers if t.count(".") == 2]
-    for name in (*three_part, *explicit_catalogs(cfg)):
-        if name not in names:
-            names.append(name)
-    return names
-
-
-def catalog_conf(cfg: SummaryConfig, warehouse):
-    """Spark conf entries that define every catalog the config uses."""
-    conf = {"spark.sql.defaultCatalog": cfg.catalog.default}
-    explicit_all = explicit_catalogs(cfg)
-    for name in catalog_names(cfg):
-        prefix = f"spark.sql.catalog.{name}"
-        conf[prefix] = ICEBERG_CATALOG
-        # Every run must see other runs' commits at once: the lock, recovery and
-        # backfill marks depend on it, so the per-session table cache is off.
-        conf[f"{prefix}.cache-enabled"] = "false"
-        explicit = explicit_all.get(name)
-        if explicit is not None:
-            for key, value in explicit.items():
-                conf[f"{prefix}.{key}"] = _conf_value(value)
-            continue
-        conf[f"{prefix}.type"] = "jdbc"
-        conf[f"{prefix}.uri"] = f"jdbc:sqlite:{warehouse}/{SQLITE_FILE}"
-        conf[f"{prefix}.warehouse"] = f"{warehouse}/{name}"
-        conf[f"{prefix}.jdbc.schema-version"] = "V1"
-        # Several processes share the SQLite file: readers do not block the writer (WAL), and a
-        # writer waits for the write lock instead of failing.
-        conf[f"{prefix}.jdbc.journal_mode"] = "WAL"
-        conf[f"{prefix}.jdbc.busy_timeout"] = "60000"
-    return conf
-
-
-def _conf_value(value):
-    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def session_conf(cfg: SummaryConfig, warehouse, jar_paths=()):
@@ -95,11 +16,11 @@ def session_conf(cfg: SummaryConfig, warehouse, jar_paths=()):
     broadcast = "-1" if spark.broadcast_threshold_mb < 0 else f"{spark.broadcast_threshold_mb}m"
     conf = {
         "spark.sql.extensions": ICEBERG_EXTENSIONS,
-        "spark.sql.adaptive.enabled": _conf_value(spark.adaptive_enabled),
-        "spark.sql.adaptive.coalescePartitions.enabled": _conf_value(spark.adaptive_enabled),
-        "spark.sql.adaptive.localShuffleReader.enabled": _conf_value(spark.adaptive_enabled),
-        "spark.sql.adaptive.skewJoin.enabled": _conf_value(spark.adaptive_enabled and spark.skew_join_enabled),
-        "spark.sql.optimizer.dynamicPartitionPruning.enabled": _conf_value(spark.dynamic_partition_pruning),
+        "spark.sql.adaptive.enabled": conf_value(spark.adaptive_enabled),
+        "spark.sql.adaptive.coalescePartitions.enabled": conf_value(spark.adaptive_enabled),
+        "spark.sql.adaptive.localShuffleReader.enabled": conf_value(spark.adaptive_enabled),
+        "spark.sql.adaptive.skewJoin.enabled": conf_value(spark.adaptive_enabled and spark.skew_join_enabled),
+        "spark.sql.optimizer.dynamicPartitionPruning.enabled": conf_value(spark.dynamic_partition_pruning),
         "spark.sql.autoBroadcastJoinThreshold": broadcast,
         "spark.sql.join.preferSortMergeJoin": "true",
         "spark.network.timeout": "800s",
@@ -119,7 +40,7 @@ def session_conf(cfg: SummaryConfig, warehouse, jar_paths=()):
     if jar_paths:
         conf["spark.jars"] = ",".join(str(p) for p in jar_paths)
     conf.update(catalog_conf(cfg, warehouse))
-    conf.update({key: _conf_value(value) for key, value in spark.conf.items()})
+    conf.update({key: conf_value(value) for key, value in spark.conf.items()})
     return conf
 
 

@@ -24,7 +24,7 @@ from spark_jobs import tables
 from spark_jobs.config import CARRIED_COLUMNS, PREVIOUS_MONTH, RECORD_DIGEST, SummaryConfig
 from spark_jobs.history import clean_date, grid, history_array
 from spark_jobs.mapping import MONTH_NUMBER
-from spark_jobs.months import first_day_col
+from spark_jobs.month_columns import first_day_col
 
 ROLE = "__role"
 ANCHOR, STORED, NEW = 0, 1, 2

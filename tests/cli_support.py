@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from support import model_config
+
+from tests.support import model_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SPARK_SUBMIT = str(Path(sys.executable).parent / "spark-submit")

@@ -8,18 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import model_config
+
 # Tests compare timestamps collected from Spark (UTC session) with Python values.
 os.environ["TZ"] = "UTC"
 time.tzset()
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "plugins"))
 # spark-submit must find the venv's python first (see STACK_NOTES).
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-
-from support import model_config  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -57,13 +53,13 @@ def namespace():
 @pytest.fixture
 def tally():
     """The fault tier's figures (tests/fault_tally.py), printed as a table at the end of the run."""
-    from fault_tally import TALLY
+    from tests.fault_tally import TALLY
 
     return TALLY
 
 
 def pytest_terminal_summary(terminalreporter):
-    from fault_tally import TALLY
+    from tests.fault_tally import TALLY
 
     if TALLY.rows:
         terminalreporter.section("fault tier: what was tried and the differences found (must be 0)")

@@ -4,7 +4,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from model import SummaryModel
+from tests.model import SummaryModel
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 

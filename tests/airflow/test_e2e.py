@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import append_source, assert_matches_model, load, model_config, record
 
 from spark_jobs.iceberg import current_snapshot
+from tests.support import append_source, assert_matches_model, load, model_config, record
 
 pytestmark = [pytest.mark.airflow, pytest.mark.spark, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,12 +9,12 @@ import datetime as dt
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from cli_support import ARROW_SCHEMA, write_parquet
-from support import load, model_problems, read_tables, record, run
 
 from spark_jobs.errors import SourceDataError
 from spark_jobs.ingest import ingest
 from spark_jobs.report import RunReport
+from tests.cli_support import ARROW_SCHEMA, write_parquet
+from tests.support import load, model_problems, read_tables, record, run
 
 pytestmark = [pytest.mark.spark, pytest.mark.faults]
 

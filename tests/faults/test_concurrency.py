@@ -4,9 +4,10 @@ import threading
 import time
 
 import pytest
-from cli_support import submit, write_config
-from fault_tally import FULL
-from support import append_source, load, model_problems, record, run
+
+from tests.cli_support import submit, write_config
+from tests.fault_tally import FULL
+from tests.support import append_source, load, model_problems, record, run
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.faults]
 

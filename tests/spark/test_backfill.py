@@ -4,13 +4,13 @@ Config: tests/fixtures/configs/model_config.json (balance history of 4 months).
 """
 
 import pytest
-from support import append_source, assert_matches_model, load, read_tables, record, run
 
 from spark_jobs import writers
 from spark_jobs.backfill import MARK, PENDING, run_backfill, run_case, run_classify
 from spark_jobs.errors import UsageError
 from spark_jobs.iceberg import current_snapshot, table_properties
 from spark_jobs.report import RunReport
+from tests.support import append_source, assert_matches_model, load, read_tables, record, run
 
 pytestmark = pytest.mark.spark
 N = None

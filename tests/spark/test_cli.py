@@ -11,8 +11,9 @@ import sys
 
 import pyarrow as pa
 import pytest
-from cli_support import ARROW_SCHEMA, submit, write_config, write_parquet
-from support import assert_matches_model, load, read_tables, record
+
+from tests.cli_support import ARROW_SCHEMA, submit, write_config, write_parquet
+from tests.support import assert_matches_model, load, read_tables, record
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 

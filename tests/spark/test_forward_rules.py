@@ -9,7 +9,8 @@ import datetime as dt
 import hashlib
 
 import pytest
-from support import append_source, assert_matches_model, load, read_tables, record, run
+
+from tests.support import append_source, assert_matches_model, load, read_tables, record, run
 
 pytestmark = pytest.mark.spark
 N = None

@@ -1,10 +1,10 @@
 """Maintenance: compaction and expiry change no row, and the v4 month counter says when it is due."""
 
 import pytest
-from support import append_source, assert_matches_model, load, read_tables, record, run
 
 from spark_jobs.maintenance import maintain, months_since_maintenance
 from spark_jobs.report import RunReport
+from tests.support import append_source, assert_matches_model, load, read_tables, record, run
 
 pytestmark = pytest.mark.spark
 

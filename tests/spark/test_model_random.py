@@ -10,11 +10,11 @@ import os
 import random
 
 import pytest
-from support import append_source, assert_matches_model, load, record, run
-from test_backfill import backfill
 
 from spark_jobs import writers
 from spark_jobs.months import month_range
+from tests.spark.test_backfill import backfill
+from tests.support import append_source, assert_matches_model, load, record, run
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 

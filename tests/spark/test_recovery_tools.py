@@ -1,12 +1,12 @@
 """The operator's tools: ``check`` finds each kind of damage by hand-made corruption; ``rebuild-latest`` repairs it."""
 
 import pytest
-from support import append_source, assert_matches_model, load, read_tables, record, run
 
 from spark_jobs.check import check_tables
 from spark_jobs.errors import RuleViolations
 from spark_jobs.repair import rebuild_latest
 from spark_jobs.report import RunReport
+from tests.support import append_source, assert_matches_model, load, read_tables, record, run
 
 pytestmark = pytest.mark.spark
 

@@ -4,12 +4,12 @@ import subprocess
 import time
 
 import pytest
-from support import load
 
 from spark_jobs.errors import ConcurrentRunError
 from spark_jobs.iceberg import java_table, swap_properties, table_properties
 from spark_jobs.runlock import PREFIX, RunLock
 from spark_jobs.tables import control_schema, create_table, small_table_properties
+from tests.support import load
 
 pytestmark = pytest.mark.spark
 

@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from spark_jobs.catalogs import catalog_conf, warehouse_location
 from spark_jobs.config import config_from_dict
 from spark_jobs.errors import ConfigError
-from spark_jobs.session import catalog_conf, session_conf, warehouse_location
+from spark_jobs.session import session_conf
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "include" / "configs" / "summary_config.json"
 

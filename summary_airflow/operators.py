@@ -8,6 +8,7 @@ from pathlib import Path
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import BaseHook
 
+from spark_jobs.names import REPORTS_DIR_ENV
 from summary_airflow import settings
 from summary_airflow.months import run_month
 from summary_airflow.stages import application_args
@@ -56,7 +57,7 @@ class SummaryStageOperator(SparkSubmitOperator):
         if self.run_id_from:
             classified = context["ti"].xcom_pull(task_ids=self.run_id_from) or {}
             run_id = classified.get("run_id")
-        report_dir = Path(os.environ.get(settings.REPORTS_DIR_ENV) or tempfile.mkdtemp(prefix="summary-report-"))
+        report_dir = Path(os.environ.get(REPORTS_DIR_ENV) or tempfile.mkdtemp(prefix="summary-report-"))
         report_dir.mkdir(parents=True, exist_ok=True)
         report_file = report_dir / f"{context['ti'].dag_id}.{context['ti'].task_id}.{context['ti'].try_number}.json"
         self.application_args = application_args(

@@ -3,12 +3,11 @@
 import os
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-ENTRY_SCRIPT = PROJECT_ROOT / "spark_jobs" / "summary_pipeline.py"
+import spark_jobs
+from spark_jobs.names import CONFIGS_DIR_ENV, SPARK_CONN_ENV
 
-CONFIGS_DIR_ENV = "SUMMARY_CONFIGS_DIR"
-SPARK_CONN_ENV = "SUMMARY_SPARK_CONN_ID"
-REPORTS_DIR_ENV = "SUMMARY_REPORTS_DIR"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]  # the checkout the project is installed from (pip install -e .)
+ENTRY_SCRIPT = Path(spark_jobs.__file__).resolve().parent / "summary_pipeline.py"
 DEFAULT_SPARK_CONN_ID = "spark_summary"
 
 

@@ -6,14 +6,15 @@ from airflow.providers.standard.operators.python import BranchPythonOperator, Py
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TaskGroup, TriggerRule
 
+from spark_jobs.months import MONTH_LENGTH, MONTH_REGEX
+from spark_jobs.names import CASE_STAGES, CASES
 from summary_airflow import settings
 from summary_airflow.loader import import_error_message, load_all
 from summary_airflow.months import first_scheduled_month, initial_load_months, run_month
 from summary_airflow.operators import SummaryStageOperator
 from summary_airflow.source_watch import NewSourceRecordsSensor
-from summary_airflow.stages import cases_to_run
+from summary_airflow.stages import case_task_id, cases_to_run
 
-MONTH_PATTERN = "^[0-9]{4}-(0[1-9]|1[0-2])$"
 START_DATE_FALLBACK = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 
 
@@ -25,6 +26,18 @@ def _default_args(cfg):
         "retry_exponential_backoff": True,
         "max_retry_delay": dt.timedelta(minutes=30),
     }
+
+
+def _month_param(description):
+    """An optional YYYY-MM Param; the lengths stop the pattern's ``$`` from accepting a trailing line break."""
+    return Param(
+        None,
+        type=["null", "string"],
+        pattern=f"^{MONTH_REGEX}$",
+        minLength=MONTH_LENGTH,
+        maxLength=MONTH_LENGTH,
+        description=description,
+    )
 
 
 def _month_start(month):
@@ -75,14 +88,10 @@ def forward_dag(cfg):
         CronDataIntervalTimetable("0 0 1 * *", timezone="UTC"),
         f"Monthly forward run of {cfg.destination_table}",
         start_date=start,  # the first data interval starts here
+        end_date=_month_start(cfg.airflow.end_month) if cfg.airflow.end_month else None,  # the last one
         catchup=True,
         params={
-            "month": Param(
-                None,
-                type=["null", "string"],
-                pattern=MONTH_PATTERN,
-                description="Process this month (YYYY-MM) instead of the run's",
-            ),
+            "month": _month_param("Process this month (YYYY-MM) instead of the run's"),
             "initial_load": Param(False, type="boolean", description="Also run the initial-load months of the config"),
         },
         doc=f"""
@@ -161,12 +170,8 @@ def backfill_dag(cfg):
                 description="One boolean expression over the source columns, e.g. cons_acct_key = 42 (checked before use)",
             ),
             "dry_run": Param(False, type="boolean", description="Classify and report what would change; write nothing"),
-            "start_month": Param(
-                None, type=["null", "string"], pattern=MONTH_PATTERN, description="Only records of months from (YYYY-MM)"
-            ),
-            "end_month": Param(
-                None, type=["null", "string"], pattern=MONTH_PATTERN, description="Only records of months up to (YYYY-MM)"
-            ),
+            "start_month": _month_param("Only records of months from (YYYY-MM)"),
+            "end_month": _month_param("Only records of months up to (YYYY-MM)"),
         },
         doc=f"""
 ### {cfg.name}: backfill
@@ -198,13 +203,13 @@ report is in XCom; `backfill_report` sums them up. Config: `{cfg.path}`.
         cases = [
             _stage(
                 cfg,
-                f"case_{case}",
-                f"case-{case}",
-                f"Apply the Case {case.upper()} accounts of this classification.",
+                case_task_id(case),
+                CASE_STAGES[case],
+                f"Apply the Case {case} accounts of this classification.",
                 run_id_from="classify",
                 trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
             )  # fmt: skip
-            for case in ("i", "ii", "iii")
+            for case in CASES
         ]
         report = PythonOperator(
             task_id="backfill_report",
@@ -219,7 +224,7 @@ report is in XCom; `backfill_report` sums them up. Config: `{cfg.path}`.
 
 def _backfill_report(ti, **_):
     classified = ti.xcom_pull(task_ids="classify") or {}
-    stages = {t: ti.xcom_pull(task_ids=t) for t in ("case_i", "case_ii", "case_iii")}
+    stages = {t: ti.xcom_pull(task_ids=t) for t in map(case_task_id, CASES)}
     summary = {
         "classification": classified.get("run_id"),
         "dry_run": classified.get("dry_run"),

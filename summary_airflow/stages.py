@@ -1,12 +1,12 @@
 """The spark-submit application arguments of every stage, as plain lists (unit-tested)."""
 
-from spark_jobs.cli import MODES
+from spark_jobs.names import CASE_STAGES, CASES, STAGES
 
 
 def application_args(config_path, mode, report_file, start_month=None, end_month=None, run_id=None,
                      backfill_filter=None, dry_run=False):  # fmt: skip
-    if mode not in MODES:
-        raise ValueError(f"unknown stage {mode!r}; the jobs accept {', '.join(MODES)}")
+    if mode not in STAGES:
+        raise ValueError(f"unknown stage {mode!r}; the jobs accept {', '.join(STAGES)}")
     args = ["--config", str(config_path), "--mode", mode, "--report-file", str(report_file)]
     if start_month:
         args += ["--start-month", start_month, "--end-month", end_month or start_month]
@@ -24,4 +24,9 @@ def cases_to_run(classify_report):
     if not classify_report or classify_report.get("dry_run"):
         return []
     accounts = classify_report.get("accounts_by_case", {})
-    return [f"case_{case.lower()}" for case in ("I", "II", "III") if accounts.get(case)]
+    return [case_task_id(case) for case in CASES if accounts.get(case)]
+
+
+def case_task_id(case):
+    """Task id of the stage applying ``case`` ("I" -> ``case_i``): the stage name, as a valid task id."""
+    return CASE_STAGES[case].replace("-", "_")

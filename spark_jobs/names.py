@@ -1,0 +1,48 @@
+"""Names the Spark jobs and the Airflow side share, in one Spark-free module.
+
+The DAG factory, the sensor's trigger and the Airflow UI import this without
+starting (or even importing) Spark, so nothing here may import ``pyspark``.
+"""
+
+# --- stages: the --mode values a process accepts and the DAG factory schedules ---------------
+INGEST = "ingest"
+INITIAL = "initial"
+FORWARD = "forward"
+BACKFILL = "backfill"
+CLASSIFY = "classify"
+CASE_I = "case-i"
+CASE_II = "case-ii"
+CASE_III = "case-iii"
+MAINTENANCE = "maintenance"
+DESCRIBE = "describe"
+CHECK = "check"
+REBUILD_LATEST = "rebuild-latest"
+
+STAGES = (INGEST, INITIAL, FORWARD, BACKFILL, CLASSIFY, CASE_I, CASE_II, CASE_III, MAINTENANCE, DESCRIBE, CHECK, REBUILD_LATEST)
+MONTH_RANGE_STAGES = (INITIAL, FORWARD)
+DRY_RUN_STAGES = (INITIAL, FORWARD, BACKFILL, CLASSIFY)
+FILTER_STAGES = (BACKFILL, CLASSIFY)
+
+# --- backfill cases: the report's keys, and the stage that applies each ----------------------
+CASES = ("I", "II", "III")
+CASE_STAGES = {"I": CASE_I, "II": CASE_II, "III": CASE_III}
+
+# --- exit codes of every stage --------------------------------------------------------------
+EXIT_OK = 0
+EXIT_FAILED = 1  # anything unexpected: the traceback is in the log
+EXIT_BAD_INPUT = 2  # a config, file, argument or filter was refused before anything changed
+EXIT_RULES_BROKEN = 3  # --mode check found rows breaking the table rules
+
+# --- properties of the control table (<destination>_control) --------------------------------
+PROPERTY_PREFIX = "summary-pipeline."
+BACKFILL_MARK = "summary-pipeline.backfill.applied-source-snapshot"  # source snapshot every backfill applied up to
+BACKFILL_PENDING = "summary-pipeline.backfill.pending."  # + run id -> source snapshot a classification read up to
+MONTHS_SINCE_MAINTENANCE = "summary-pipeline.maintenance.forward-months-since"
+LOCK_PREFIX = "summary-pipeline.lock."
+
+# --- environment variables -----------------------------------------------------------------
+WAREHOUSE_ENV = "SUMMARY_WAREHOUSE"
+CATALOGS_ENV = "SUMMARY_CATALOGS"
+CONFIGS_DIR_ENV = "SUMMARY_CONFIGS_DIR"
+REPORTS_DIR_ENV = "SUMMARY_REPORTS_DIR"
+SPARK_CONN_ENV = "SUMMARY_SPARK_CONN_ID"

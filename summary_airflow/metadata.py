@@ -1,0 +1,74 @@
+"""What the pipeline's Iceberg tables say, read from their metadata with PyIceberg: no Spark, no data files.
+
+The backfill sensor's trigger (in the triggerer) and the status API (in the
+api-server) use this; both run where Spark is neither wanted nor installed.
+"""
+
+import datetime as dt
+from pathlib import Path
+
+from spark_jobs.catalogs import pyiceberg_properties, split_identifier, warehouse_location
+from spark_jobs.config import SummaryConfig, load_config
+from spark_jobs.names import BACKFILL_MARK, MONTHS_SINCE_MAINTENANCE
+from spark_jobs.runlock import lock_state
+
+
+def load_table(cfg: SummaryConfig, warehouse, identifier):
+    """The PyIceberg table behind ``identifier``, or None when it does not exist (yet)."""
+    from pyiceberg.catalog import load_catalog
+    from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
+
+    catalog_name, name = split_identifier(cfg, identifier)
+    properties = pyiceberg_properties(cfg, warehouse, catalog_name)
+    if properties["type"] == "sql" and not Path(properties["uri"].removeprefix("sqlite:///")).exists():
+        return None  # the embedded catalog's file appears with the first table; a read must not create it
+    try:
+        return load_catalog(catalog_name, **properties).load_table(name)
+    except (NoSuchTableError, NoSuchNamespaceError):
+        return None
+
+
+def _snapshot(table):
+    snapshot = table.current_snapshot() if table is not None else None
+    if snapshot is None:
+        return None, None
+    committed = dt.datetime.fromtimestamp(snapshot.timestamp_ms / 1000, dt.timezone.utc)
+    return snapshot.snapshot_id, committed.isoformat(timespec="seconds")
+
+
+def unapplied_source_snapshot(config_path, warehouse=None):
+    """The source's current snapshot id when it differs from the applied-backfill mark, else None."""
+    cfg = load_config(config_path)
+    warehouse = warehouse_location(cfg, warehouse)
+    current, _ = _snapshot(load_table(cfg, warehouse, cfg.source_table))
+    if current is None:  # no source table or no records yet: nothing to backfill
+        return None
+    control = load_table(cfg, warehouse, cfg.control_table)
+    if control is None:
+        return current  # the pipeline never ran: everything is new
+    return None if control.properties.get(BACKFILL_MARK) == str(current) else current
+
+
+def pipeline_status(cfg: SummaryConfig, warehouse=None):
+    """One config's state as its tables record it: source vs the backfill mark, last commits, the run lock."""
+    warehouse = warehouse_location(cfg, warehouse)
+    source_snapshot, source_committed = _snapshot(load_table(cfg, warehouse, cfg.source_table))
+    summary_snapshot, summary_committed = _snapshot(load_table(cfg, warehouse, cfg.destination_table))
+    control = load_table(cfg, warehouse, cfg.control_table)
+    properties = control.properties if control is not None else {}
+    mark = properties.get(BACKFILL_MARK) or None
+    lock = lock_state(properties)
+    return {
+        "name": cfg.name,
+        "config": str(cfg.path),
+        "source_table": cfg.source_table,
+        "source_snapshot": source_snapshot,
+        "source_committed_at": source_committed,
+        "backfill_applied_snapshot": int(mark) if mark else None,
+        "unapplied_source_records": source_snapshot is not None and str(source_snapshot) != mark,
+        "summary_table": cfg.destination_table,
+        "summary_snapshot": summary_snapshot,
+        "summary_committed_at": summary_committed,
+        "forward_months_since_maintenance": int(properties.get(MONTHS_SINCE_MAINTENANCE) or 0),
+        "run_lock": {k: lock[k] for k in ("owner", "host", "pid", "expires-at")} if lock["token"] else None,
+    }

@@ -1,0 +1,192 @@
+"""The DAGs under real Airflow services: scheduler, triggerer, dag-processor and api-server as separate
+processes on a PostgreSQL metadata database, driven only through the REST API, as the UI drives them.
+
+What ``airflow dags test`` cannot show: the plugin loader and the triggerer
+import our code on their own (no DAG file ran first), deferral really hands
+the sensor to the triggerer, and catch-up is the scheduler's.
+
+``make test`` runs the reduced form (one initial month, one monthly run, a
+deferred backfill that applies a Case III correction); ``make test-airflow-live``
+(SUMMARY_LIVE_FULL=1) runs the whole scenario: two monthly runs after the
+chained initial load, all three cases, a dry run with a filter, and a month re-run.
+"""
+
+import json
+import os
+import time
+
+import pytest
+
+from spark_jobs.iceberg import current_snapshot
+from tests.live.services import AirflowServices, Postgres, postgres_bindir, wait_for
+from tests.support import append_source, assert_matches_model, load, model_config, record
+
+pytestmark = [pytest.mark.live, pytest.mark.airflow, pytest.mark.spark, pytest.mark.slow]
+FULL = os.environ.get("SUMMARY_LIVE_FULL") == "1"
+NAME = "live"
+RUN_TIMEOUT = 900 if FULL else 600
+
+
+@pytest.fixture(scope="module")
+def database(tmp_path_factory):
+    """A PostgreSQL cluster of the test's own; SQLite only when PostgreSQL cannot be had (the reason is printed)."""
+    bindir, reason = postgres_bindir()
+    if bindir is None:
+        print(f"\nlive tier: falling back to SQLite: {reason}")
+        yield f"sqlite:///{tmp_path_factory.mktemp('airflow-db') / 'airflow.db'}"
+        return
+    postgres = Postgres(bindir)
+    try:
+        yield postgres.start().url
+    finally:
+        postgres.stop()
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory, spark_warehouse):
+    """The config and the months it schedules: forward catch-up stops at end_month, the backfill DAG is manual."""
+    namespace = f"live_{os.getpid()}"
+    initial = ("2024-01", "2024-02") if FULL else ("2024-01", "2024-01")
+    monthly = ["2024-03", "2024-04"] if FULL else ["2024-02"]
+    raw = model_config(namespace, name=NAME, airflow={
+        "initial_load": {"start_month": initial[0], "end_month": initial[1]},
+        "start_month": monthly[0], "end_month": monthly[-1],
+        "backfill_schedule": None, "maintenance_schedule": None,
+        "retries": 0, "backfill_poke_seconds": 5,
+    })  # fmt: skip
+    configs = tmp_path_factory.mktemp("configs")
+    (configs / f"{NAME}.json").write_text(json.dumps(raw))
+    return {"namespace": namespace, "raw": raw, "configs": configs, "initial": initial, "monthly": monthly}
+
+
+@pytest.fixture(scope="module")
+def airflow(database, scenario, spark_warehouse, tmp_path_factory):
+    services = AirflowServices(
+        tmp_path_factory.mktemp("airflow_home"),
+        database,
+        {
+            "SUMMARY_CONFIGS_DIR": str(scenario["configs"]),
+            "SUMMARY_WAREHOUSE": str(spark_warehouse),
+            "SUMMARY_REPORTS_DIR": str(tmp_path_factory.mktemp("reports")),
+            "AIRFLOW_CONN_SPARK_SUMMARY": json.dumps({"conn_type": "spark", "host": "local[2]"}),
+            "SPARK_SUBMIT_OPTS": "-XX:TieredStopAtLevel=1",  # short-lived test JVMs start faster on C1
+        },
+    )
+    try:
+        yield services.start()
+    finally:
+        services.stop()
+        print(f"\nlive tier logs: {services.home}")
+
+
+def wait_for_dag(airflow, dag_id):
+    return wait_for(f"the dag-processor to register {dag_id}", lambda: _dag_exists(airflow, dag_id), 180, 3)
+
+
+def _dag_exists(airflow, dag_id):
+    try:
+        return airflow.get(f"/api/v2/dags/{dag_id}")
+    except AssertionError:
+        return None
+
+
+def test_scheduled_catch_up_deferred_backfill_and_manual_runs(spark, airflow, scenario):
+    raw, cfg = load(scenario["namespace"], name=NAME, airflow=scenario["raw"]["airflow"])
+    months = [*dict.fromkeys([scenario["initial"][0], scenario["initial"][1], *scenario["monthly"]])]
+    on_time = [record(a, m, 10, bal=a * 100 + i, dpd=i * 20) for a in (1, 2, 3) for i, m in enumerate(months, 1)]
+    append_source(spark, cfg, on_time)
+
+    # 1. Unpause the forward DAG: the scheduler's catch-up runs the initial-load chain, then each month, in order.
+    forward = f"{NAME}_forward"
+    wait_for_dag(airflow, forward)
+    airflow.unpause(forward)
+    runs = wait_for(
+        "the forward catch-up runs",
+        lambda: _all_finished(airflow.dag_runs(forward), len(scenario["monthly"])),
+        RUN_TIMEOUT,
+        5,
+    )
+    failed = [r["dag_run_id"] for r in runs if r["state"] != "success"]
+    assert not failed, "\n".join(airflow.explain(forward, r) for r in failed)
+    assert len(runs) == len(scenario["monthly"]), runs
+    intervals = [r["data_interval_start"][:7] for r in runs]
+    assert intervals == scenario["monthly"], f"one run per month, in order: {intervals}"
+    assert all(a["end_date"] <= b["start_date"] for a, b in zip(runs, runs[1:], strict=False)), "months ran one after another"
+    first = airflow.task_instances(forward, runs[0]["dag_run_id"])
+    chain = [f"initial_load.forward_{m.replace('-', '_')}" for m in months if m < scenario["monthly"][0]]
+    assert all(first[t]["state"] == "success" for t in chain + ["forward_month"]), {t: first[t]["state"] for t in first}
+    assert all(first[a]["end_date"] <= first[b]["start_date"] for a, b in zip(chain, [*chain[1:], "forward_month"], strict=True))
+    report = airflow.xcom(forward, runs[-1]["dag_run_id"], "forward_month")
+    assert report["status"] == "ok" and report["mode"] == "forward", report
+    assert "run report:" in airflow.task_log(forward, runs[-1]["dag_run_id"], "forward_month")
+    assert_matches_model(spark, cfg, raw, on_time)
+
+    # 2. The backfill DAG: a first run applies what is there (nothing new) and sets the mark ...
+    backfill = f"{NAME}_backfill"
+    airflow.unpause(backfill)
+    first_backfill = airflow.wait_for_run(backfill, airflow.trigger(backfill)["dag_run_id"], RUN_TIMEOUT)
+    assert first_backfill["state"] == "success", airflow.explain(backfill, first_backfill["dag_run_id"])
+    status = airflow.get(f"/summary-pipeline/status/{NAME}")
+    assert status["unapplied_source_records"] is False and status["backfill_applied_snapshot"], status
+
+    # ... a second one finds nothing new: its sensor defers to the triggerer, which loads the trigger ...
+    run_id = airflow.trigger(backfill)["dag_run_id"]
+    wait_for(
+        "the sensor to defer",
+        lambda: airflow.task_instances(backfill, run_id).get("wait_for_new_records", {}).get("state") == "deferred",
+        180,
+        2,
+    )
+    time.sleep(12)  # two trigger polls with nothing new
+    assert airflow.task_instances(backfill, run_id)["wait_for_new_records"]["state"] == "deferred"
+    assert airflow.log_errors() == [], "import or trigger-load errors in the services' logs"
+
+    # ... late records land, the trigger fires, classify branches to the cases with accounts.
+    late = [record(2, months[0], 30, bal=222)]  # a correction of an old month: Case III
+    if FULL:
+        late += [
+            record(2, months[0], 3, bal=7),  # an older version arriving late: stale, must lose
+            record(4, months[0], 30, bal=4),  # a new account: Case I
+            record(1, "2024-05", 30, bal=105),  # the account's next month: Case II
+        ]
+    append_source(spark, cfg, late)
+    assert airflow.get(f"/summary-pipeline/status/{NAME}")["unapplied_source_records"] is True
+    run = airflow.wait_for_run(backfill, run_id, RUN_TIMEOUT)
+    tasks = airflow.task_instances(backfill, run_id)
+    assert run["state"] == "success", airflow.explain(backfill, run_id)
+    fired = airflow.xcom(backfill, run_id, "wait_for_new_records")  # the event the trigger fired in the triggerer
+    assert fired == {"source_snapshot": current_snapshot(spark, cfg.source_table)[0]}, fired
+    classified = airflow.xcom(backfill, run_id, "classify")
+    expected_cases = {"I": 1, "II": 1, "III": 1} if FULL else {"I": 0, "II": 0, "III": 1}
+    assert classified["accounts_by_case"] == expected_cases, classified
+    for case, task in (("I", "case_i"), ("II", "case_ii"), ("III", "case_iii")):
+        assert tasks[task]["state"] == ("success" if expected_cases[case] else "skipped"), (task, tasks[task]["state"])
+    assert airflow.xcom(backfill, run_id, "case_iii")["rows_written"]["summary"] >= 1
+    assert '"mode": "case-iii"' in airflow.task_log(backfill, run_id, "case_iii")
+    assert_matches_model(spark, cfg, raw, on_time + late)
+    assert airflow.get(f"/summary-pipeline/status/{NAME}")["unapplied_source_records"] is False
+
+    if FULL:
+        # 3. Manual runs with conf, as the UI's trigger form sends them.
+        dry = airflow.wait_for_run(
+            backfill, airflow.trigger(backfill, {"backfill_filter": "acct_id = 2", "dry_run": True})["dag_run_id"], RUN_TIMEOUT
+        )
+        assert dry["state"] == "success", airflow.explain(backfill, dry["dag_run_id"])
+        dry_report = airflow.xcom(backfill, dry["dag_run_id"], "classify")
+        assert dry_report["dry_run"] is True and dry_report["records_read"] >= 1, dry_report
+        dry_tasks = airflow.task_instances(backfill, dry["dag_run_id"])
+        assert all(ti["state"] == "skipped" for t, ti in dry_tasks.items() if t.startswith("case_")), dry_tasks
+        rerun = airflow.wait_for_run(forward, airflow.trigger(forward, {"month": months[1]})["dag_run_id"], RUN_TIMEOUT)
+        assert rerun["state"] == "success", airflow.explain(forward, rerun["dag_run_id"])
+        rerun_report = airflow.xcom(forward, rerun["dag_run_id"], "forward_month")
+        assert rerun_report["changed_records"] == 0 and rerun_report["months"] == [months[1]], rerun_report
+        assert_matches_model(spark, cfg, raw, on_time + late)
+
+    assert airflow.log_errors() == [], "import or trigger-load errors in the services' logs"
+
+
+def _all_finished(runs, count):
+    finished = [r for r in runs if r["state"] in ("success", "failed")]
+    if any(r["state"] == "failed" for r in runs):
+        return runs  # stop waiting: the assertion names the failure
+    return runs if len(finished) >= count else None
