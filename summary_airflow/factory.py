@@ -187,8 +187,7 @@ report is in XCom; `backfill_report` sums them up. Config: `{cfg.path}`.
             task_id="wait_for_new_records",
             config_path=cfg.path,
             poke_seconds=cfg.airflow.backfill_poke_seconds,
-            timeout=50 * 60,
-            soft_fail=True,
+            timeout=50 * 60,  # then skipped: nothing new; a trigger or catalog error fails the task instead
             doc_md="Deferrable: passes when the source has unapplied appends, or at once for a filtered manual run.",
         )
         classify = _stage(

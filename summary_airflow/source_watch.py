@@ -5,10 +5,12 @@ PyIceberg (``metadata.py``): importing this module must not import Spark.
 """
 
 import asyncio
+import contextlib
 import datetime as dt
 import os
 
 from airflow.sdk import BaseSensorOperator
+from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from spark_jobs.names import WAREHOUSE_ENV
@@ -38,7 +40,13 @@ class NewSourceRecordsTrigger(BaseTrigger):
 
 
 class NewSourceRecordsSensor(BaseSensorOperator):
-    """Wait for appended source records not yet applied; pass at once for a manual filtered or month-limited run."""
+    """Wait for appended source records not yet applied; pass at once for a manual filtered or month-limited run.
+
+    Nothing new before the timeout is a normal outcome: the task is skipped
+    (and the rest of the run with it). Anything else, a trigger that cannot
+    load or a catalog that cannot be read, fails the task so that it is seen;
+    Airflow's ``soft_fail`` would skip those too, silently.
+    """
 
     ui_color = "#c7e9c0"
 
@@ -63,13 +71,26 @@ class NewSourceRecordsSensor(BaseSensorOperator):
         if self.poke(context):
             return None
         if not self.deferrable:
-            return super().execute(context)  # poke in the worker until timeout
+            with _timeout_skips(self.timeout):
+                return super().execute(context)  # poke in the worker until timeout
         self.defer(
             trigger=NewSourceRecordsTrigger(self.config_path, self.poke_seconds, os.environ.get(WAREHOUSE_ENV)),
             method_name="execute_complete",
             timeout=dt.timedelta(seconds=self.timeout) if self.timeout else None,
         )
 
+    def resume_execution(self, next_method, next_kwargs, context):
+        with _timeout_skips(self.timeout):
+            return super().resume_execution(next_method, next_kwargs, context)
+
     def execute_complete(self, context, event=None):
         self.log.info("new source records: %s", event)
         return event
+
+
+@contextlib.contextmanager
+def _timeout_skips(timeout):
+    try:
+        yield
+    except AirflowSensorTimeout as exc:
+        raise AirflowSkipException(f"no source records to apply arrived within {timeout:.0f} s") from exc

@@ -74,3 +74,22 @@ def test_the_sensor_reads_the_same_catalog_as_the_jobs():
     assert pyiceberg_properties(config_from_dict(raw), "/ignored", "local") == {
         "type": "rest", "uri": "http://rest:8181", "warehouse": "s3://lake/wh",
     }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("error", "outcome"),
+    [
+        ("TRIGGER_TIMEOUT", "AirflowSkipException"),  # nothing new in time: skip the run, quietly
+        ("TRIGGER_FAILURE", "TaskDeferralError"),  # the trigger could not load or run: fail, loudly
+    ],
+)
+def test_the_sensor_skips_only_when_nothing_arrived_in_time(error, outcome):
+    from airflow.sdk.bases.operator import TriggerFailureReason
+    from airflow.sdk.exceptions import AirflowSkipException, TaskDeferralError
+
+    from summary_airflow.source_watch import NewSourceRecordsSensor
+
+    sensor = NewSourceRecordsSensor(task_id="wait", config_path=EXAMPLE, timeout=60)
+    with pytest.raises((AirflowSkipException, TaskDeferralError)) as raised:
+        sensor.resume_execution("__fail__", {"error": getattr(TriggerFailureReason, error)}, {})
+    assert type(raised.value).__name__ == outcome
