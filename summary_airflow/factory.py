@@ -149,7 +149,8 @@ Every `forward_*` task pushes its run report to XCom. Config: `{cfg.path}`.
     return dag
 
 
-def _initial_load_needed(params, data_interval_start, dag_run, first_month, **_):
+def _initial_load_needed(params, dag_run, first_month, data_interval_start=None, **_):
+    # A run triggered from the UI or the REST API has no logical date, hence no data interval in its context.
     if params.get("initial_load"):
         return True
     return run_month(params, data_interval_start, getattr(dag_run, "run_after", None)) == first_month

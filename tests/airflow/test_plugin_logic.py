@@ -93,3 +93,15 @@ def test_the_sensor_skips_only_when_nothing_arrived_in_time(error, outcome):
     with pytest.raises((AirflowSkipException, TaskDeferralError)) as raised:
         sensor.resume_execution("__fail__", {"error": getattr(TriggerFailureReason, error)}, {})
     assert type(raised.value).__name__ == outcome
+
+
+def test_the_initial_load_question_works_without_a_data_interval():
+    """A run triggered from the UI or the REST API has no logical date: its context has no data_interval_start."""
+    from types import SimpleNamespace
+
+    from summary_airflow.factory import _initial_load_needed
+
+    manual = SimpleNamespace(run_after=dt.datetime(2024, 4, 9, tzinfo=UTC))
+    assert _initial_load_needed(params={}, dag_run=manual, first_month="2024-03") is True
+    assert _initial_load_needed(params={"month": "2024-05"}, dag_run=manual, first_month="2024-03") is False
+    assert _initial_load_needed(params={"month": "2024-05", "initial_load": True}, dag_run=manual, first_month="2024-03")

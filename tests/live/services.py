@@ -277,8 +277,7 @@ class AirflowServices:
 
     def task_log(self, dag_id, run_id, task_id, try_number=1):
         path = f"/api/v2/dags/{dag_id}/dagRuns/{_quote(run_id)}/taskInstances/{task_id}/logs/{try_number}?full_content=true"
-        content = self.get(path)["content"]
-        return "\n".join(e.get("event", "") if isinstance(e, dict) else str(e) for e in content)
+        return "\n".join(map(_log_line, self.get(path)["content"]))
 
     def explain(self, dag_id, run_id):
         """Task states of a run and the end of every failed task's log: what an assertion message needs."""
@@ -300,3 +299,11 @@ class AirflowServices:
 
 def _quote(text):
     return urllib.request.quote(text, safe="")
+
+
+def _log_line(entry):
+    """One structured log entry as text, with the exception it carries (type and message) if any."""
+    if not isinstance(entry, dict):
+        return str(entry)
+    errors = [f"{e.get('exc_type')}: {e.get('exc_value')}" for e in entry.get("error_detail") or []]
+    return " ".join([entry.get("event", ""), *errors])
