@@ -11,6 +11,7 @@ from summary_airflow import settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
 SERVICES = COMPOSE["services"]
 AIRFLOW_SERVICES = ["airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"]
 
@@ -43,6 +44,15 @@ def test_airflow_runs_on_postgres_with_the_project_mounted_where_its_folders_poi
         assert env["AIRFLOW__CORE__PLUGINS_FOLDER"] == f"{mount}/plugins"
         assert env["SPARK_CONF_DIR"] == f"{mount}/conf" and (ROOT / "conf" / "log4j2.properties").exists()
         assert "@postgres:5432/" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+        # The image installs the project editable at the same path, so the mounted code is what imports.
+        assert f"pip install --no-cache-dir --no-deps -e {mount}" in DOCKERFILE
+        assert f"COPY --chown=airflow:0 . {mount}" in DOCKERFILE
+
+
+def test_airflow_init_creates_the_pools_the_dags_use_without_path_hacks():
+    script = "\n".join(SERVICES["airflow-init"]["command"])
+    assert "python -m summary_airflow.pools" in script and "airflow pools import" in script
+    assert "sys.path" not in script
 
 
 def test_the_spark_connection_and_the_catalog_are_wired_by_the_names_the_code_reads():
