@@ -34,7 +34,7 @@ from spark_jobs.apply import BatchRun
 from spark_jobs.classify import CASE
 from spark_jobs.config import SummaryConfig
 from spark_jobs.errors import SourceDataError, UsageError
-from spark_jobs.filters import apply_backfill_filter
+from spark_jobs.filters import checked_filter
 from spark_jobs.iceberg import current_snapshot, table_properties, update_properties
 from spark_jobs.mapping import MONTH_NUMBER, VERSION_CONFLICT
 from spark_jobs.month_columns import month_number_col
@@ -48,12 +48,16 @@ CASE_NUMBERS = {stage: number for number, stage in enumerate(CASE_STAGES.values(
 
 
 def select_batch(spark, cfg: SummaryConfig, backfill_filter=None, months=None):
-    """(records to apply, source snapshot they reach or None when the mark must not move, description)."""
+    """(records to apply, source snapshot they reach or None when the mark must not move, description).
+
+    ``backfill_filter``: (text, Column) as ``filters.checked_filter`` accepted it, before the run lock.
+    """
     source = source_table(spark, cfg)
     month_column = F.col(f"`{cfg.source_column(cfg.partition_column)}`")
     if backfill_filter:
-        batch = apply_backfill_filter(spark, source, backfill_filter)
-        end, what = None, f"records matching {backfill_filter!r}"
+        text, condition = backfill_filter
+        batch = source.where(condition)
+        end, what = None, f"records matching {text!r}"
     else:
         end, _ = current_snapshot(spark, cfg.source_table)
         start = table_properties(spark, cfg.control_table).get(MARK)
@@ -113,9 +117,10 @@ def judged_batch(spark, cfg, report, backfill_filter, months, dry_run, lock_wait
     snapshot the batch reaches; the caller applies or persists them while the lock is still held.
     """
     source = source_table(spark, cfg)
+    checked = (backfill_filter, checked_filter(spark, source, backfill_filter)) if backfill_filter is not None else None
     prepare_tables(spark, cfg, source, dry_run)
     with exclusive_run(spark, cfg, report, lock_wait_seconds, dry_run) as lock:
-        batch_source, end, what = select_batch(spark, cfg, backfill_filter, months)
+        batch_source, end, what = select_batch(spark, cfg, checked, months)
         report.details["batch"] = what
         with BatchRun(spark, cfg, report.run_id, lock, dry_run=dry_run) as batch:
             winners, batch_months = batch.winners_from_source(batch_source)

@@ -8,7 +8,6 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from spark_jobs.config import RECORD_DIGEST, SummaryConfig
-from spark_jobs.errors import first_line
 from spark_jobs.month_columns import is_month_col, month_number_col
 
 MONTH_NUMBER = "__month_number"
@@ -110,22 +109,27 @@ def winners(valid: DataFrame, cfg: SummaryConfig) -> DataFrame:
 def spark_expression_problems(spark, cfg: SummaryConfig):
     """Check every ``mapper_expr`` with Spark itself, at job start (the config loader cannot).
 
-    With the source table present each expression is analysed in order against
-    the columns it will see, so unknown columns are caught too; otherwise each is
-    only parsed.
+    Each expression must pass the config allowlist (expressions.py) as parsed;
+    with the source table present each is also analysed, in order, against the
+    columns it will see, so unknown columns, type errors and anything the
+    analyzer resolves to a node outside the allowlist are caught too.
     """
+    import os
+
     from pyspark.sql import types as T
 
-    parser = spark._jsparkSession.sessionState().sqlParser()
+    from spark_jobs.expressions import analyzed_problems, config_policy, lexical_problem, parsed_problems
+
+    policy = config_policy(os.environ)
     steps = [("column_transformations", i, d.name, d.mapper_expr, None) for i, d in enumerate(cfg.column_transformations)]
     steps += [("inferred_columns", i, d.name, d.mapper_expr, None) for i, d in enumerate(cfg.inferred_columns)]
     steps += [("rolling_columns", i, r.mapper_column, r.mapper_expr, r.sql_type) for i, r in enumerate(cfg.rolling_columns)]
+    # A mapper_expr may read the mapped columns and every column an earlier step named.
+    visible = [*cfg.columns.values(), *[name for _, _, name, _, _ in steps]]
     problems = []
     for key, index, _, expr, _ in steps:
-        try:
-            parser.parseExpression(expr)
-        except Exception as exc:
-            problems.append(f"{key}[{index}].mapper_expr: Spark cannot parse it: {first_line(exc)}")
+        found = [p for p in (lexical_problem(expr, policy.max_length),) if p] or parsed_problems(spark, expr, policy, visible)
+        problems += [f"{key}[{index}].mapper_expr: {problem}" for problem in found]
     if problems or not spark.catalog.tableExists(cfg.source_table):
         return problems
     source = spark.table(cfg.source_table)
@@ -135,11 +139,10 @@ def spark_expression_problems(spark, cfg: SummaryConfig):
     df = spark.createDataFrame([], T.StructType([f for f in source.schema.fields if f.name in cfg.columns]))
     df = df.select(*[F.col(f"`{src}`").alias(dst) for src, dst in cfg.columns.items()])
     for key, index, name, expr, type_name in steps:
-        try:
-            column = F.expr(expr) if type_name is None else F.expr(expr).cast(type_name)
-            candidate = df.withColumn(name, column)
-            candidate.schema  # noqa: B018 -- forces analysis
-            df = candidate
-        except Exception as exc:
-            problems.append(f"{key}[{index}].mapper_expr: {first_line(exc)}")
+        column = F.expr(expr) if type_name is None else F.expr(expr).cast(type_name)
+        found, _ = analyzed_problems(spark, df, column, policy)
+        if found:
+            problems += [f"{key}[{index}].mapper_expr: {problem}" for problem in found]
+        else:
+            df = df.withColumn(name, column)
     return problems

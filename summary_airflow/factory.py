@@ -6,6 +6,7 @@ from airflow.providers.standard.operators.python import BranchPythonOperator, Py
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TaskGroup, TriggerRule
 
+from spark_jobs.expressions import FILTER
 from spark_jobs.months import MONTH_LENGTH, MONTH_REGEX
 from spark_jobs.names import CASE_STAGES, CASES
 from summary_airflow import settings
@@ -168,7 +169,9 @@ def backfill_dag(cfg):
             "backfill_filter": Param(
                 None,
                 type=["null", "string"],
-                description="One boolean expression over the source columns, e.g. cons_acct_key = 42 (checked before use)",
+                maxLength=FILTER.max_length,
+                description="One boolean condition over the source columns, e.g. cons_acct_key = 42: comparisons, "
+                "AND/OR/NOT, IN, BETWEEN, LIKE, IS NULL and a short list of functions (see the README; checked before use)",
             ),
             "dry_run": Param(False, type="boolean", description="Classify and report what would change; write nothing"),
             "start_month": _month_param("Only records of months from (YYYY-MM)"),

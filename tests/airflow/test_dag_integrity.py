@@ -88,6 +88,8 @@ def test_backfill_waits_classifies_and_branches_to_serialised_cases(bag):
     assert {dag.get_task(t).pool for t in ("classify", "case_i", "case_iii")} == {"summary_cards_writers"}
     assert set(dag.params.keys()) == {"backfill_filter", "dry_run", "start_month", "end_month"}
     assert dag.params.get_param("start_month").schema["pattern"].startswith("^[0-9]{4}")
+    assert dag.params.get_param("start_month").schema["maxLength"] == 7, "'2024-02\\n' must not pass the pattern's $"
+    assert dag.params.get_param("backfill_filter").schema["maxLength"] == 1000
 
 
 def test_maintenance_runs_on_its_schedule(bag):

@@ -7,7 +7,6 @@ import pytest
 
 from spark_jobs import writers
 from spark_jobs.backfill import MARK, PENDING, run_backfill, run_case, run_classify
-from spark_jobs.errors import UsageError
 from spark_jobs.iceberg import current_snapshot, table_properties
 from spark_jobs.report import RunReport
 from tests.support import append_source, assert_matches_model, load, read_tables, record, run
@@ -190,31 +189,6 @@ def test_the_filter_selects_records_and_is_applied_safely(spark, namespace):
     assert sorted(read_tables(spark, cfg)[0]) == [(1, "2024-01"), (3, "2024-02")]
     assert MARK not in table_properties(spark, cfg.control_table), "a filtered batch does not move the mark"
     assert_matches_model(spark, cfg, raw, [rows[0], rows[2]])
-
-
-@pytest.mark.faults  # also a bad-input case of the fault tier
-@pytest.mark.parametrize(
-    "text, reason",
-    [
-        ("acct_id = 1; DROP TABLE x", "second statement"),
-        ("acct_id IN (SELECT acct FROM local.db.summary)", "subqueries are not allowed"),
-        ("EXISTS (SELECT 1)", "subqueries are not allowed"),
-        ("acct_id = 1 -- and the rest", "comments are not allowed"),
-        ("acct_id = 1 /* x */", "comments are not allowed"),
-        ("other_table.acct_id = 1", "'other_table.acct_id' is not a column of the source table"),
-        ("no_such_column = 1", "'no_such_column' is not a column"),
-        ("reflect('java.lang.System', 'exit', '1') IS NULL", "function 'reflect' is not allowed"),
-        ("acct_id + 1", "not a boolean condition"),
-        ("acct_id = ", "not one SQL expression"),
-    ],
-)
-def test_unsafe_or_invalid_filters_are_refused_before_anything_runs(spark, namespace, text, reason, tally):
-    _, cfg = load(namespace)
-    append_source(spark, cfg, [record(1, "2024-01", 1, bal=1)])
-    with pytest.raises(UsageError, match=reason):
-        backfill(spark, cfg, backfill_filter=text)
-    assert not spark.catalog.tableExists(cfg.destination_table) or spark.table(cfg.destination_table).count() == 0
-    tally.add("bad input: backfill filter")
 
 
 def test_a_backfill_that_failed_between_its_commits_is_finished_by_the_retry(spark, namespace, monkeypatch):
