@@ -42,7 +42,7 @@ from spark_jobs.names import BACKFILL_MARK as MARK
 from spark_jobs.names import BACKFILL_PENDING as PENDING
 from spark_jobs.names import CASE_STAGES, CASES
 from spark_jobs.runs import exclusive_run, prepare_tables, source_table
-from spark_jobs.tables import RUN_ID, create_table, small_table_properties, sql_string
+from spark_jobs.tables import RUN_ID, create_table, require_owned, small_table_properties, sql_string
 
 CASE_NUMBERS = {stage: number for number, stage in enumerate(CASE_STAGES.values(), start=1)}  # case-i -> 1 (classify.CASE)
 
@@ -94,7 +94,7 @@ def ensure_backfill_table(spark, cfg: SummaryConfig, winners_schema):
 
     fields = [f for f in winners_schema.fields if f.name not in (VERSION_CONFLICT, MONTH_NUMBER)]
     schema = T.StructType([*fields, T.StructField(CASE, T.IntegerType()), T.StructField(RUN_ID, T.StringType())])
-    create_table(spark, cfg.backfill_table, schema, small_table_properties(cfg), (RUN_ID,))
+    create_table(spark, cfg, "backfill", cfg.backfill_table, schema, small_table_properties(cfg), (RUN_ID,))
 
 
 def move_mark(spark, cfg: SummaryConfig, run_id, end_snapshot):
@@ -171,6 +171,7 @@ def run_case(spark, cfg, report, mode, run_id, lock_wait_seconds=600):
     prepare_tables(spark, cfg, source)
     if not spark.catalog.tableExists(cfg.backfill_table):
         raise UsageError(f"no classification exists for {cfg.destination_table}: run --mode classify first")
+    require_owned(spark, cfg, cfg.backfill_table, "backfill")
     report.details["classification"] = run_id
     with exclusive_run(spark, cfg, report, lock_wait_seconds) as lock:
         pending_end = table_properties(spark, cfg.control_table).get(PENDING + run_id)

@@ -112,3 +112,43 @@ def pyiceberg_properties(cfg: SummaryConfig, warehouse, catalog_name):
     elif kind:
         properties["type"] = kind
     return properties
+
+
+def _catalog_identity(cfg: SummaryConfig, name):
+    """What makes two catalog names one catalog: the same connection ($SUMMARY_CATALOGS included)."""
+    explicit = {k.lower(): v for k, v in explicit_catalogs(cfg).items()}.get(name.lower())
+    if explicit is None:
+        return ("embedded", name.lower())  # a JDBC catalog of its own name in the warehouse's SQLite file
+    return tuple(sorted((k, str(v)) for k, v in explicit.items() if k in ("type", "catalog-impl", "uri", "warehouse")))
+
+
+def table_key(cfg: SummaryConfig, identifier):
+    """A table as Spark and Iceberg tell tables apart: the catalog it is really in, and its name, case-insensitively."""
+    catalog, name = split_identifier(cfg, identifier)
+    return (_catalog_identity(cfg, catalog), name.lower())
+
+
+def table_roles(cfg: SummaryConfig):
+    """{table_key: what the table is to this config} for every table the config reads or writes."""
+    roles = {table_key(cfg, cfg.source_table): "source_table"}
+    roles.update({table_key(cfg, t): f"derived table {t}" for t in cfg.derived_tables})
+    roles[table_key(cfg, cfg.latest_history_table)] = "latest_history_table"
+    roles[table_key(cfg, cfg.destination_table)] = "destination_table"
+    return roles
+
+
+def same_table_problems(cfg: SummaryConfig):
+    """Two of the config's own tables that are one table once catalogs are resolved (e.g. by $SUMMARY_CATALOGS)."""
+    seen, problems = {}, []
+    names = [
+        ("destination_table", cfg.destination_table),
+        ("latest_history_table", cfg.latest_history_table),
+        ("source_table", cfg.source_table),
+        *[(f"derived table {t}", t) for t in cfg.derived_tables],
+    ]
+    for role, identifier in names:
+        key = table_key(cfg, identifier)
+        if key in seen:
+            problems.append(f"{role} {identifier!r} is the same table as {seen[key]} (catalogs resolved with ${CATALOGS_ENV})")
+        seen.setdefault(key, f"{role} {identifier!r}")
+    return problems

@@ -60,11 +60,15 @@ def new_run_id(mode):
 
 def run(args, report):
     """Load the config, start Spark, run the stage. Returns the SparkSession (for the caller to stop)."""
+    from spark_jobs.catalogs import same_table_problems
     from spark_jobs.config import load_config
     from spark_jobs.mapping import spark_expression_problems
     from spark_jobs.session import build_session, warehouse_location
 
     cfg = load_config(args.config)
+    same_tables = same_table_problems(cfg)
+    if same_tables:
+        raise ConfigError(cfg.path, same_tables)
     months = None
     if args.mode in MONTH_RANGE_STAGES or args.start_month or args.end_month:
         months = months_from_args(args)

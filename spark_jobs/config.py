@@ -24,7 +24,7 @@ from pathlib import Path
 import jsonschema
 
 from spark_jobs.errors import ConfigError
-from spark_jobs.months import add_months
+from spark_jobs.months import add_months, month_number
 from spark_jobs.sqltext import unquoted
 
 # Columns the pipeline adds to every summary row (see docs in README "Tables").
@@ -45,6 +45,9 @@ _SIMPLE_SQL_TYPES = {
 }
 
 DEFAULT_HISTORY_LENGTH = 36
+MAX_INITIAL_LOAD_MONTHS = 360
+MAX_NAME_LENGTH = 200  # DAG ids (name + "_maintenance") stay under Airflow's 250 characters
+DEFAULT_CATALOG = "local"  # the catalog of two-part table names unless catalog.default says otherwise
 
 
 def sql_type(type_name):
@@ -110,7 +113,7 @@ class SparkSettings:
 
 @dataclass(frozen=True)
 class CatalogSettings:
-    default: str = "local"
+    default: str = DEFAULT_CATALOG
     warehouse: str = None
     catalogs: dict = field(default_factory=dict)
 
@@ -221,12 +224,31 @@ class SummaryConfig:
         return f"{self.destination_table}_control"
 
     @property
-    def runs_table(self):
-        return f"{self.destination_table}_runs"
+    def derived_tables(self):
+        """The tables named after the destination that the pipeline creates, deletes from and locks."""
+        return derived_tables(self.destination_table)
+
+    @property
+    def written_tables(self):
+        """Every table this config's runs write: summary, latest_summary and the derived ones."""
+        return (self.destination_table, self.latest_history_table, *self.derived_tables)
 
     @property
     def table_identifiers(self):
         return (self.source_table, self.destination_table, self.latest_history_table)
+
+
+DERIVED_SUFFIXES = ("_rejects", "_staging", "_backfill", "_control")
+
+
+def derived_tables(destination):
+    return tuple(f"{destination}{suffix}" for suffix in DERIVED_SUFFIXES)
+
+
+def normalized_table(identifier, default_catalog):
+    """``catalog.namespace.table`` in lower case: how Spark and Iceberg tell tables apart (names are case-insensitive)."""
+    parts = identifier.lower().split(".")
+    return ".".join(parts if len(parts) == 3 else [default_catalog.lower(), *parts])
 
 
 # ---------------------------------------------------------------------------------------
@@ -259,6 +281,8 @@ def config_from_dict(raw, path="<config>", expression_checker=None):
     problems = schema_problems(raw)
     if not problems:
         problems = semantic_problems(raw) + expression_problems(raw, checker)
+    if not problems and not raw.get("name") and len(Path(path).stem) > MAX_NAME_LENGTH:
+        problems.append(f"name: the file name's stem (the default name) is longer than {MAX_NAME_LENGTH} characters; set `name`")
     if problems:
         raise ConfigError(path, problems)
     return _build(raw, Path(path))
@@ -277,10 +301,22 @@ def key_path(parts):
     return out or "(top level)"
 
 
+def _whole_text_pattern(validator, pattern, instance, schema):
+    """JSON Schema's ``pattern`` with ECMA-262's ``$``: Python's also matches before a final line break,
+    which would let ``"summary\\n"`` pass as a table name and ``"2024-02\\n"`` as a month."""
+    if isinstance(instance, str) and pattern.endswith("$") and instance.endswith("\n"):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r} (it ends with a line break)")
+        return
+    yield from jsonschema.Draft202012Validator.VALIDATORS["pattern"](validator, pattern, instance, schema)
+
+
+_Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"pattern": _whole_text_pattern})
+
+
 def schema_problems(raw):
     if not isinstance(raw, dict):
         return ["(top level): the config must be a JSON object"]
-    validator = jsonschema.Draft202012Validator(_schema())
+    validator = _Validator(_schema())
     problems = []
     for error in sorted(validator.iter_errors(raw), key=lambda e: (list(map(str, e.absolute_path)), e.message)):
         where = key_path(list(error.absolute_path))
@@ -298,12 +334,36 @@ def _explain(error):
     if path and path[-1] == "type" and "rolling_columns" in path:
         return f"unsupported rolling column type {error.instance!r}; supported: {', '.join(SUPPORTED_TYPES)}"
     if error.validator == "pattern" and isinstance(error.instance, str):
+        if str(path[-1] if path else "").endswith("month"):
+            return f"{error.instance!r} is not a YYYY-MM month of the years 1900-2999"
         if "table" in str(path[-1] if path else ""):
             return f"{error.instance!r} is not a table identifier (catalog.namespace.table or namespace.table)"
         return f"{error.instance!r} is not a valid name (letters, digits and _ only, not starting with a digit)"
     if error.validator == "minimum":
         return f"{error.instance!r} is less than the minimum of {error.validator_value}"
     return error.message
+
+
+# Spark conf a config may set (spark_config.conf): tuning of resources, partitions, joins and timeouts. Nothing
+# the lock, recovery and digests rely on (catalogs, time zone, extensions, jars, JVM options, Hadoop settings):
+# a config is data its author can change, and must not be able to take over the job or make re-runs differ.
+ALLOWED_CONF_KEYS = frozenset({
+    "spark.sql.shuffle.partitions", "spark.default.parallelism", "spark.sql.autoBroadcastJoinThreshold",
+    "spark.sql.broadcastTimeout", "spark.sql.join.preferSortMergeJoin", "spark.sql.files.maxPartitionBytes",
+    "spark.sql.files.openCostInBytes", "spark.sql.files.maxRecordsPerFile", "spark.sql.ansi.enabled",
+    "spark.executor.memory", "spark.executor.memoryOverhead", "spark.executor.cores", "spark.executor.instances",
+    "spark.driver.memory", "spark.driver.memoryOverhead", "spark.driver.maxResultSize", "spark.driver.cores",
+    "spark.memory.fraction", "spark.memory.storageFraction", "spark.network.timeout", "spark.executor.heartbeatInterval",
+    "spark.task.maxFailures", "spark.locality.wait", "spark.speculation", "spark.dynamicAllocation.enabled",
+    "spark.dynamicAllocation.minExecutors", "spark.dynamicAllocation.maxExecutors",
+    "spark.dynamicAllocation.initialExecutors", "spark.dynamicAllocation.executorIdleTimeout",
+    "spark.dynamicAllocation.shuffleTracking.enabled",
+})  # fmt: skip
+ALLOWED_CONF_PREFIXES = ("spark.sql.adaptive.",)
+
+
+def conf_key_allowed(key):
+    return key in ALLOWED_CONF_KEYS or key.startswith(ALLOWED_CONF_PREFIXES)
 
 
 def semantic_problems(raw):
@@ -389,6 +449,13 @@ def semantic_problems(raw):
         if name in BOOKKEEPING_COLUMNS or name.startswith("__"):
             problems.append(f"column {name!r}: {', '.join(BOOKKEEPING_COLUMNS)} and names starting with '__' are reserved")
 
+    for key in raw.get("spark_config", {}).get("conf", {}):
+        if not conf_key_allowed(key):
+            problems.append(
+                f"spark_config.conf.{key}: not a setting a config may change (tuning only: executor and driver resources, "
+                "shuffle partitions, spark.sql.adaptive.*, join thresholds, timeouts; see the README)"
+            )
+
     all_outputs = set(known) | set(generated)
     scalar_outputs = set(known)
     if "primary_date_column" in raw and raw["primary_date_column"] not in scalar_outputs:
@@ -403,8 +470,20 @@ def semantic_problems(raw):
                 problems.append(f"{key}[{i}]: {name!r} is not {what}")
 
     tables = {k: raw[k] for k in ("source_table", "destination_table", "latest_history_table")}
-    if len({_normalise_table(t) for t in tables.values()}) < 3:
-        problems.append("source_table, destination_table, latest_history_table: must name three different tables")
+    default_catalog = raw.get("catalog", {}).get("default", DEFAULT_CATALOG)
+    named = {normalized_table(t, default_catalog): k for k, t in tables.items()}
+    if len(named) < 3:
+        problems.append(
+            "source_table, destination_table, latest_history_table: must name three different tables "
+            f"(two-part names are in catalog {default_catalog!r}; names are case-insensitive)"
+        )
+    derived = {normalized_table(t, default_catalog): t for t in derived_tables(raw["destination_table"])}
+    for key in ("source_table", "latest_history_table"):
+        if normalized_table(raw[key], default_catalog) in derived:
+            problems.append(
+                f"{key}: {raw[key]!r} is a name the pipeline derives from destination_table for its own bookkeeping "
+                f"({', '.join(DERIVED_SUFFIXES)}) and would delete from; choose another name"
+            )
 
     perf = raw.get("performance", {})
     if perf.get("min_partitions", 1) > perf.get("max_partitions", 8192):
@@ -413,6 +492,11 @@ def semantic_problems(raw):
     initial = airflow.get("initial_load")
     if initial and initial["end_month"] < initial["start_month"]:
         problems.append("airflow.initial_load.end_month: before airflow.initial_load.start_month")
+    if initial and month_number(initial["end_month"]) - month_number(initial["start_month"]) >= MAX_INITIAL_LOAD_MONTHS:
+        problems.append(
+            f"airflow.initial_load: more than {MAX_INITIAL_LOAD_MONTHS} months (one task each); "
+            "load older history with --mode initial from the command line"
+        )
     first = airflow.get("start_month") or (initial and add_months(initial["end_month"], 1))
     if airflow.get("end_month") and first and airflow["end_month"] < first:
         problems.append(f"airflow.end_month: before the forward DAG's first month ({first})")
@@ -421,10 +505,6 @@ def semantic_problems(raw):
         if "type" not in props and "catalog-impl" not in props:
             problems.append(f"catalog.catalogs.{name}: needs `type` (jdbc, hadoop, rest, hive, glue, ...) or `catalog-impl`")
     return problems
-
-
-def _normalise_table(identifier):
-    return identifier.lower() if identifier.count(".") == 2 else f"<default>.{identifier.lower()}"
 
 
 def expression_problems(raw, checker):

@@ -124,7 +124,7 @@ def fit_problems(schema: T.StructType, table_schema: T.StructType):
 def create_source_table(spark, cfg: SummaryConfig, schema: T.StructType) -> T.StructType:
     """The source table, partitioned by the month column so a forward run reads one partition."""
     properties = {**common_properties(cfg), "write.distribution-mode": "hash"}
-    create_table(spark, cfg.source_table, schema, properties, (cfg.source_column(cfg.partition_column),))
+    create_table(spark, cfg, "source", cfg.source_table, schema, properties, (cfg.source_column(cfg.partition_column),))
     return spark.table(cfg.source_table).schema
 
 

@@ -46,3 +46,7 @@ CATALOGS_ENV = "SUMMARY_CATALOGS"
 CONFIGS_DIR_ENV = "SUMMARY_CONFIGS_DIR"
 REPORTS_DIR_ENV = "SUMMARY_REPORTS_DIR"
 SPARK_CONN_ENV = "SUMMARY_SPARK_CONN_ID"
+
+# --- properties every table the pipeline creates carries: which config's which table it is ------------
+TABLE_ROLE = "summary-pipeline.role"  # summary, latest_summary, staging, rejects, backfill, control, source
+TABLE_OWNER = "summary-pipeline.destination"  # the normalized destination_table of the config that created it

@@ -7,7 +7,7 @@ from spark_jobs.errors import SourceDataError, UsageError
 from spark_jobs.faults import crash_point
 from spark_jobs.mapping import map_records
 from spark_jobs.runlock import RunLock
-from spark_jobs.tables import ensure_pipeline_tables, table_exists
+from spark_jobs.tables import ensure_pipeline_tables, require_owned, table_exists
 from spark_jobs.writers import commit_staged, pending_run_ids
 
 
@@ -43,6 +43,10 @@ def exclusive_run(spark, cfg: SummaryConfig, report, lock_wait_seconds, dry_run=
             report.details["pending_runs"] = pending
         yield NoLock()
         return
+    # The lock is written into the control table and recovery deletes from staging: both must be this config's.
+    for identifier, role in ((cfg.control_table, "control"), (cfg.staging_table, "staging")):
+        if table_exists(spark, identifier):
+            require_owned(spark, cfg, identifier, role)
     with RunLock(spark, cfg, report.run_id, wait_seconds=lock_wait_seconds) as lock:
         crash_point("after_lock", spark)
         for pending in pending_run_ids(spark, cfg):

@@ -6,6 +6,7 @@ from airflow.providers.standard.operators.python import BranchPythonOperator, Py
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TaskGroup, TriggerRule
 
+from spark_jobs.errors import ConfigError
 from spark_jobs.expressions import FILTER
 from spark_jobs.months import MONTH_LENGTH, MONTH_REGEX
 from spark_jobs.names import CASE_STAGES, CASES
@@ -61,6 +62,9 @@ def _dag(cfg, kind, schedule, description, doc, start_date=START_DATE_FALLBACK, 
         default_args=_default_args(cfg),
         tags=_tags(cfg, kind),
         doc_md=doc,
+        # Registered through the DAG file's globals (register), not by `with dag:`: the second DAG file builds
+        # them too, to report the configs whose DAGs fail to build, and must not register duplicates.
+        auto_register=False,
         **kwargs,
     )
 
@@ -264,13 +268,29 @@ has applied `performance.snapshot_interval` ({cfg.performance.snapshot_interval}
 
 # ---------------------------------------------------------------------------------------
 def build_dags(folder=None):
-    """(dags by id, config errors) for every config in ``folder`` (default: settings.configs_dir())."""
+    """(dags by id, config errors) for every config in ``folder`` (default: settings.configs_dir()).
+
+    Each config's DAGs are built inside their own error boundary: whatever makes Airflow refuse one config's
+    DAG (a schedule it cannot parse, say) becomes that config's error, reported like an invalid config.
+    """
     loaded = load_all(folder or settings.configs_dir())
-    dags = {}
+    dags, errors = {}, list(loaded.errors)
     for cfg in loaded.configs:
-        for dag in (forward_dag(cfg), backfill_dag(cfg), maintenance_dag(cfg)):
-            dags[dag.dag_id] = dag
-    return dags, loaded.errors
+        built, problems = [], []
+        for kind, build in (("forward", forward_dag), ("backfill", backfill_dag), ("maintenance", maintenance_dag)):
+            try:
+                dag = build(cfg)
+                dag.validate()  # what the DagBag checks after import: schedules, params, ...
+                built.append(dag)
+            except Exception as exc:
+                problems.append(f"its {kind} DAG cannot be built: {type(exc).__name__}: {exc}")
+        if problems:
+            schedules = (cfg.airflow.backfill_schedule, cfg.airflow.maintenance_schedule)
+            given = "airflow.backfill_schedule {!r}, airflow.maintenance_schedule {!r}".format(*schedules)
+            errors.append(ConfigError(cfg.path, [f"{problem} ({given})" for problem in problems]))
+            continue
+        dags.update({dag.dag_id: dag for dag in built})
+    return dags, tuple(errors)
 
 
 def register(namespace):
@@ -282,6 +302,6 @@ def register(namespace):
 
 def raise_config_errors(folder=None):
     """For the second DAG file: turn invalid configs into an import error naming each file and key path."""
-    errors = load_all(folder or settings.configs_dir()).errors
+    _, errors = build_dags(folder)
     if errors:
         raise ValueError(import_error_message(errors))

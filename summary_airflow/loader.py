@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+from spark_jobs.catalogs import same_table_problems, table_roles
 from spark_jobs.config import load_config
 from spark_jobs.errors import ConfigError
 
@@ -13,19 +14,34 @@ class LoadedConfigs:
 
 
 def load_all(folder):
-    configs, errors, names = [], [], {}
+    """Every config of ``folder`` that is valid on its own and shares no name or written table with an earlier one."""
+    configs, errors, names, tables = [], [], {}, {}
     for path in sorted(folder.glob("*.json")):
         try:
             cfg = load_config(path)
+            problems = same_table_problems(cfg) + _clashes(cfg, names, tables)
         except ConfigError as exc:
             errors.append(exc)
             continue
-        if cfg.name in names:
-            errors.append(ConfigError(path, [f"name: {cfg.name!r} is already used by {names[cfg.name]}; DAG ids must differ"]))
+        if problems:
+            errors.append(ConfigError(path, problems))
             continue
         names[cfg.name] = path
+        tables.update({key: (role, path) for key, role in table_roles(cfg).items()})
         configs.append(cfg)
     return LoadedConfigs(tuple(configs), tuple(errors))
+
+
+def _clashes(cfg, names, tables):
+    """A name or table this config shares with a config loaded before it (sharing a source table is fine)."""
+    problems = []
+    if cfg.name in names:
+        problems.append(f"name: {cfg.name!r} is already used by {names[cfg.name]}; DAG ids must differ")
+    for key, role in table_roles(cfg).items():
+        if key in tables and not (role == "source_table" and tables[key][0] == "source_table"):
+            other_role, other = tables[key]
+            problems.append(f"{role}: the same table as the {other_role} of {other}; one table, one owner")
+    return problems
 
 
 def import_error_message(errors):

@@ -109,6 +109,25 @@ def test_a_bad_config_is_an_import_error_naming_file_and_key_and_the_others_stil
     assert sorted(bag.dag_ids) == ["mortgages_backfill", "mortgages_forward", "mortgages_maintenance"]
 
 
+@pytest.mark.faults
+def test_a_config_airflow_cannot_build_is_reported_and_the_others_still_load(monkeypatch, tmp_path, tally):
+    """A schedule Airflow cannot parse used to make DAG() raise for the whole file: every config's DAGs were gone."""
+    import json
+    import shutil
+
+    shutil.copy(GOOD / "mortgages.json", tmp_path / "mortgages.json")
+    raw = json.loads((GOOD / "cards.json").read_text())
+    raw["airflow"]["backfill_schedule"] = "every second tuesday"
+    (tmp_path / "cards.json").write_text(json.dumps(raw))
+    bag = dagbag(tmp_path, monkeypatch)
+    errors = {Path(path).name: text for path, text in bag.import_errors.items()}
+    assert list(errors) == ["summary_config_errors.py"]
+    assert f"{tmp_path / 'cards.json'}: its backfill DAG cannot be built:" in errors["summary_config_errors.py"]
+    assert "every second tuesday" in errors["summary_config_errors.py"]
+    assert sorted(bag.dag_ids) == ["mortgages_backfill", "mortgages_forward", "mortgages_maintenance"]
+    tally.add("bad input: config (hardening)")
+
+
 def test_the_shipped_configs_load(monkeypatch):
     monkeypatch.delenv("SUMMARY_CONFIGS_DIR", raising=False)
     from airflow.dag_processing.dagbag import DagBag

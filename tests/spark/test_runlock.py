@@ -17,7 +17,7 @@ pytestmark = pytest.mark.spark
 @pytest.fixture
 def cfg(spark, namespace):
     _, cfg = load(namespace)
-    create_table(spark, cfg.control_table, control_schema(), small_table_properties(cfg))
+    create_table(spark, cfg, "control", cfg.control_table, control_schema(), small_table_properties(cfg))
     return cfg
 
 
