@@ -23,6 +23,7 @@ from spark_jobs.config import SummaryConfig
 from spark_jobs.errors import SourceDataError, first_line
 from spark_jobs.iceberg import java_table
 from spark_jobs.mapping import map_records, rejected_records
+from spark_jobs.month_columns import is_month_col
 from spark_jobs.tables import common_properties, create_table, ensure_pipeline_tables, table_exists
 from spark_jobs.writers import write_rejects
 
@@ -165,16 +166,14 @@ def ingest(spark, cfg: SummaryConfig, path_args, report):
             continue
         aligned = df.select(*[F.col(f"`{f.name}`").cast(f.dataType).alias(f.name) for f in table_schema.fields]).persist()
         try:
+            has_month = is_month_col(F.col(f"`{month_source}`"))
             try:
-                records = aligned.count()
+                counts = aligned.agg(F.count(F.lit(1)).alias("records"), F.count_if(has_month).alias("kept")).first()
             except Exception as exc:  # a malformed CSV row, a corrupt Parquet page: nothing was written
                 raise SourceDataError(f"{path}: refused, its records cannot be read: {first_line(exc)}") from None
-            (
-                aligned.writeTo(cfg.source_table)
-                .option(f"snapshot-property.{FILE_PROPERTY}", os.path.abspath(path))
-                .option(f"snapshot-property.{SHA_PROPERTY}", sha)
-                .append()
-            )
+            records, kept = counts["records"], counts["kept"]
+            # Rejects first: a retry after a crash in between skips the file (its SHA is in the source's
+            # snapshot), so the source append must come last. The MERGE makes repeating it harmless.
             mapped = map_records(aligned, cfg)
             ensure_pipeline_tables(spark, cfg, mapped.schema)
             rejects = rejected_records(mapped, cfg, report.run_id).persist()
@@ -182,11 +181,20 @@ def ingest(spark, cfg: SummaryConfig, path_args, report):
             if rejected:
                 write_rejects(spark, cfg, rejects)
             rejects.unpersist()
+            # A record without a YYYY-MM month belongs to no month's batch and would be a partition of its own
+            # (a very long value cannot even be one): it is kept in the rejects table only, as its JSON.
+            (
+                aligned.where(has_month)
+                .writeTo(cfg.source_table)
+                .option(f"snapshot-property.{FILE_PROPERTY}", os.path.abspath(path))
+                .option(f"snapshot-property.{SHA_PROPERTY}", sha)
+                .append()
+            )
         finally:
             aligned.unpersist()
         report.records_read += records
         report.records_rejected += rejected
-        report.rows_written["source"] += records
+        report.rows_written["source"] += kept
         report.rows_written["rejects"] += rejected
-        ingested.append({"file": str(path), "records": records, "rejected": rejected})
+        ingested.append({"file": str(path), "records": records, "rejected": rejected, "without_month": records - kept})
     report.details["files"] = ingested

@@ -30,6 +30,14 @@ def record_digest(columns) -> Column:
     return F.conv(F.substring(F.sha2(canonical, 256), 1, 15), 16, 10).cast("bigint")
 
 
+def shown_value(value: Column, limit=40) -> Column:
+    """A string value as a reason shows it: JSON-quoted (line breaks visible), cut to ``limit`` characters."""
+    quoted = F.regexp_replace(F.to_json(F.array(F.substring(value, 1, limit))), r"^\[|\]$", "")
+    return F.when(F.length(value) > limit, F.concat(quoted, F.lit("... ("), F.length(value), F.lit(" characters)"))).otherwise(
+        quoted
+    )
+
+
 def reject_reason(cfg: SummaryConfig) -> Column:
     """Why a mapped record is rejected (SEMANTICS §2), or '' when it is valid."""
     month = F.col(cfg.partition_column).cast("string")
@@ -40,7 +48,8 @@ def reject_reason(cfg: SummaryConfig) -> Column:
         F.when(
             month.isNull() | ~is_month_col(month),
             F.concat(
-                F.lit(f"{cfg.partition_column} (partition_column) is not a YYYY-MM month: "), F.coalesce(month, F.lit("NULL"))
+                F.lit(f"{cfg.partition_column} (partition_column) is not a YYYY-MM month: "),
+                F.coalesce(shown_value(month), F.lit("NULL")),
             ),
         ),
     )

@@ -132,3 +132,25 @@ def test_a_million_records_of_one_account_month_become_one_row(spark, namespace,
     assert list(summary) == [(7, "2024-03")] and summary[(7, "2024-03")]["balance"] == n - 1  # the newest version
     assert report.superseded_records == n - 1 and latest[7]["balance_history"] == [n - 1, None, None, None]
     tally.add("bad input: a million records of one key")
+
+
+def test_months_are_checked_exactly_and_a_malformed_one_never_fails_the_file(spark, namespace, tmp_path, tally):
+    """'2024-02\\n' passed Java's and Python's '^...$' (and then broke every unfiltered backfill); a 5000-character
+    month made the whole file fail at ingest (its partition directory name was too long)."""
+    from tests.spark.test_backfill import backfill
+
+    raw, cfg = load(namespace)
+    good = [record(1, "2024-02", 1, bal=10)]
+    malformed = [record(2, m, 1, bal=1) for m in ("2024-02\n", "2024-02\r\n", " 2024-02", "2024-2", "9" * 5000)]
+    report = ingest_files(spark, cfg, write_parquet(tmp_path / "months.parquet", good + malformed))
+
+    assert (report.records_read, report.records_rejected, report.rows_written["source"]) == (6, 5, 1)
+    assert [r.acct_id for r in spark.table(cfg.source_table).collect()] == [1], "malformed months stay out of the source"
+    rejected = {r.record_month: r.reason for r in spark.table(cfg.rejects_table).collect()}
+    assert sorted(rejected) == sorted(r["rpt_mo"] for r in malformed)
+    assert all("is not a YYYY-MM month" in reason and len(reason) < 300 for reason in rejected.values())
+    run(spark, cfg, "forward", "2024-02")
+    backfill(spark, cfg)  # unfiltered: reads every appended record
+    problems = model_problems(spark, cfg, raw, good + malformed)
+    tally.add("bad input: records (month with a line break, 5000-character month)", tried=5, differences=len(problems))
+    assert not problems, "\n".join(problems)
