@@ -41,9 +41,10 @@ from spark_jobs.month_columns import month_number_col
 from spark_jobs.names import BACKFILL_MARK as MARK
 from spark_jobs.names import BACKFILL_PENDING as PENDING
 from spark_jobs.names import CASE_STAGES, CASES
-from spark_jobs.runs import exclusive_run, prepare_tables, source_table
+from spark_jobs.runs import exclusive_run, prepare_tables, source_table, time_limit
 from spark_jobs.tables import RUN_ID, create_table, require_owned, small_table_properties, sql_string
 
+BATCH_TIME_LIMIT = 1800  # seconds a filtered batch may take to select and judge while holding the lock
 CASE_NUMBERS = {stage: number for number, stage in enumerate(CASE_STAGES.values(), start=1)}  # case-i -> 1 (classify.CASE)
 
 
@@ -110,7 +111,7 @@ def move_mark(spark, cfg: SummaryConfig, run_id, end_snapshot):
 
 
 @contextmanager
-def judged_batch(spark, cfg, report, backfill_filter, months, dry_run, lock_wait_seconds):
+def judged_batch(spark, cfg, report, backfill_filter, months, dry_run, lock_wait_seconds, batch_time_limit=None):
     """Hold the lock (after recovery), select the batch, map it and judge it against the tables.
 
     Yields the BatchRun, its winners and the changed winners (None when nothing changes) and the source
@@ -123,24 +124,30 @@ def judged_batch(spark, cfg, report, backfill_filter, months, dry_run, lock_wait
         batch_source, end, what = select_batch(spark, cfg, checked, months)
         report.details["batch"] = what
         with BatchRun(spark, cfg, report.run_id, lock, dry_run=dry_run) as batch:
-            winners, batch_months = batch.winners_from_source(batch_source)
-            changes = batch.changed_winners(winners, batch_months) if winners is not None else None
+            limit = batch_time_limit if backfill_filter is not None else None
+            with time_limit(spark, limit, f"selecting and judging the records of --backfill-filter {backfill_filter!r}"):
+                winners, batch_months = batch.winners_from_source(batch_source)
+                changes = batch.changed_winners(winners, batch_months) if winners is not None else None
             yield batch, winners, changes, end
             report.add(batch.counts)
 
 
-def run_backfill(spark, cfg, report, backfill_filter=None, months=None, dry_run=False, lock_wait_seconds=600):
+def run_backfill(spark, cfg, report, backfill_filter=None, months=None, dry_run=False, lock_wait_seconds=600,
+                 batch_time_limit=BATCH_TIME_LIMIT):  # fmt: skip
     """``--mode backfill``: classify and apply every case in this process."""
-    with judged_batch(spark, cfg, report, backfill_filter, months, dry_run, lock_wait_seconds) as (batch, _, changes, end):
+    judged = judged_batch(spark, cfg, report, backfill_filter, months, dry_run, lock_wait_seconds, batch_time_limit)
+    with judged as (batch, _, changes, end):
         if changes is not None:
             batch.apply(changes, batch.classify(changes))
         if not dry_run:
             move_mark(spark, cfg, report.run_id, end)
 
 
-def run_classify(spark, cfg, report, backfill_filter=None, months=None, dry_run=False, lock_wait_seconds=600):
+def run_classify(spark, cfg, report, backfill_filter=None, months=None, dry_run=False, lock_wait_seconds=600,
+                 batch_time_limit=BATCH_TIME_LIMIT):  # fmt: skip
     """``--mode classify``: persist the changed winners per case under a new run id."""
-    with judged_batch(spark, cfg, report, backfill_filter, months, dry_run, lock_wait_seconds) as (batch, winners, changes, end):
+    judged = judged_batch(spark, cfg, report, backfill_filter, months, dry_run, lock_wait_seconds, batch_time_limit)
+    with judged as (batch, winners, changes, end):
         accounts = batch.classify(changes) if changes is not None else None
         if not dry_run:
             ensure_backfill_table(spark, cfg, (winners if winners is not None else _empty_winners(spark, cfg)).schema)

@@ -4,8 +4,10 @@
 
 Every run prints a one-line JSON report as the last line of its standard
 output (``--report-file F`` writes it too) and exits 0 on success, 2 on an
-error of input or usage (config, files, arguments, a concurrent run), 3 when
-``--mode check`` finds rows that break the table rules, and 1 on anything else.
+error of input or usage (config, files, arguments, a filter), refused before
+the run lock is taken, 3 when ``--mode check`` finds rows that break the table
+rules, 4 when another run holds the tables' lock (retry later), and 1 on
+anything else (retry: every stage is safe to run again).
 """
 
 import argparse
@@ -15,9 +17,19 @@ import traceback
 import uuid
 from pathlib import Path
 
-from spark_jobs.errors import ConfigError, PipelineError, RuleViolations, UsageError
+from spark_jobs.errors import ConcurrentRunError, ConfigError, PipelineError, RuleViolations, UsageError
 from spark_jobs.months import is_valid_month, month_range
-from spark_jobs.names import DRY_RUN_STAGES, FILTER_STAGES, MONTH_RANGE_STAGES, STAGES
+from spark_jobs.names import (
+    DRY_RUN_STAGES,
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_LOCK_HELD,
+    EXIT_OK,
+    EXIT_RULES_BROKEN,
+    FILTER_STAGES,
+    MONTH_RANGE_STAGES,
+    STAGES,
+)
 from spark_jobs.report import RunReport
 
 
@@ -39,6 +51,12 @@ def parse_args(argv=None):
     )
     parser.add_argument("--report-file", help="also write the JSON report to this file")
     parser.add_argument("--lock-wait-seconds", type=int, default=600, help="how long to wait for a concurrent run (default 600)")
+    parser.add_argument(
+        "--batch-time-limit",
+        type=int,
+        default=1800,
+        help="backfill/classify with a filter: seconds the filtered batch may take while holding the lock (default 1800)",
+    )
     return parser.parse_args(argv)
 
 
@@ -103,7 +121,7 @@ def run(args, report):
             from spark_jobs.backfill import run_backfill, run_classify
 
             stage = run_backfill if args.mode == "backfill" else run_classify
-            stage(spark, cfg, report, args.backfill_filter, months, args.dry_run, args.lock_wait_seconds)
+            stage(spark, cfg, report, args.backfill_filter, months, args.dry_run, args.lock_wait_seconds, args.batch_time_limit)
         elif args.mode in ("case-i", "case-ii", "case-iii"):
             from spark_jobs.backfill import run_case
 
@@ -146,25 +164,30 @@ def error_summary(exc):
     return lines[0][:1000] if lines else type(exc).__name__
 
 
+def exit_code_of(exc: PipelineError):
+    """Bad input and broken rules fail for good; a busy lock is worth retrying (names.RETRYABLE_EXIT_CODES)."""
+    if isinstance(exc, RuleViolations):
+        return EXIT_RULES_BROKEN
+    if isinstance(exc, ConcurrentRunError):
+        return EXIT_LOCK_HELD
+    return EXIT_BAD_INPUT
+
+
 def main(argv=None):
     args = parse_args(argv)
     report = RunReport(mode=args.mode, config=args.config, run_id=new_run_id(args.mode), dry_run=args.dry_run)
     spark, code = None, 0
     try:
         spark = run(args, report)
-        report.finish("ok")
-    except RuleViolations as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        report.finish("failed", str(exc))
-        code = 3
+        report.finish("ok", exit_code=EXIT_OK)
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
-        report.finish("failed", str(exc))
-        code = 2
+        code = exit_code_of(exc)
+        report.finish("failed", str(exc), code)
     except Exception as exc:  # an unexpected failure: keep the traceback for the log
         traceback.print_exc()
-        report.finish("failed", error_summary(exc))
-        code = 1
+        code = EXIT_FAILED
+        report.finish("failed", error_summary(exc), code)
     finally:
         if spark is not None:
             spark.stop()

@@ -127,6 +127,7 @@ class AirflowSettings:
     backfill_poke_seconds: int = 60
     maintenance_schedule: str = "@weekly"
     retries: int = 3
+    stage_timeout_minutes: int = 360
     tags: tuple = ()
 
 

@@ -32,6 +32,9 @@ EXIT_OK = 0
 EXIT_FAILED = 1  # anything unexpected: the traceback is in the log
 EXIT_BAD_INPUT = 2  # a config, file, argument or filter was refused before anything changed
 EXIT_RULES_BROKEN = 3  # --mode check found rows breaking the table rules
+EXIT_LOCK_HELD = 4  # another run holds (or took) the tables' run lock: nothing changed, the same stage can be retried
+# What a retry can fix: an unexpected failure (a lost node, a killed JVM) and a busy lock; not bad input, not broken rules.
+RETRYABLE_EXIT_CODES = (EXIT_FAILED, EXIT_LOCK_HELD)
 
 # --- properties of the control table (<destination>_control) --------------------------------
 PROPERTY_PREFIX = "summary-pipeline."

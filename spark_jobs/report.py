@@ -64,6 +64,7 @@ class RunReport:
     recovered_runs: list = field(default_factory=list)
     details: dict = field(default_factory=dict)
     error: str = None
+    exit_code: int = None  # the process's exit code (spark_jobs.names.EXIT_*), set when it finishes
     seconds: float = 0.0
     _started: float = field(default_factory=time.monotonic, repr=False)
 
@@ -80,17 +81,19 @@ class RunReport:
         for phase, seconds in batch.seconds.items():
             phases[phase] = round(phases.get(phase, 0.0) + seconds, 3)
 
-    def finish(self, status="ok", error=None):
+    def finish(self, status="ok", error=None, exit_code=None):
         self.status = status
         self.error = error
+        self.exit_code = exit_code if exit_code is not None else (0 if status == "ok" else None)
         self.seconds = round(time.monotonic() - self._started, 3)
         return self
 
     def as_dict(self):
         data = asdict(self)
         data.pop("_started")
-        if data["error"] is None:
-            data.pop("error")
+        for optional in ("error", "exit_code"):
+            if data[optional] is None:
+                data.pop(optional)
         if not data["details"]:
             data.pop("details")
         return data

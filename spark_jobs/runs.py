@@ -1,5 +1,7 @@
 """What every writing stage does around its work: find the source, create the tables, hold the lock, recover."""
 
+import threading
+import uuid
 from contextlib import contextmanager
 
 from spark_jobs.config import SummaryConfig
@@ -32,6 +34,38 @@ def prepare_tables(spark, cfg: SummaryConfig, source, dry_run=False):
             raise UsageError(f"--dry-run compares against existing tables, and {missing} do not exist yet")
         return
     ensure_pipeline_tables(spark, cfg, map_records(source.limit(0), cfg).schema)
+
+
+@contextmanager
+def time_limit(spark, seconds, what):
+    """Cancel every Spark job started inside after ``seconds`` and raise UsageError naming ``what``.
+
+    For work whose cost people choose (a backfill filter) while the run lock is held: it cannot keep the
+    tables from every other run for longer than this. Nothing is committed by a cancelled job.
+    """
+    if not seconds:
+        yield
+        return
+    context, group, expired = spark.sparkContext, f"summary-time-limit-{uuid.uuid4().hex[:8]}", threading.Event()
+    context.setJobGroup(group, what, interruptOnCancel=True)
+
+    def expire():
+        expired.set()
+        context.cancelJobGroup(group)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    except Exception:
+        if expired.is_set():
+            raise UsageError(f"{what} did not finish within {seconds} s (--batch-time-limit); its jobs were cancelled") from None
+        raise
+    finally:
+        timer.cancel()
+        for key in ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel"):
+            context.setLocalProperty(key, None)
 
 
 @contextmanager

@@ -75,6 +75,8 @@ def _stage(cfg, task_id, stage, doc, **kwargs):
         config_path=cfg.path,
         stage=stage,
         pool=settings.pool_name(cfg.name),
+        # A stage stopped here leaves nothing half-done (a retry, or the next run, finishes it) and frees the lock.
+        execution_timeout=dt.timedelta(minutes=cfg.airflow.stage_timeout_minutes),
         doc_md=doc,
         **kwargs,
     )

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from spark_jobs.names import REPORTS_DIR_ENV
+from spark_jobs.names import REPORTS_DIR_ENV, RETRYABLE_EXIT_CODES
 from summary_airflow import settings
 from summary_airflow.months import run_month
 from summary_airflow.stages import application_args
@@ -16,6 +17,14 @@ from summary_airflow.stages import application_args
 
 class MissingSparkConnection(RuntimeError):
     pass
+
+
+def _read_report(path):
+    """The stage's JSON report, or None when the process died before writing it."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 class SummaryStageOperator(SparkSubmitOperator):
@@ -29,7 +38,9 @@ class SummaryStageOperator(SparkSubmitOperator):
 
     ui_color = "#f4d7a1"
 
-    def __init__(self, *, config_path, stage, months=None, run_id_from=None, backfill_params=False, **kwargs):
+    def __init__(
+        self, *, config_path, stage, months=None, run_id_from=None, backfill_params=False, lock_wait_seconds=None, **kwargs
+    ):
         kwargs.setdefault("conn_id", settings.spark_conn_id())
         kwargs.setdefault("application", str(settings.ENTRY_SCRIPT))
         kwargs.setdefault("name", f"summary-{stage}")
@@ -39,6 +50,7 @@ class SummaryStageOperator(SparkSubmitOperator):
         self.months = months
         self.run_id_from = run_id_from
         self.backfill_params = backfill_params
+        self.lock_wait_seconds = lock_wait_seconds  # None: the job's default (600 s)
 
     def execute(self, context):
         self._check_connection()
@@ -69,9 +81,21 @@ class SummaryStageOperator(SparkSubmitOperator):
             run_id=run_id,
             backfill_filter=params.get("backfill_filter") if self.backfill_params else None,
             dry_run=bool(params.get("dry_run")) if self.backfill_params else False,
+            lock_wait_seconds=self.lock_wait_seconds,
         )
         self.log.info("stage %s: spark-submit %s %s", self.stage, self.application, " ".join(self.application_args))
-        super().execute(context)
+        try:
+            super().execute(context)
+        except AirflowException as exc:
+            report = _read_report(report_file)
+            if report:
+                self.log.error("run report: %s", json.dumps(report, indent=1))
+            code = (report or {}).get("exit_code")
+            if code is not None and code not in RETRYABLE_EXIT_CODES:
+                # Bad input or broken table rules: the same run would fail the same way, so do not retry it.
+                message = f"stage {self.stage} failed with exit code {code}, not retried: {report['error']}"
+                raise AirflowFailException(message) from exc
+            raise  # killed, out of memory, a busy lock: retrying the stage is safe and may succeed
         report = json.loads(report_file.read_text(encoding="utf-8"))
         self.log.info("run report: %s", json.dumps(report, indent=1))
         return report

@@ -4,7 +4,7 @@ from spark_jobs.names import CASE_STAGES, CASES, STAGES
 
 
 def application_args(config_path, mode, report_file, start_month=None, end_month=None, run_id=None,
-                     backfill_filter=None, dry_run=False):  # fmt: skip
+                     backfill_filter=None, dry_run=False, lock_wait_seconds=None):  # fmt: skip
     if mode not in STAGES:
         raise ValueError(f"unknown stage {mode!r}; the jobs accept {', '.join(STAGES)}")
     args = ["--config", str(config_path), "--mode", mode, "--report-file", str(report_file)]
@@ -16,6 +16,8 @@ def application_args(config_path, mode, report_file, start_month=None, end_month
         args += ["--backfill-filter", backfill_filter]
     if dry_run:
         args.append("--dry-run")
+    if lock_wait_seconds is not None:
+        args += ["--lock-wait-seconds", str(lock_wait_seconds)]
     return args
 
 

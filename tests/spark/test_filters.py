@@ -229,3 +229,17 @@ def _seq(scala):
     while iterator.hasNext():
         items.append(iterator.next())
     return items
+
+
+def test_work_under_a_time_limit_is_cancelled_and_named(spark):
+    """A filtered batch holds the run lock: its jobs are cancelled when they outlast --batch-time-limit."""
+    import time
+
+    from spark_jobs.runs import time_limit
+
+    started = time.monotonic()
+    with pytest.raises(UsageError, match="counting forever did not finish within 2 s"):
+        with time_limit(spark, 2, "counting forever"):
+            spark.range(0, 10**12, 1, 50000).selectExpr("sum(id % 7)").collect()  # many small tasks: hours
+    assert time.monotonic() - started < 60
+    assert spark.range(10).count() == 10, "the session goes on; later jobs are not in the cancelled group"

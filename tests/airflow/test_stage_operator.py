@@ -1,0 +1,68 @@
+"""SummaryStageOperator with real spark-submit runs: it retries only what a retry can fix.
+
+Bad input (exit 2) and broken table rules (exit 3) would fail the same way
+again: the task fails at once, without its retries. A busy lock (exit 4) or
+an unexpected failure (exit 1, or no report at all: a killed process) is
+retried, since every stage is safe to run again.
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from spark_jobs.names import EXIT_BAD_INPUT, EXIT_LOCK_HELD
+from tests.cli_support import write_config
+from tests.support import append_source, load, record
+
+pytestmark = [pytest.mark.airflow, pytest.mark.spark, pytest.mark.slow]
+
+
+class TaskInstance(SimpleNamespace):
+    """What the operator reads from its context's task instance (ids for the report file, one XCom pull)."""
+
+    def xcom_pull(self, task_ids=None):
+        return None
+
+
+def run_stage(config, stage, params, tmp_path, monkeypatch):
+    from summary_airflow.operators import SummaryStageOperator
+
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_SUMMARY", json.dumps({"conn_type": "spark", "host": "local[1]"}))
+    monkeypatch.setenv("SUMMARY_REPORTS_DIR", str(tmp_path / "reports"))
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    operator = SummaryStageOperator(
+        task_id=stage, config_path=config, stage=stage, months="params", backfill_params=True, lock_wait_seconds=0
+    )
+    ti = TaskInstance(dag_id="test", task_id=stage, try_number=1)
+    return operator.execute({"params": params, "ti": ti, "dag_run": None})
+
+
+def test_bad_input_fails_without_retries_and_a_busy_lock_is_retried(spark, spark_warehouse, namespace, tmp_path, monkeypatch):
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    from spark_jobs.iceberg import update_properties
+    from spark_jobs.runlock import PREFIX
+    from tests.spark.test_backfill import backfill
+
+    raw, cfg = load(namespace)
+    append_source(spark, cfg, [record(1, "2024-01", 1, bal=1)])
+    backfill(spark, cfg)
+    config = write_config(tmp_path, namespace)
+    monkeypatch.setenv("SUMMARY_WAREHOUSE", str(spark_warehouse))
+
+    hostile = {"backfill_filter": "IDENTIFIER('reflect')('java.lang.System', 'getProperty', 'java.home') IS NULL"}
+    with pytest.raises(AirflowFailException, match=f"exit code {EXIT_BAD_INPUT}, not retried: .*IDENTIFIER"):
+        run_stage(config, "classify", hostile, tmp_path, monkeypatch)
+
+    holder = {PREFIX + "token": "t", PREFIX + "owner": "other-run", PREFIX + "host": "elsewhere", PREFIX + "expires-at": "4e9"}
+    update_properties(spark, cfg.control_table, lambda _: holder)
+    monkeypatch.setenv("SPARK_SUBMIT_OPTS", "-XX:TieredStopAtLevel=1")
+    with pytest.raises(AirflowException) as busy:
+        run_stage(config, "maintenance", {}, tmp_path, monkeypatch)
+    assert not isinstance(busy.value, AirflowFailException), "a busy lock is worth a retry"
+    report = json.loads(next((tmp_path / "reports").glob("test.maintenance.*.json")).read_text())
+    assert report["exit_code"] == EXIT_LOCK_HELD and "in use by run other-run" in report["error"]
