@@ -6,13 +6,12 @@ restored from an old snapshot or edited by hand, it can be rebuilt from
 first, like every writing stage, and replaces the table in one commit.
 """
 
-from pyspark.sql import functions as F
-
 from spark_jobs.config import SummaryConfig
 from spark_jobs.errors import UsageError
+from spark_jobs.iceberg import current_snapshot
 from spark_jobs.runs import exclusive_run
 from spark_jobs.tables import table_exists
-from spark_jobs.writers import newest_per_account
+from spark_jobs.writers import newest_per_account, overwrite_unless_changed
 
 
 def newest_summary_rows(spark, cfg: SummaryConfig):
@@ -24,6 +23,7 @@ def rebuild_latest(spark, cfg: SummaryConfig, report, lock_wait_seconds=600):
         if not table_exists(spark, table):
             raise UsageError(f"table {table} does not exist: run initial or forward before rebuilding latest_summary")
     with exclusive_run(spark, cfg, report, lock_wait_seconds) as lock:
+        decided_on, _ = current_snapshot(spark, cfg.latest_history_table)
         expected = newest_summary_rows(spark, cfg).cache()
         try:
             actual = spark.table(cfg.latest_history_table).select(*cfg.summary_columns)
@@ -31,7 +31,7 @@ def rebuild_latest(spark, cfg: SummaryConfig, report, lock_wait_seconds=600):
             report.details["rows_unexpected_before"] = actual.exceptAll(expected).count()
             rows = expected.count()
             lock.check()
-            expected.writeTo(cfg.latest_history_table).overwrite(F.lit(True))
+            overwrite_unless_changed(expected, cfg.latest_history_table, decided_on)
         finally:
             expected.unpersist()
         report.rows_written["latest_summary"] = rows

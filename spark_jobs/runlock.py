@@ -7,9 +7,18 @@ lock free, so of two runs racing for it exactly one wins; the other looks again
 and waits, or fails with a message naming the holder.
 
 A holder that died leaves its token behind. It counts as free when its
-processes are gone (same host) or its lease ran out; a live holder renews the
-lease from a background thread and stops its own run before any further
-commit if it ever finds the lock taken from it.
+processes are gone or its lease ran out; a live holder renews the lease from a
+background thread and stops its own run before any further commit if it ever
+finds the lock taken from it.
+
+"Its processes are gone" is only asked on the same machine, which means more
+than the same host name: containers share host names and reuse process ids,
+so the holder's boot id and PID namespace must be ours too, or we wait for
+the lease. The lease is a wall-clock time written by the holder and read by
+others: their clocks must agree to well within the lease (10 minutes; NTP
+keeps servers within a second). A clock far ahead would take a live holder's
+lock early; its next lease renewal then finds the token gone and stops that
+run before it commits anything more.
 """
 
 import datetime as dt
@@ -24,7 +33,24 @@ from spark_jobs.iceberg import swap_properties
 from spark_jobs.names import LOCK_PREFIX
 
 PREFIX = LOCK_PREFIX
-FIELDS = ("token", "owner", "host", "pid", "jvm-pid", "acquired-at", "expires-at")
+FIELDS = ("token", "owner", "host", "boot-id", "pid-ns", "pid", "jvm-pid", "acquired-at", "expires-at")
+
+
+def _read(path):
+    try:
+        with open(path, encoding="ascii") as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""
+
+
+def machine_identity():
+    """(host name, boot id, PID namespace): process ids mean the same thing only where all three are equal."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        namespace = ""
+    return socket.gethostname(), _read("/proc/sys/kernel/random/boot_id"), namespace
 
 
 def pid_alive(pid):
@@ -53,7 +79,7 @@ class RunLock:
         self.wait_seconds = wait_seconds
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
-        self.host = socket.gethostname()
+        self.host, self.boot_id, self.pid_namespace = machine_identity()
         self.token = None
         self._lost = None
         self._stop = threading.Event()
@@ -75,6 +101,8 @@ class RunLock:
             "token": token,
             "owner": self.owner,
             "host": self.host,
+            "boot-id": self.boot_id,
+            "pid-ns": self.pid_namespace,
             "pid": os.getpid(),
             "jvm-pid": jvm_pid,
             "acquired-at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -140,7 +168,12 @@ class RunLock:
                 return True
         except ValueError:
             return True
-        return state["host"] == self.host and not (pid_alive(state["pid"]) and pid_alive(state["jvm-pid"]))
+        return self._same_machine(state) and not (pid_alive(state["pid"]) and pid_alive(state["jvm-pid"]))
+
+    def _same_machine(self, state):
+        """The holder's process ids can be checked here (a holder of an older version, without ids: never)."""
+        ours = (self.host, self.boot_id, self.pid_namespace)
+        return all(ours) and (state["host"], state["boot-id"], state["pid-ns"]) == ours
 
     def _start_heartbeat(self):
         self._stop.clear()

@@ -129,7 +129,7 @@ def merge_latest(spark, cfg: SummaryConfig, run_id, staged_rows, one_month):
     before, summary = current_snapshot(spark, target)
     newest = _newest_staged(spark, cfg, run_id, one_month)
     if staged_rows >= LATEST_REWRITE_SHARE * int(summary.get("total-records", 0)):
-        return _rewrite_latest(spark, cfg, newest)
+        return _rewrite_latest(spark, cfg, newest, before)
     key, month = _q(cfg.primary_column), _q(cfg.partition_column)
     on = F.col(f"{target}.{key}") == F.col(f"s.{key}")
     newer = F.col(f"s.{month}") >= F.col(f"{target}.{month}")
@@ -153,7 +153,19 @@ def _newest_staged(spark, cfg: SummaryConfig, run_id, one_month) -> DataFrame:
     return staged.select(*cfg.summary_columns) if one_month else newest_per_account(staged, cfg)
 
 
-def _rewrite_latest(spark, cfg: SummaryConfig, newest: DataFrame):
+def overwrite_unless_changed(rows: DataFrame, table, decided_on_snapshot):
+    """Replace every row of ``table`` with ``rows``, unless someone committed to it after ``decided_on_snapshot``.
+
+    The new rows were computed from that snapshot; Iceberg refuses the commit (serializable isolation,
+    validated from that snapshot) if data was added or deleted since, instead of silently dropping it.
+    """
+    writer = rows.writeTo(table).option("isolation-level", "serializable")
+    if decided_on_snapshot is not None:
+        writer = writer.option("validate-from-snapshot-id", str(decided_on_snapshot))
+    writer.overwrite(F.lit(True))
+
+
+def _rewrite_latest(spark, cfg: SummaryConfig, newest: DataFrame, decided_on_snapshot):
     """latest_summary := its rows the staged rows do not replace, plus the staged rows that win.
 
     Which rows win is decided on keys and months alone (narrow, and read vectorized); whole rows are
@@ -177,7 +189,9 @@ def _rewrite_latest(spark, cfg: SummaryConfig, newest: DataFrame):
         kept = latest.join(replaced, key, "left_anti") if counts.replaces else latest
         added = newest.join(winners, key, "left_semi")
         columns = cfg.summary_columns
-        kept.select(*columns).unionByName(added.select(*columns)).writeTo(cfg.latest_history_table).overwrite(F.lit(True))
+        overwrite_unless_changed(
+            kept.select(*columns).unionByName(added.select(*columns)), cfg.latest_history_table, decided_on_snapshot
+        )
         return counts.wins
     finally:
         winning.unpersist()

@@ -79,3 +79,20 @@ def test_a_run_whose_lock_was_taken_stops_before_its_next_commit(spark, cfg):
     finally:
         lock.release()
     assert table_properties(spark, cfg.control_table)[PREFIX + "token"] == "thief"  # release leaves others' locks alone
+
+
+@pytest.mark.parametrize("field", ["boot-id", "pid-ns"])
+def test_a_dead_pid_under_our_host_name_on_another_machine_is_not_a_free_lock(spark, cfg, field):
+    """Containers share host names and reuse pids: only the same boot and PID namespace make a pid checkable here."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = RunLock(spark, cfg, "run-elsewhere", wait_seconds=0)
+    stale.acquire()
+    stale._stop.set()  # it "dies" without releasing, on a machine that only looks like ours
+    set_properties(spark, cfg.control_table, **{PREFIX + "pid": str(dead.pid), PREFIX + field: "another-" + field})
+
+    with pytest.raises(ConcurrentRunError, match="in use by run run-elsewhere"):
+        RunLock(spark, cfg, "run-next", wait_seconds=0).acquire()
+    set_properties(spark, cfg.control_table, **{PREFIX + "expires-at": str(time.time() - 1)})  # its lease runs out
+    with RunLock(spark, cfg, "run-next", wait_seconds=0):
+        assert table_properties(spark, cfg.control_table)[PREFIX + "owner"] == "run-next"
