@@ -92,3 +92,23 @@ def test_rebuild_latest_restores_latest_summary_from_summary(spark, namespace):
     assert report.rows_written["latest_summary"] == 3
     assert_matches_model(spark, cfg, raw, rows)
     assert sorted(read_tables(spark, cfg)[1]) == [1, 2, 3]
+
+
+@pytest.mark.parametrize("primary_date", ["acct_dt", None])
+def test_check_passes_a_cleaned_legacy_primary_date_and_configs_without_one(spark, namespace, primary_date):
+    """acct_dt is in date_col_list: a winner's 0001-01-01 is cleaned to NULL, which the contract asks for.
+    (check counted that as a broken rule, and crashed for a config without primary_date_column.)"""
+    import datetime as dt
+
+    raw, cfg = load(namespace, primary_date_column=primary_date) if primary_date else load(namespace)
+    if primary_date is None:
+        raw.pop("primary_date_column")
+        from spark_jobs.config import config_from_dict
+
+        cfg = config_from_dict(raw, f"model_config[{namespace}]")
+    rows = [record(1, "2024-01", 1, bal=1, acct_dt=dt.date(1, 1, 1)), record(1, "2024-02", 1, bal=2)]
+    append_source(spark, cfg, rows)
+    run(spark, cfg, "forward", "2024-01", "2024-02")
+    assert_matches_model(spark, cfg, raw, rows)
+    clean, report = check(spark, cfg)
+    assert report.details["violations"] == 0, clean
