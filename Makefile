@@ -26,7 +26,7 @@ $(STAMP): requirements.txt pyproject.toml
 	rm -f $(VENV)/.installed-* && touch $@
 
 jars: $(STAMP)
-	$(PY) -m spark_jobs.jars
+	$(PY) -m spark_jobs.storage.jars
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

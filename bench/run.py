@@ -101,7 +101,7 @@ def table(results):
 def machine():
     import pyspark
 
-    from spark_jobs.jars import ICEBERG_VERSION
+    from spark_jobs.storage.jars import ICEBERG_VERSION
 
     return (
         f"{platform.node()}: {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GB, "

@@ -19,16 +19,16 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from bench import v4_baseline
-from spark_jobs.backfill import run_backfill, run_classify
 from spark_jobs.config import BOOKKEEPING_COLUMNS, config_from_dict
-from spark_jobs.forward import run_months
-from spark_jobs.iceberg import current_snapshot
-from spark_jobs.ingest import create_source_table
 from spark_jobs.months import add_months, month_range
 from spark_jobs.report import RunReport
-from spark_jobs.runs import prepare_tables
-from spark_jobs.session import build_session
-from spark_jobs.writers import newest_per_account
+from spark_jobs.stages.backfill import run_backfill, run_classify
+from spark_jobs.stages.forward import run_months
+from spark_jobs.stages.ingest import create_source_table
+from spark_jobs.stages.runs import prepare_tables
+from spark_jobs.storage.iceberg import current_snapshot
+from spark_jobs.storage.session import build_session
+from spark_jobs.storage.writers import newest_per_account
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,8 +11,8 @@ do not matter for timing.)
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
-from spark_jobs.history import clean_date, grid
-from spark_jobs.partitioning import configure_shuffle_partitions
+from spark_jobs.core.history import clean_date, grid
+from spark_jobs.stages.partitioning import configure_shuffle_partitions
 
 
 def _columns(table_columns):

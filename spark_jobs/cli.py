@@ -80,8 +80,8 @@ def run(args, report):
     """Load the config, start Spark, run the stage. Returns the SparkSession (for the caller to stop)."""
     from spark_jobs.catalogs import same_table_problems
     from spark_jobs.config import load_config
-    from spark_jobs.mapping import spark_expression_problems
-    from spark_jobs.session import build_session, warehouse_location
+    from spark_jobs.core.mapping import spark_expression_problems
+    from spark_jobs.storage.session import build_session, warehouse_location
 
     cfg = load_config(args.config)
     same_tables = same_table_problems(cfg)
@@ -102,11 +102,11 @@ def run(args, report):
         if problems:
             raise ConfigError(cfg.path, problems)
         if args.mode == "ingest":
-            from spark_jobs.ingest import ingest
+            from spark_jobs.stages.ingest import ingest
 
             ingest(spark, cfg, args.path, report)
         elif args.mode in ("initial", "forward"):
-            from spark_jobs.forward import run_months
+            from spark_jobs.stages.forward import run_months
 
             run_months(
                 spark,
@@ -118,28 +118,28 @@ def run(args, report):
                 lock_wait_seconds=args.lock_wait_seconds,
             )
         elif args.mode in ("backfill", "classify"):
-            from spark_jobs.backfill import run_backfill, run_classify
+            from spark_jobs.stages.backfill import run_backfill, run_classify
 
             stage = run_backfill if args.mode == "backfill" else run_classify
             stage(spark, cfg, report, args.backfill_filter, months, args.dry_run, args.lock_wait_seconds, args.batch_time_limit)
         elif args.mode in ("case-i", "case-ii", "case-iii"):
-            from spark_jobs.backfill import run_case
+            from spark_jobs.stages.backfill import run_case
 
             run_case(spark, cfg, report, args.mode, args.run_id, args.lock_wait_seconds)
         elif args.mode == "maintenance":
-            from spark_jobs.maintenance import maintain
+            from spark_jobs.stages.maintenance import maintain
 
             maintain(spark, cfg, report, args.lock_wait_seconds)
         elif args.mode == "check":
-            from spark_jobs.check import check_tables
+            from spark_jobs.stages.check import check_tables
 
             check_tables(spark, cfg, report)
         elif args.mode == "rebuild-latest":
-            from spark_jobs.repair import rebuild_latest
+            from spark_jobs.stages.rebuild import rebuild_latest
 
             rebuild_latest(spark, cfg, report, args.lock_wait_seconds)
         elif args.mode == "describe":
-            from spark_jobs.describe import describe
+            from spark_jobs.stages.describe import describe
 
             text, facts = describe(spark, cfg)
             print(text, flush=True)

@@ -6,8 +6,8 @@ from airflow.providers.standard.operators.python import BranchPythonOperator, Py
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TaskGroup, TriggerRule
 
+from spark_jobs.core.expressions import FILTER
 from spark_jobs.errors import ConfigError
-from spark_jobs.expressions import FILTER
 from spark_jobs.months import MONTH_LENGTH, MONTH_REGEX
 from spark_jobs.names import CASE_STAGES, CASES
 from summary_airflow import settings

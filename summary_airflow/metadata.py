@@ -10,7 +10,7 @@ from pathlib import Path
 from spark_jobs.catalogs import pyiceberg_properties, split_identifier, warehouse_location
 from spark_jobs.config import SummaryConfig, load_config
 from spark_jobs.names import BACKFILL_MARK, MONTHS_SINCE_MAINTENANCE
-from spark_jobs.runlock import lock_state
+from spark_jobs.storage.runlock import lock_state
 
 
 def load_table(cfg: SummaryConfig, warehouse, identifier):

@@ -26,7 +26,7 @@ def spark_warehouse(tmp_path_factory):
 @pytest.fixture(scope="session")
 def spark(spark_warehouse):
     from spark_jobs.config import config_from_dict
-    from spark_jobs.session import build_session
+    from spark_jobs.storage.session import build_session
 
     cfg = config_from_dict(model_config("bootstrap"))
     session = build_session(

@@ -72,7 +72,7 @@ def record(acct, month, ts, bal=None, dpd=None, acct_type="5", open_dt=None, sta
 
 
 def append_source(spark, cfg, rows):
-    from spark_jobs.ingest import create_source_table
+    from spark_jobs.stages.ingest import create_source_table
 
     schema = source_schema()
     if not spark.catalog.tableExists(cfg.source_table):
@@ -82,9 +82,9 @@ def append_source(spark, cfg, rows):
 
 def run(spark, cfg, mode, start, end=None, dry_run=False):
     """Run initial (one batch) or forward (month by month) over start..end in-process; returns the report."""
-    from spark_jobs.forward import run_months
     from spark_jobs.months import month_range
     from spark_jobs.report import RunReport
+    from spark_jobs.stages.forward import run_months
 
     months = month_range(start, end or start)
     report = RunReport(mode=mode, config=cfg.path, run_id=f"{mode}-test-{dt.datetime.now().strftime('%H%M%S%f')}")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from spark_jobs.iceberg import current_snapshot
+from spark_jobs.storage.iceberg import current_snapshot
 from tests.support import append_source, assert_matches_model, load, model_config, record
 
 pytestmark = [pytest.mark.airflow, pytest.mark.spark, pytest.mark.slow]

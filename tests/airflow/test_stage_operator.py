@@ -44,9 +44,9 @@ def run_stage(config, stage, params, tmp_path, monkeypatch):
 def test_bad_input_fails_without_retries_and_a_busy_lock_is_retried(spark, spark_warehouse, namespace, tmp_path, monkeypatch):
     from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-    from spark_jobs.iceberg import update_properties
-    from spark_jobs.runlock import PREFIX
-    from tests.spark.test_backfill import backfill
+    from spark_jobs.storage.iceberg import update_properties
+    from spark_jobs.storage.runlock import PREFIX
+    from tests.stages.test_backfill import backfill
 
     raw, cfg = load(namespace)
     append_source(spark, cfg, [record(1, "2024-01", 1, bal=1)])

@@ -1,7 +1,7 @@
 """Bad source files and bad records: a clear error naming the file, or a rejects row; never a damaged table.
 
 (Bad configs and hostile backfill filters are tried in tests/unit/test_config.py
-and tests/spark/test_backfill.py; they count in the same table.)
+and tests/stages/test_backfill.py; they count in the same table.)
 """
 
 import datetime as dt
@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from spark_jobs.errors import SourceDataError
-from spark_jobs.ingest import ingest
 from spark_jobs.report import RunReport
+from spark_jobs.stages.ingest import ingest
 from tests.cli_support import ARROW_SCHEMA, write_parquet
 from tests.support import load, model_problems, read_tables, record, run
 
@@ -137,7 +137,7 @@ def test_a_million_records_of_one_account_month_become_one_row(spark, namespace,
 def test_months_are_checked_exactly_and_a_malformed_one_never_fails_the_file(spark, namespace, tmp_path, tally):
     """'2024-02\\n' passed Java's and Python's '^...$' (and then broke every unfiltered backfill); a 5000-character
     month made the whole file fail at ingest (its partition directory name was too long)."""
-    from tests.spark.test_backfill import backfill
+    from tests.stages.test_backfill import backfill
 
     raw, cfg = load(namespace)
     good = [record(1, "2024-02", 1, bal=10)]

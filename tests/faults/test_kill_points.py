@@ -14,11 +14,11 @@ import time
 
 import pytest
 
-from spark_jobs.backfill import run_case, run_classify
-from spark_jobs.check import check_tables
-from spark_jobs.maintenance import maintain
 from spark_jobs.months import add_months, month_range
 from spark_jobs.report import RunReport
+from spark_jobs.stages.backfill import run_case, run_classify
+from spark_jobs.stages.check import check_tables
+from spark_jobs.stages.maintenance import maintain
 from tests.cli_support import submit_and_kill, write_config
 from tests.fault_tally import CRASH_POINTS, FULL, TIMED_POINTS
 from tests.support import append_source, load, model_problems, record, run

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from spark_jobs.iceberg import current_snapshot
+from spark_jobs.storage.iceberg import current_snapshot
 from tests.live.services import AirflowServices, Postgres, postgres_bindir, wait_for
 from tests.support import append_source, assert_matches_model, load, model_config, record
 

@@ -1,6 +1,6 @@
 import pytest
 
-from spark_jobs.jars import required_artifacts
+from spark_jobs.storage.jars import required_artifacts
 
 
 def test_the_iceberg_runtime_matches_the_spark_minor():
@@ -17,7 +17,7 @@ def test_a_spark_without_an_iceberg_runtime_is_refused_by_name():
 
 
 def test_deployments_add_jars_by_maven_coordinates(monkeypatch):
-    from spark_jobs.jars import extra_artifacts
+    from spark_jobs.storage.jars import extra_artifacts
 
     monkeypatch.setenv("SUMMARY_EXTRA_PACKAGES", "org.apache.iceberg:iceberg-aws-bundle:1.12.0, ")
     (bundle,) = extra_artifacts()

@@ -1,5 +1,5 @@
 from spark_jobs.config import Performance
-from spark_jobs.partitioning import optimal_partitions
+from spark_jobs.stages.partitioning import optimal_partitions
 
 
 def test_small_batches_get_the_minimum():

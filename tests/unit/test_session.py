@@ -8,7 +8,7 @@ import pytest
 from spark_jobs.catalogs import catalog_conf, warehouse_location
 from spark_jobs.config import config_from_dict
 from spark_jobs.errors import ConfigError
-from spark_jobs.session import session_conf
+from spark_jobs.storage.session import session_conf
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "include" / "configs" / "summary_config.json"
 

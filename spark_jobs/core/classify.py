@@ -1,0 +1,56 @@
+"""Which stored rows a batch of new winners can change, by account (SEMANTICS.md §7).
+
+Classification needs one row per account, so it reads ``latest_summary``
+(never a group-by over ``summary``):
+
+| case | account in latest_summary | context the account's timeline needs |
+|---|---|---|
+| I   | absent                            | none: arrays from this batch alone |
+| II  | latest month < first changed month | the latest row (anchor) |
+| III | latest month >= first changed month | stored rows from the first changed month on, and the row before it (anchor) |
+
+An account is handled wholly by the case of its earliest changed month, so a
+batch holding Case II and Case III months of one account is one timeline.
+"""
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from spark_jobs.core.mapping import MONTH_NUMBER
+
+CASE = "__case"
+FIRST_CHANGED = "__first_changed_month"
+CHANGED_MONTHS = "__changed_months"
+LATEST_MONTH = "__latest_month"
+CASE_NAMES = {1: "I", 2: "II", 3: "III"}
+
+
+def classify_accounts(changes: DataFrame, latest_months: DataFrame, key) -> DataFrame:
+    """One row per changed account: key, first changed month number, how many months change, latest stored
+    month number, case (1/2/3).
+
+    ``latest_months`` has ``key`` and ``LATEST_MONTH`` (a month number), one row per account.
+    """
+    accounts = changes.groupBy(key).agg(F.min(MONTH_NUMBER).alias(FIRST_CHANGED), F.count(F.lit(1)).alias(CHANGED_MONTHS))
+    return accounts.join(latest_months, key, "left").withColumn(
+        CASE,
+        F.when(F.col(LATEST_MONTH).isNull(), F.lit(1))
+        .when(F.col(LATEST_MONTH) < F.col(FIRST_CHANGED), F.lit(2))
+        .otherwise(F.lit(3)),
+    )
+
+
+def is_single_new_month():
+    """Case I or II with one changed month: the row follows from the latest row (or nothing) by one shift."""
+    return (F.col(CASE) < 3) & (F.col(CHANGED_MONTHS) == 1)
+
+
+def record_cases(changes: DataFrame, accounts: DataFrame, key) -> DataFrame:
+    """Each changed record with the SEMANTICS §7 case of the record itself (for reports)."""
+    joined = changes.select(key, MONTH_NUMBER).join(accounts.select(key, LATEST_MONTH), key)
+    return joined.withColumn(
+        CASE,
+        F.when(F.col(LATEST_MONTH).isNull(), F.lit(1))
+        .when(F.col(LATEST_MONTH) < F.col(MONTH_NUMBER), F.lit(2))
+        .otherwise(F.lit(3)),
+    )

@@ -1,0 +1,157 @@
+"""Source records -> mapped records, rejects and winners (SEMANTICS.md §1-§3).
+
+Everything here is a pure ``DataFrame -> DataFrame`` or ``Column`` function: no
+table is read or written, so each rule is testable on hand-made rows.
+"""
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from spark_jobs.config import RECORD_DIGEST, SummaryConfig
+from spark_jobs.core.month_columns import is_month_col, month_number_col
+
+MONTH_NUMBER = "__month_number"
+REJECT_REASON = "__reject_reason"
+SOURCE_RECORD = "__source_record"
+VERSION_CONFLICT = "__version_conflict"
+
+DIGEST_SEPARATOR = "\u001f"
+DIGEST_NULL = "\u0000"
+
+
+def record_digest(columns) -> Column:
+    """Deterministic 60-bit digest of a record's values: the tie-break between equal versions.
+
+    sha-256 of the values cast to string, in config order, joined by U+001F
+    (NULL written as U+0000); the first 15 hex digits as a BIGINT. Documented in
+    the README so that anyone can recompute which of two tied records won.
+    """
+    canonical = F.concat_ws(DIGEST_SEPARATOR, *[F.coalesce(F.col(c).cast("string"), F.lit(DIGEST_NULL)) for c in columns])
+    return F.conv(F.substring(F.sha2(canonical, 256), 1, 15), 16, 10).cast("bigint")
+
+
+def shown_value(value: Column, limit=40) -> Column:
+    """A string value as a reason shows it: JSON-quoted (line breaks visible), cut to ``limit`` characters."""
+    quoted = F.regexp_replace(F.to_json(F.array(F.substring(value, 1, limit))), r"^\[|\]$", "")
+    return F.when(F.length(value) > limit, F.concat(quoted, F.lit("... ("), F.length(value), F.lit(" characters)"))).otherwise(
+        quoted
+    )
+
+
+def reject_reason(cfg: SummaryConfig) -> Column:
+    """Why a mapped record is rejected (SEMANTICS §2), or '' when it is valid."""
+    month = F.col(cfg.partition_column).cast("string")
+    return F.concat_ws(
+        "; ",
+        F.when(F.col(cfg.primary_column).isNull(), F.lit(f"NULL {cfg.primary_column} (primary_column)")),
+        F.when(F.col(cfg.max_identifier_column).isNull(), F.lit(f"NULL {cfg.max_identifier_column} (max_identifier_column)")),
+        F.when(
+            month.isNull() | ~is_month_col(month),
+            F.concat(
+                F.lit(f"{cfg.partition_column} (partition_column) is not a YYYY-MM month: "),
+                F.coalesce(shown_value(month), F.lit("NULL")),
+            ),
+        ),
+    )
+
+
+def map_records(source: DataFrame, cfg: SummaryConfig) -> DataFrame:
+    """§1: rename, column_transformations, inferred_columns, rolling mappers (cast to their type).
+
+    Adds the record digest (of the renamed record), the original record as JSON
+    (kept for the rejects table) and the reject reason.
+    """
+    renamed = source.select(
+        *[F.col(f"`{src}`").alias(dst) for src, dst in cfg.columns.items()],
+        F.to_json(F.struct(*[F.col(f"`{src}`") for src in cfg.columns])).alias(SOURCE_RECORD),
+    )
+    mapped = renamed.withColumn(RECORD_DIGEST, record_digest(list(cfg.columns.values())))
+    for derived in (*cfg.column_transformations, *cfg.inferred_columns):
+        mapped = mapped.withColumn(derived.name, F.expr(derived.mapper_expr))
+    for rolling in cfg.rolling_columns:
+        mapped = mapped.withColumn(rolling.mapper_column, F.expr(rolling.mapper_expr).cast(rolling.sql_type))
+    return mapped.withColumn(REJECT_REASON, reject_reason(cfg))
+
+
+def valid_records(mapped: DataFrame, cfg: SummaryConfig) -> DataFrame:
+    return (
+        mapped.where(F.col(REJECT_REASON) == "")
+        .drop(REJECT_REASON, SOURCE_RECORD)
+        .withColumn(MONTH_NUMBER, month_number_col(cfg.partition_column))
+    )
+
+
+def rejected_records(mapped: DataFrame, cfg: SummaryConfig, run_id) -> DataFrame:
+    """Rows for the rejects table: the original record, why, and which run saw it."""
+    return mapped.where(F.col(REJECT_REASON) != "").select(
+        F.lit(run_id).alias("_run_id"),
+        F.current_timestamp().alias("rejected_at"),
+        F.col(REJECT_REASON).alias("reason"),
+        F.col(cfg.primary_column).cast("string").alias("record_key"),
+        F.col(cfg.partition_column).cast("string").alias("record_month"),
+        F.col(cfg.max_identifier_column).cast("string").alias("record_version"),
+        F.col(SOURCE_RECORD).alias("record"),
+        F.col(RECORD_DIGEST),
+    )
+
+
+def winners(valid: DataFrame, cfg: SummaryConfig) -> DataFrame:
+    """§3: one row per (key, month): greatest version, ties broken by the greatest digest.
+
+    Flags the winners whose version is shared by a record with different
+    content (a data error that is counted, not hidden).
+    """
+    same_key_month = Window.partitionBy(cfg.primary_column, MONTH_NUMBER)
+    ordered = same_key_month.orderBy(F.col(cfg.max_identifier_column).desc(), F.col(RECORD_DIGEST).desc())
+    version = F.col(cfg.max_identifier_column)
+    digest_at_top_version = F.when(version == F.col("__top_version"), F.col(RECORD_DIGEST))
+    return (
+        valid.withColumn("__rank", F.row_number().over(ordered))
+        .withColumn("__top_version", F.max(version).over(same_key_month))
+        .withColumn("__lowest_top_digest", F.min(digest_at_top_version).over(same_key_month))
+        .where(F.col("__rank") == 1)
+        .withColumn(VERSION_CONFLICT, F.col("__lowest_top_digest") != F.col(RECORD_DIGEST))
+        .drop("__rank", "__top_version", "__lowest_top_digest")
+    )
+
+
+def spark_expression_problems(spark, cfg: SummaryConfig):
+    """Check every ``mapper_expr`` with Spark itself, at job start (the config loader cannot).
+
+    Each expression must pass the config allowlist (expressions.py) as parsed;
+    with the source table present each is also analysed, in order, against the
+    columns it will see, so unknown columns, type errors and anything the
+    analyzer resolves to a node outside the allowlist are caught too.
+    """
+    import os
+
+    from pyspark.sql import types as T
+
+    from spark_jobs.core.expressions import analyzed_problems, config_policy, lexical_problem, parsed_problems
+
+    policy = config_policy(os.environ)
+    steps = [("column_transformations", i, d.name, d.mapper_expr, None) for i, d in enumerate(cfg.column_transformations)]
+    steps += [("inferred_columns", i, d.name, d.mapper_expr, None) for i, d in enumerate(cfg.inferred_columns)]
+    steps += [("rolling_columns", i, r.mapper_column, r.mapper_expr, r.sql_type) for i, r in enumerate(cfg.rolling_columns)]
+    # A mapper_expr may read the mapped columns and every column an earlier step named.
+    visible = [*cfg.columns.values(), *[name for _, _, name, _, _ in steps]]
+    problems = []
+    for key, index, _, expr, _ in steps:
+        found = [p for p in (lexical_problem(expr, policy.max_length),) if p] or parsed_problems(spark, expr, policy, visible)
+        problems += [f"{key}[{index}].mapper_expr: {problem}" for problem in found]
+    if problems or not spark.catalog.tableExists(cfg.source_table):
+        return problems
+    source = spark.table(cfg.source_table)
+    missing = [c for c in cfg.columns if c not in source.columns]
+    if missing:
+        return [f"columns: source column(s) {missing} are not in {cfg.source_table}"]
+    df = spark.createDataFrame([], T.StructType([f for f in source.schema.fields if f.name in cfg.columns]))
+    df = df.select(*[F.col(f"`{src}`").alias(dst) for src, dst in cfg.columns.items()])
+    for key, index, name, expr, type_name in steps:
+        column = F.expr(expr) if type_name is None else F.expr(expr).cast(type_name)
+        found, _ = analyzed_problems(spark, df, column, policy)
+        if found:
+            problems += [f"{key}[{index}].mapper_expr: {problem}" for problem in found]
+        else:
+            df = df.withColumn(name, column)
+    return problems

@@ -1,0 +1,219 @@
+"""Backfill: apply late and corrected records, as one process or as classify + Case I/II/III stages.
+
+What a backfill reads:
+
+* with ``--backfill-filter``: the source records matching that expression
+  (``filters``), optionally limited to a month range;
+* otherwise every record appended to the source table since the last applied
+  backfill, whatever its version: an Iceberg incremental read between the
+  source snapshot recorded in the control table's properties (the mark) and the
+  current one. v4's version high-water mark missed late records stamped with
+  an old version; snapshots do not. The mark moves only once the whole batch
+  is applied (never for a filtered or month-limited batch). The first backfill
+  reads the whole table (already-applied records are recognised and skipped).
+
+The stages, each its own process so Airflow can branch between them:
+
+* ``classify`` judges the batch against the tables, classifies each changed
+  account (Case I/II/III, ``classify``) and persists the changed winners in
+  ``<summary>_backfill`` under a new run id, with per-case counts in its report.
+  A classification supersedes any unfinished earlier one: it re-reads the same
+  records anyway, since the mark has not moved.
+* ``case-i|case-ii|case-iii --run-id ID`` applies that case's accounts with the
+  batch engine (which re-judges them, so a forward run in between cannot be
+  undone by a stale record), then deletes them; the stage that leaves nothing
+  pending moves the mark.
+* ``backfill`` does all of it in one process.
+"""
+
+from contextlib import contextmanager
+
+from pyspark.sql import functions as F
+
+from spark_jobs.config import SummaryConfig
+from spark_jobs.core.classify import CASE
+from spark_jobs.core.filters import checked_filter
+from spark_jobs.core.mapping import MONTH_NUMBER, VERSION_CONFLICT
+from spark_jobs.core.month_columns import month_number_col
+from spark_jobs.errors import SourceDataError, UsageError
+from spark_jobs.names import BACKFILL_MARK as MARK
+from spark_jobs.names import BACKFILL_PENDING as PENDING
+from spark_jobs.names import CASE_STAGES, CASES
+from spark_jobs.stages.batch import BatchRun
+from spark_jobs.stages.runs import exclusive_run, prepare_tables, source_table, time_limit
+from spark_jobs.storage.iceberg import current_snapshot, table_properties, update_properties
+from spark_jobs.storage.tables import RUN_ID, create_table, require_owned, small_table_properties, sql_string
+
+BATCH_TIME_LIMIT = 1800  # seconds a filtered batch may take to select and judge while holding the lock
+CASE_NUMBERS = {stage: number for number, stage in enumerate(CASE_STAGES.values(), start=1)}  # case-i -> 1 (classify.CASE)
+
+
+def select_batch(spark, cfg: SummaryConfig, backfill_filter=None, months=None):
+    """(records to apply, source snapshot they reach or None when the mark must not move, description).
+
+    ``backfill_filter``: (text, Column) as ``filters.checked_filter`` accepted it, before the run lock.
+    """
+    source = source_table(spark, cfg)
+    month_column = F.col(f"`{cfg.source_column(cfg.partition_column)}`")
+    if backfill_filter:
+        text, condition = backfill_filter
+        batch = source.where(condition)
+        end, what = None, f"records matching {text!r}"
+    else:
+        end, _ = current_snapshot(spark, cfg.source_table)
+        start = table_properties(spark, cfg.control_table).get(MARK)
+        reader = spark.read.format("iceberg")
+        if end is None or str(end) == start:
+            return source.limit(0), end, "no records appended since the last backfill"
+        if start is None:
+            batch = reader.option("versionAsOf", end).load(cfg.source_table)
+            what = "every source record (first backfill)"
+        else:
+            if not _snapshot_exists(spark, cfg.source_table, int(start)):
+                raise SourceDataError(
+                    f"the last applied backfill read {cfg.source_table} up to snapshot {start}, which has expired; "
+                    "run one backfill with --backfill-filter covering the late records, or remove the property "
+                    f"{MARK} of {cfg.control_table} to re-read the whole table"
+                )
+            batch = reader.option("start-snapshot-id", start).option("end-snapshot-id", end).load(cfg.source_table)
+            what = f"records appended after source snapshot {start} up to {end}"
+    if months:
+        # Records of other months stay unapplied, so a month-limited batch must not move the mark.
+        batch, end = batch.where(month_column.isin(months)), None
+        what += f", months {months[0]}..{months[-1]} only"
+    return batch, end, what
+
+
+def _snapshot_exists(spark, identifier, snapshot_id):
+    from spark_jobs.storage.iceberg import java_table
+
+    return java_table(spark, identifier).snapshot(snapshot_id) is not None
+
+
+def ensure_backfill_table(spark, cfg: SummaryConfig, winners_schema):
+    from pyspark.sql import types as T
+
+    fields = [f for f in winners_schema.fields if f.name not in (VERSION_CONFLICT, MONTH_NUMBER)]
+    schema = T.StructType([*fields, T.StructField(CASE, T.IntegerType()), T.StructField(RUN_ID, T.StringType())])
+    create_table(spark, cfg, "backfill", cfg.backfill_table, schema, small_table_properties(cfg), (RUN_ID,))
+
+
+def move_mark(spark, cfg: SummaryConfig, run_id, end_snapshot):
+    """Record that every source record up to ``end_snapshot`` is applied; forget the finished classification."""
+
+    def update(properties):
+        changes = {PENDING + run_id: ""} if PENDING + run_id in properties else {}
+        if end_snapshot is not None:
+            changes[MARK] = str(end_snapshot)
+        return changes or None
+
+    update_properties(spark, cfg.control_table, update)
+
+
+@contextmanager
+def judged_batch(spark, cfg, report, backfill_filter, months, dry_run, lock_wait_seconds, batch_time_limit=None):
+    """Hold the lock (after recovery), select the batch, map it and judge it against the tables.
+
+    Yields the BatchRun, its winners and the changed winners (None when nothing changes) and the source
+    snapshot the batch reaches; the caller applies or persists them while the lock is still held.
+    """
+    source = source_table(spark, cfg)
+    checked = (backfill_filter, checked_filter(spark, source, backfill_filter)) if backfill_filter is not None else None
+    prepare_tables(spark, cfg, source, dry_run)
+    with exclusive_run(spark, cfg, report, lock_wait_seconds, dry_run) as lock:
+        batch_source, end, what = select_batch(spark, cfg, checked, months)
+        report.details["batch"] = what
+        with BatchRun(spark, cfg, report.run_id, lock, dry_run=dry_run) as batch:
+            limit = batch_time_limit if backfill_filter is not None else None
+            with time_limit(spark, limit, f"selecting and judging the records of --backfill-filter {backfill_filter!r}"):
+                winners, batch_months = batch.winners_from_source(batch_source)
+                changes = batch.changed_winners(winners, batch_months) if winners is not None else None
+            yield batch, winners, changes, end
+            report.add(batch.counts)
+
+
+def run_backfill(spark, cfg, report, backfill_filter=None, months=None, dry_run=False, lock_wait_seconds=600,
+                 batch_time_limit=BATCH_TIME_LIMIT):  # fmt: skip
+    """``--mode backfill``: classify and apply every case in this process."""
+    judged = judged_batch(spark, cfg, report, backfill_filter, months, dry_run, lock_wait_seconds, batch_time_limit)
+    with judged as (batch, _, changes, end):
+        if changes is not None:
+            batch.apply(changes, batch.classify(changes))
+        if not dry_run:
+            move_mark(spark, cfg, report.run_id, end)
+
+
+def run_classify(spark, cfg, report, backfill_filter=None, months=None, dry_run=False, lock_wait_seconds=600,
+                 batch_time_limit=BATCH_TIME_LIMIT):  # fmt: skip
+    """``--mode classify``: persist the changed winners per case under a new run id."""
+    judged = judged_batch(spark, cfg, report, backfill_filter, months, dry_run, lock_wait_seconds, batch_time_limit)
+    with judged as (batch, winners, changes, end):
+        accounts = batch.classify(changes) if changes is not None else None
+        if not dry_run:
+            ensure_backfill_table(spark, cfg, (winners if winners is not None else _empty_winners(spark, cfg)).schema)
+            _supersede_unfinished(spark, cfg)
+            if accounts is not None:
+                batch.lock.check()
+                labelled = changes.join(accounts.select(cfg.primary_column, CASE), cfg.primary_column)
+                columns = [f.name for f in spark.table(cfg.backfill_table).schema.fields if f.name != RUN_ID]
+                labelled.select(*columns).withColumn(RUN_ID, F.lit(report.run_id)).writeTo(cfg.backfill_table).append()
+                # a filtered or month-limited batch (no end snapshot) must not move the mark when it is done
+                pending = "filter" if end is None else str(end)
+                update_properties(
+                    spark,
+                    cfg.control_table,
+                    lambda p: None if p.get(PENDING + report.run_id) == pending else {PENDING + report.run_id: pending},
+                )
+            else:
+                move_mark(spark, cfg, report.run_id, end)  # nothing to apply: the batch is done
+    report.details["stages_to_run"] = [CASE_STAGES[c] for c in CASES if report.accounts_by_case[c]]
+
+
+def run_case(spark, cfg, report, mode, run_id, lock_wait_seconds=600):
+    """``--mode case-i|case-ii|case-iii --run-id ID``: apply one case of a classification."""
+    if not run_id:
+        raise UsageError(f"--mode {mode} needs --run-id (printed by --mode classify)")
+    case = CASE_NUMBERS[mode]
+    source = source_table(spark, cfg)
+    prepare_tables(spark, cfg, source)
+    if not spark.catalog.tableExists(cfg.backfill_table):
+        raise UsageError(f"no classification exists for {cfg.destination_table}: run --mode classify first")
+    require_owned(spark, cfg, cfg.backfill_table, "backfill")
+    report.details["classification"] = run_id
+    with exclusive_run(spark, cfg, report, lock_wait_seconds) as lock:
+        pending_end = table_properties(spark, cfg.control_table).get(PENDING + run_id)
+        rows = spark.table(cfg.backfill_table).where((F.col(RUN_ID) == run_id) & (F.col(CASE) == case))
+        winners = (
+            rows.drop(RUN_ID, CASE)
+            .withColumn(VERSION_CONFLICT, F.lit(False))
+            .withColumn(MONTH_NUMBER, month_number_col(cfg.partition_column))
+        )
+        stage_id = f"{report.run_id}-{run_id}"
+        with BatchRun(spark, cfg, stage_id, lock) as batch:
+            months = sorted(r[0] for r in winners.select(cfg.partition_column).distinct().collect())
+            batch.counts.records_read = 0
+            if months:
+                changes = batch.changed_winners(batch.keep(winners), months)
+                if changes is not None:
+                    batch.apply(changes, batch.classify(changes))
+                batch.counts.months = months
+            report.add(batch.counts)
+        lock.check()
+        spark.sql(f"DELETE FROM {cfg.backfill_table} WHERE {RUN_ID} = {sql_string(run_id)} AND {CASE} = {case}")
+        remaining = spark.table(cfg.backfill_table).where(F.col(RUN_ID) == run_id).limit(1).count()
+        if pending_end is not None and remaining == 0:
+            move_mark(spark, cfg, run_id, None if pending_end == "filter" else int(pending_end))
+            report.details["backfill_complete"] = True
+        elif pending_end is None and not months:
+            report.details["note"] = f"classification {run_id} is finished or was superseded: nothing to apply"
+
+
+def _supersede_unfinished(spark, cfg):
+    spark.sql(f"DELETE FROM {cfg.backfill_table} WHERE true")
+    update_properties(spark, cfg.control_table, lambda p: {k: "" for k in p if k.startswith(PENDING)} or None)
+
+
+def _empty_winners(spark, cfg):
+    from spark_jobs.core.mapping import map_records, valid_records, winners
+
+    return winners(valid_records(map_records(source_table(spark, cfg).limit(0), cfg), cfg), cfg)

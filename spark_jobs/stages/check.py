@@ -1,0 +1,184 @@
+"""``--mode check``: verify the tables against the rules of SEMANTICS.md that they can prove on their own.
+
+For an operator after an incident, a restore or a hand edit: every check is a
+query over ``summary`` and ``latest_summary`` (no source needed) that counts the
+rows breaking one rule and names a few of their keys. Nothing is written and
+no lock is taken, so it runs next to the pipeline.
+
+What needs the source (which records won) is not checkable from the tables
+alone; the per-month counts set the tables beside the source for a person to
+compare.
+"""
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from spark_jobs.config import PREVIOUS_MONTH, SummaryConfig
+from spark_jobs.core.history import grid
+from spark_jobs.core.mapping import MONTH_NUMBER, map_records, valid_records
+from spark_jobs.core.month_columns import month_number_col
+from spark_jobs.errors import RuleViolations
+from spark_jobs.storage.tables import table_exists
+from spark_jobs.storage.writers import newest_per_account
+
+EXAMPLES = 5
+PREVIOUS = "__previous_"
+GAP = "__gap"
+
+
+def _q(name):
+    return f"`{name}`"
+
+
+def with_previous_row(summary: DataFrame, cfg: SummaryConfig, columns) -> DataFrame:
+    """Each summary row with ``columns`` of the account's previous row (by month) and the gap in months."""
+    key = cfg.primary_column
+    by_month = Window.partitionBy(key).orderBy(MONTH_NUMBER)
+    rows = summary.withColumn(MONTH_NUMBER, month_number_col(cfg.partition_column))
+    for column in columns:
+        rows = rows.withColumn(PREVIOUS + column, F.lag(column).over(by_month))
+    return rows.withColumn(GAP, F.col(MONTH_NUMBER) - F.lag(MONTH_NUMBER).over(by_month))
+
+
+def shift_broken(rolling, gap) -> F.Column:
+    """This row's array does not continue the previous row's: a first row must have only element 0; after a gap
+    of g months, elements 1..g-1 are NULL and elements g.. are the previous row's elements 0.."""
+    n, current, previous = rolling.num_cols, F.col(rolling.history_column), F.col(PREVIOUS + rolling.history_column)
+    tail_nulls = lambda start, count: F.forall(F.slice(current, start, count), lambda x: x.isNull())  # noqa: E731
+    first_row = gap.isNull() & ~tail_nulls(F.lit(2), F.lit(max(n - 1, 1)))
+    gap_not_null = (gap > 1) & ~tail_nulls(F.lit(2), F.greatest(F.least(gap - 1, F.lit(n - 1)), F.lit(0)))
+    kept = F.greatest(F.lit(n) - gap, F.lit(0))
+    moved = (gap < n) & ~F.slice(current, gap + 1, kept).eqNullSafe(F.slice(previous, F.lit(1), kept))
+    return F.coalesce(first_row | (gap.isNotNull() & (gap_not_null | moved)), F.lit(False))
+
+
+def rule_checks(cfg: SummaryConfig):
+    """(name, what it means, condition over a summary row with its previous row) for the per-row rules."""
+    checks = []
+    for rolling in cfg.rolling_columns:
+        h = rolling.history_column
+        checks += [
+            (
+                f"{h}.length",
+                f"{h} does not have {rolling.num_cols} elements",
+                F.coalesce(F.size(h) != rolling.num_cols, F.lit(True)),
+            ),
+            (
+                f"{h}.element_0",
+                f"element 0 of {h} is not this row's {rolling.mapper_column}",
+                ~F.element_at(h, 1).eqNullSafe(F.col(rolling.mapper_column)),
+            ),
+            (
+                f"{h}.shift",
+                f"{h} does not continue the previous row's array (SEMANTICS.md §4)",
+                shift_broken(rolling, F.col(GAP)),
+            ),
+        ]
+    for g in cfg.grid_columns:
+        rolling = cfg.rolling_by_name(g.mapper_rolling_column)
+        checks.append(
+            (
+                f"{g.name}.grid",
+                f"{g.name} is not the grid of {rolling.history_column}",
+                ~F.col(g.name).eqNullSafe(grid(g, rolling.history_column)),
+            )
+        )
+    date = cfg.primary_date_column
+    if date and date not in cfg.date_col_list:  # a legacy date (year < 1000) there is cleaned to NULL, legitimately
+        checks.append((date + ".null", f"{date} is NULL (it defaults to the first day of the month)", F.col(date).isNull()))
+    for column in cfg.carry_columns:
+        if column not in cfg.date_col_list:  # a cleaned legacy date may legitimately turn NULL
+            checks.append(
+                (
+                    f"{column}.carried",
+                    f"{column} is NULL although the previous row has a value to carry forward",
+                    F.col(column).isNull() & F.col(PREVIOUS + column).isNotNull(),
+                )
+            )
+    checks.append(
+        (
+            f"{PREVIOUS_MONTH}.pointer",
+            f"{PREVIOUS_MONTH} does not name the previous row's month",
+            ~F.col(PREVIOUS_MONTH).eqNullSafe(F.col(PREVIOUS + cfg.partition_column)),
+        )
+    )
+    return checks
+
+
+def check_tables(spark, cfg: SummaryConfig, report, sample=EXAMPLES):
+    """Run every check; fill ``report.details``; raise RuleViolations when any rule is broken."""
+    for table in (cfg.destination_table, cfg.latest_history_table):
+        if not table_exists(spark, table):
+            raise RuleViolations(f"table {table} does not exist: nothing to check (run initial or forward first)")
+    key, month = cfg.primary_column, cfg.partition_column
+    summary = spark.table(cfg.destination_table)
+    latest = spark.table(cfg.latest_history_table)
+    results = {}
+
+    def record(name, meaning, offending: DataFrame, describe_key):
+        count = offending.count()
+        examples = [describe_key(r) for r in offending.limit(sample).collect()] if count else []
+        results[name] = {"violations": count, "rule": meaning, "examples": examples}
+
+    pair = lambda r: f"{r[key]} {r[month]}"  # noqa: E731
+    record(
+        "summary.unique",
+        f"more than one summary row for one {key} and {month}",
+        summary.groupBy(key, month).count().where("count > 1"),
+        pair,
+    )
+    record(
+        "latest_summary.unique",
+        f"more than one latest_summary row for one {key}",
+        latest.groupBy(key).count().where("count > 1"),
+        lambda r: str(r[key]),
+    )
+
+    carried = [c for c in cfg.carry_columns if c not in cfg.date_col_list]
+    rows = with_previous_row(summary, cfg, [*cfg.history_columns, *carried, month]).cache()
+    try:
+        checks = rule_checks(cfg)
+        flags = rows.select(key, month, *[c.alias(f"__c{i}") for i, (_, _, c) in enumerate(checks)])
+        counts = flags.agg(*[F.count(F.when(F.col(f"__c{i}"), 1)).alias(f"__c{i}") for i in range(len(checks))]).first()
+        for i, (name, meaning, _) in enumerate(checks):
+            offending = flags.where(F.col(f"__c{i}")) if counts[f"__c{i}"] else flags.limit(0)
+            record(name, meaning, offending, pair)
+    finally:
+        rows.unpersist()
+
+    expected_latest = newest_per_account(summary, cfg)
+    actual_latest = latest.select(*cfg.summary_columns)
+    record(
+        "latest_summary.missing_or_stale",
+        "an account's newest summary row is not its latest_summary row",
+        expected_latest.exceptAll(actual_latest),
+        pair,
+    )
+    record(
+        "latest_summary.unexpected",
+        "a latest_summary row that is not its account's newest summary row",
+        actual_latest.exceptAll(expected_latest),
+        pair,
+    )
+
+    violations = sum(r["violations"] for r in results.values())
+    report.details["checks"] = results
+    report.details["violations"] = violations
+    report.details["months"] = month_counts(spark, cfg)
+    if violations:
+        broken = ", ".join(f"{name} ({r['violations']})" for name, r in results.items() if r["violations"])
+        raise RuleViolations(f"{violations} violation(s) of the table rules: {broken}; see details.checks in the report")
+
+
+def month_counts(spark, cfg: SummaryConfig):
+    """Rows per month in summary next to valid account-months in the source (a month still to be run shows up here)."""
+    month = cfg.partition_column
+    in_summary = {r[0]: r[1] for r in spark.table(cfg.destination_table).groupBy(month).count().collect()}
+    in_source = {}
+    if table_exists(spark, cfg.source_table):
+        valid = valid_records(map_records(spark.table(cfg.source_table), cfg), cfg)
+        in_source = {r[0]: r[1] for r in valid.select(cfg.primary_column, month).distinct().groupBy(month).count().collect()}
+    return {
+        m: {"summary_rows": in_summary.get(m, 0), "source_account_months": in_source.get(m, 0)}
+        for m in sorted(set(in_summary) | set(in_source))
+    }

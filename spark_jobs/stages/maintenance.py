@@ -1,0 +1,96 @@
+"""``--mode maintenance``: Iceberg housekeeping of the pipeline's tables, never alongside a writer.
+
+For ``summary`` and ``latest_summary``: compact data files (applying the
+merge-on-read delete files of corrections), compact position deletes, rewrite
+manifests, expire snapshots older than ``performance.snapshot_retention_days``
+(keeping at least one), and remove orphan files older than that (at least a
+day, so no other writer's in-flight files are touched). The small
+tables (staging, backfill, rejects, control) get their snapshots expired: the
+run lock adds two snapshots to the control table per run.
+
+It takes the run lock like every writer: ``rewrite_data_files`` committing
+alongside a MERGE on the same table is a classic source of failed commits.
+Forward runs count the months applied since the last maintenance in the
+control table; the report says ``maintenance_due`` once the count reaches v4's
+``performance.snapshot_interval``, and maintenance resets it.
+"""
+
+import datetime as dt
+
+from spark_jobs.config import SummaryConfig
+from spark_jobs.names import MONTHS_SINCE_MAINTENANCE as MONTHS_SINCE
+from spark_jobs.stages.runs import exclusive_run
+from spark_jobs.storage.iceberg import table_properties, update_properties
+from spark_jobs.storage.tables import sql_string, table_exists
+
+
+def _days_ago(days):
+    """A timestamp literal ``days`` before now (taken when called: the rewrites just before add snapshots)."""
+    cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days)
+    return f"TIMESTAMP {sql_string(cutoff.strftime('%Y-%m-%d %H:%M:%S.%f'))}"
+
+
+def _call(spark, identifier, procedure, **arguments):
+    parts = identifier.split(".")
+    catalog = parts[0] if len(parts) == 3 else spark.conf.get("spark.sql.defaultCatalog")
+    # The full identifier: a two-part name would first be looked up as catalog.table (and logged as not found).
+    args = ", ".join([f"table => {sql_string(identifier)}"] + [f"{k} => {v}" for k, v in arguments.items()])
+    rows = spark.sql(f"CALL {catalog}.system.{procedure}({args})").collect()
+    return {k: v for k, v in rows[0].asDict().items() if isinstance(v, (int, float))} if rows else {}
+
+
+def maintain(spark, cfg: SummaryConfig, report, lock_wait_seconds=600):
+    retention_days = cfg.performance.snapshot_retention_days
+    target_size = cfg.performance.max_file_size_mb * 1024 * 1024
+    # delete-file-threshold 1: a data file with any merge-on-read delete is rewritten with the deletes applied.
+    compaction = {
+        "target-file-size-bytes": target_size,
+        "min-input-files": 2,
+        "delete-file-threshold": 1,
+        "remove-dangling-deletes": "true",
+    }
+    compaction_options = "map(" + ", ".join(f"'{k}', '{v}'" for k, v in compaction.items()) + ")"
+
+    def expire(identifier):
+        return _call(spark, identifier, "expire_snapshots", older_than=_days_ago(retention_days), retain_last=1)
+
+    def remove_orphans(identifier):
+        # Files younger than a day may belong to a commit in flight from another catalog client.
+        return _call(spark, identifier, "remove_orphan_files", older_than=_days_ago(max(1, retention_days)))
+
+    results = {}
+    with exclusive_run(spark, cfg, report, lock_wait_seconds) as lock:
+        for identifier in (cfg.destination_table, cfg.latest_history_table):
+            if not table_exists(spark, identifier):
+                continue
+            lock.check()
+            results[identifier] = {
+                "rewrite_data_files": _call(spark, identifier, "rewrite_data_files", options=compaction_options),
+                "rewrite_position_delete_files": _call(spark, identifier, "rewrite_position_delete_files"),
+                "rewrite_manifests": _call(spark, identifier, "rewrite_manifests"),
+                "expire_snapshots": expire(identifier),
+                "remove_orphan_files": remove_orphans(identifier),
+            }
+        for identifier in (cfg.staging_table, cfg.backfill_table, cfg.rejects_table, cfg.control_table):
+            if table_exists(spark, identifier):
+                lock.check()
+                results[identifier] = {"expire_snapshots": expire(identifier)}
+        lock.check()
+        update_properties(spark, cfg.control_table, lambda p: None if p.get(MONTHS_SINCE, "0") == "0" else {MONTHS_SINCE: "0"})
+    report.details["maintenance"] = results
+
+
+def count_forward_months(spark, cfg: SummaryConfig, months_applied):
+    """Add to the months-since-maintenance counter; return whether maintenance is due."""
+    state = {}
+
+    def add(properties):
+        state["count"] = int(properties.get(MONTHS_SINCE, "0") or 0) + months_applied
+        return {MONTHS_SINCE: str(state["count"])}
+
+    update_properties(spark, cfg.control_table, add)
+    return state.get("count", 0) >= cfg.performance.snapshot_interval
+
+
+def months_since_maintenance(spark, cfg):
+    return int(table_properties(spark, cfg.control_table).get(MONTHS_SINCE, "0") or 0)

@@ -1,0 +1,89 @@
+"""What every writing stage does around its work: find the source, create the tables, hold the lock, recover."""
+
+import threading
+import uuid
+from contextlib import contextmanager
+
+from spark_jobs.config import SummaryConfig
+from spark_jobs.core.mapping import map_records
+from spark_jobs.errors import SourceDataError, UsageError
+from spark_jobs.faults import crash_point
+from spark_jobs.storage.runlock import RunLock
+from spark_jobs.storage.tables import ensure_pipeline_tables, require_owned, table_exists
+from spark_jobs.storage.writers import commit_staged, pending_run_ids
+
+
+class NoLock:
+    """Stands in for the run lock in a dry run, which commits nothing."""
+
+    def check(self):
+        pass
+
+
+def source_table(spark, cfg: SummaryConfig):
+    if not table_exists(spark, cfg.source_table):
+        raise SourceDataError(f"source table {cfg.source_table} does not exist; load files with --mode ingest --path FILE first")
+    return spark.table(cfg.source_table)
+
+
+def prepare_tables(spark, cfg: SummaryConfig, source, dry_run=False):
+    """Create the pipeline's tables from the mapped source schema (a dry run only checks they exist)."""
+    if dry_run:
+        missing = [t for t in (cfg.destination_table, cfg.latest_history_table, cfg.staging_table) if not table_exists(spark, t)]
+        if missing:
+            raise UsageError(f"--dry-run compares against existing tables, and {missing} do not exist yet")
+        return
+    ensure_pipeline_tables(spark, cfg, map_records(source.limit(0), cfg).schema)
+
+
+@contextmanager
+def time_limit(spark, seconds, what):
+    """Cancel every Spark job started inside after ``seconds`` and raise UsageError naming ``what``.
+
+    For work whose cost people choose (a backfill filter) while the run lock is held: it cannot keep the
+    tables from every other run for longer than this. Nothing is committed by a cancelled job.
+    """
+    if not seconds:
+        yield
+        return
+    context, group, expired = spark.sparkContext, f"summary-time-limit-{uuid.uuid4().hex[:8]}", threading.Event()
+    context.setJobGroup(group, what, interruptOnCancel=True)
+
+    def expire():
+        expired.set()
+        context.cancelJobGroup(group)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    except Exception:
+        if expired.is_set():
+            raise UsageError(f"{what} did not finish within {seconds} s (--batch-time-limit); its jobs were cancelled") from None
+        raise
+    finally:
+        timer.cancel()
+        for key in ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel"):
+            context.setLocalProperty(key, None)
+
+
+@contextmanager
+def exclusive_run(spark, cfg: SummaryConfig, report, lock_wait_seconds, dry_run=False):
+    """Hold the run lock and first finish any run that died after staging its rows."""
+    if dry_run:
+        pending = pending_run_ids(spark, cfg)
+        if pending:
+            report.details["pending_runs"] = pending
+        yield NoLock()
+        return
+    # The lock is written into the control table and recovery deletes from staging: both must be this config's.
+    for identifier, role in ((cfg.control_table, "control"), (cfg.staging_table, "staging")):
+        if table_exists(spark, identifier):
+            require_owned(spark, cfg, identifier, role)
+    with RunLock(spark, cfg, report.run_id, wait_seconds=lock_wait_seconds) as lock:
+        crash_point("after_lock", spark)
+        for pending in pending_run_ids(spark, cfg):
+            commit_staged(spark, cfg, pending, lock)
+            report.recovered_runs.append(pending)
+        yield lock

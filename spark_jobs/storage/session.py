@@ -1,0 +1,94 @@
+"""One factory for the SparkSession: v4's tuning, Iceberg, the jars and the catalogs (``catalogs.py``)."""
+
+import os
+from pathlib import Path
+
+from spark_jobs.catalogs import catalog_conf, conf_value, warehouse_location
+from spark_jobs.config import SummaryConfig
+from spark_jobs.storage import jars
+
+ICEBERG_EXTENSIONS = "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"
+
+
+def session_conf(cfg: SummaryConfig, warehouse, jar_paths=()):
+    """Every Spark conf entry of a pipeline session, as a plain dict (unit-tested)."""
+    spark = cfg.spark
+    broadcast = "-1" if spark.broadcast_threshold_mb < 0 else f"{spark.broadcast_threshold_mb}m"
+    conf = {
+        "spark.sql.extensions": ICEBERG_EXTENSIONS,
+        "spark.sql.adaptive.enabled": conf_value(spark.adaptive_enabled),
+        "spark.sql.adaptive.coalescePartitions.enabled": conf_value(spark.adaptive_enabled),
+        "spark.sql.adaptive.localShuffleReader.enabled": conf_value(spark.adaptive_enabled),
+        "spark.sql.adaptive.skewJoin.enabled": conf_value(spark.adaptive_enabled and spark.skew_join_enabled),
+        "spark.sql.optimizer.dynamicPartitionPruning.enabled": conf_value(spark.dynamic_partition_pruning),
+        "spark.sql.autoBroadcastJoinThreshold": broadcast,
+        "spark.sql.join.preferSortMergeJoin": "true",
+        "spark.network.timeout": "800s",
+        "spark.executor.heartbeatInterval": "60s",
+        "spark.sql.shuffle.partitions": str(cfg.performance.min_partitions),
+        # Digests, reports and month boundaries must not depend on the machine's zone.
+        "spark.sql.session.timeZone": "UTC",
+        # v4 configs were written for Spark 3 semantics: a bad cast is NULL, not a failed run.
+        "spark.sql.ansi.enabled": "false",
+        # Legacy systems write 0001-01-01; read such dates as written so `clean` can null them.
+        "spark.sql.parquet.datetimeRebaseModeInRead": "CORRECTED",
+        "spark.sql.parquet.int96RebaseModeInRead": "CORRECTED",
+        "spark.sql.parquet.datetimeRebaseModeInWrite": "CORRECTED",
+        "spark.sql.parquet.int96RebaseModeInWrite": "CORRECTED",
+        "spark.ui.showConsoleProgress": "false",
+    }
+    if jar_paths:
+        conf["spark.jars"] = ",".join(str(p) for p in jar_paths)
+    conf.update(catalog_conf(cfg, warehouse))
+    conf.update({key: conf_value(value) for key, value in spark.conf.items()})
+    return conf
+
+
+def build_session(cfg: SummaryConfig, warehouse=None, app_name=None, extra_conf=None):
+    """Create (or reuse) the SparkSession for ``cfg``: master ``local[*]`` unless spark-submit chose one."""
+    from pyspark.sql import SparkSession
+
+    warehouse = warehouse or warehouse_location(cfg)
+    if "://" not in warehouse:
+        Path(warehouse).mkdir(parents=True, exist_ok=True)
+    jar_paths = jars.ensure_jars(log=lambda msg: print(msg, flush=True))
+    under_spark_submit = "PYSPARK_GATEWAY_PORT" in os.environ
+    if under_spark_submit:
+        _add_jars_to_driver(jar_paths)
+
+    builder = SparkSession.builder.appName(app_name or f"summary-pipeline-{cfg.name}")
+    if not under_spark_submit and "spark.master" not in (extra_conf or {}):
+        builder = builder.master(os.environ.get("SUMMARY_SPARK_MASTER", "local[*]"))
+    conf = session_conf(cfg, warehouse, jar_paths)
+    conf.update(extra_conf or {})
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    # getOrCreate() on an existing session keeps its static conf; apply what may change at runtime.
+    for key, value in conf.items():
+        if key.startswith("spark.sql.") and not key.startswith("spark.sql.extensions"):
+            try:
+                spark.conf.set(key, value)
+            except Exception:  # static conf of an already running session
+                pass
+    spark.sparkContext.setLogLevel(os.environ.get("SUMMARY_SPARK_LOG_LEVEL", "WARN"))
+    return spark
+
+
+def _add_jars_to_driver(jar_paths):
+    """Put the cached jars on the driver's class path when spark-submit already started the JVM.
+
+    spark-submit starts the driver JVM before this script runs, so ``spark.jars``
+    set in the builder would reach the executors but not the driver. The driver's
+    context class loader is Spark's MutableURLClassLoader, which accepts more jars.
+    """
+    from pyspark import SparkContext
+
+    SparkContext._ensure_initialized()
+    jvm = SparkContext._jvm
+    loader = jvm.java.lang.Thread.currentThread().getContextClassLoader()
+    known = {str(url) for url in loader.getURLs()} if hasattr(loader, "getURLs") else set()
+    for path in jar_paths:
+        url = jvm.java.io.File(str(path)).toURI().toURL()
+        if str(url) not in known:
+            loader.addURL(url)

@@ -1,0 +1,255 @@
+"""The tables the pipeline creates and the properties it gives them (no hand-written DDL).
+
+* ``summary``: partitioned by month, locally sorted by key; merge-on-read,
+  because corrections touch few rows of old months, so a MERGE writes delete
+  files instead of rewriting whole data files (maintenance compacts them).
+* ``latest_summary``: unpartitioned, locally sorted by key; copy-on-write,
+  because every forward month updates most rows and readers want plain files.
+* ``<summary>_staging``: partitioned by run id; the rows a run computed before
+  it commits them, which makes its two table commits recoverable.
+* ``<summary>_rejects``: rejected source records with their reason.
+* ``<summary>_control``: its table properties hold the run lock (and, later, backfill marks).
+
+Every table created here is tagged with its role and its owner (the config's
+destination table). The pipeline deletes from, merges into and locks only
+tables that carry its own tag, so a source table or another config's table
+that happens to have one of these names is refused, never wiped.
+
+All are Iceberg format v2, zstd-compressed Parquet, with files up to
+``performance.max_file_size_mb``, and old metadata files cleaned after commits.
+"""
+
+from pyspark.sql import types as T
+
+from spark_jobs.config import (
+    BOOKKEEPING_COLUMNS,
+    CARRIED_COLUMNS,
+    PREVIOUS_MONTH,
+    RECORD_DIGEST,
+    SummaryConfig,
+    normalized_table,
+)
+from spark_jobs.errors import SourceDataError
+from spark_jobs.names import PROPERTY_PREFIX, TABLE_OWNER, TABLE_ROLE
+
+RUN_ID = "_run_id"
+INSERT = "_insert"  # a staged row whose key and month have no row in summary yet
+
+
+def sql_string(value):
+    """A Spark SQL string literal (or NULL) for ``value``."""
+    if value is None:
+        return "NULL"
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def common_properties(cfg: SummaryConfig):
+    return {
+        "format-version": "2",
+        "write.parquet.compression-codec": "zstd",
+        "write.target-file-size-bytes": str(cfg.performance.max_file_size_mb * 1024 * 1024),
+        "write.metadata.delete-after-commit.enabled": "true",
+        "write.metadata.previous-versions-max": "100",
+        "history.expire.max-snapshot-age-ms": str(cfg.performance.snapshot_retention_days * 24 * 3600 * 1000),
+    }
+
+
+def summary_properties(cfg):
+    return {
+        **common_properties(cfg),
+        "write.distribution-mode": "hash",
+        "write.merge.mode": "merge-on-read",
+        "write.update.mode": "merge-on-read",
+        "write.delete.mode": "merge-on-read",
+        "write.merge.isolation-level": "serializable",
+    }
+
+
+def latest_properties(cfg):
+    return {
+        **common_properties(cfg),
+        "write.distribution-mode": "hash",
+        "write.merge.mode": "copy-on-write",
+        "write.update.mode": "copy-on-write",
+        "write.delete.mode": "copy-on-write",
+        "write.merge.isolation-level": "serializable",
+    }
+
+
+def small_table_properties(cfg):
+    return {**common_properties(cfg), "write.delete.mode": "copy-on-write", "write.merge.mode": "copy-on-write"}
+
+
+def summary_schema(cfg: SummaryConfig, mapped_schema: T.StructType) -> T.StructType:
+    """The schema of summary and latest_summary, from the schema of mapped source records."""
+    by_name = {f.name: f.dataType for f in mapped_schema.fields}
+    fields = [T.StructField(c, by_name[c]) for c in cfg.mapped_columns]
+    for rolling in cfg.rolling_columns:
+        fields.append(T.StructField(rolling.history_column, T.ArrayType(by_name[rolling.mapper_column])))
+    fields += [T.StructField(g, T.StringType()) for g in cfg.grid_names]
+    fields += [
+        T.StructField(RECORD_DIGEST, T.LongType()),
+        T.StructField(PREVIOUS_MONTH, T.StringType()),
+        T.StructField(CARRIED_COLUMNS, T.ArrayType(T.StringType())),
+    ]
+    return T.StructType(fields)
+
+
+def rejects_schema():
+    return T.StructType(
+        [
+            T.StructField(RUN_ID, T.StringType()),
+            T.StructField("rejected_at", T.TimestampType()),
+            T.StructField("reason", T.StringType()),
+            T.StructField("record_key", T.StringType()),
+            T.StructField("record_month", T.StringType()),
+            T.StructField("record_version", T.StringType()),
+            T.StructField("record", T.StringType()),
+            T.StructField(RECORD_DIGEST, T.LongType()),
+        ]
+    )
+
+
+def control_schema():
+    """The control table carries its state in table properties; its rows are unused."""
+    return T.StructType([T.StructField("name", T.StringType()), T.StructField("value", T.StringType())])
+
+
+def create_table_sql(identifier, schema: T.StructType, properties, partitioned_by=()):
+    columns = ",\n  ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in schema.fields)
+    props = ",\n  ".join(f"'{k}' = '{v}'" for k, v in sorted(properties.items()))
+    partition = f"\nPARTITIONED BY ({', '.join(f'`{c}`' for c in partitioned_by)})" if partitioned_by else ""
+    return f"CREATE TABLE IF NOT EXISTS {identifier} (\n  {columns}\n) USING iceberg{partition}\nTBLPROPERTIES (\n  {props}\n)"
+
+
+def namespace_of(identifier):
+    return identifier.rsplit(".", 1)[0]
+
+
+def table_exists(spark, identifier):
+    return spark.catalog.tableExists(identifier)
+
+
+def owner_of(cfg: SummaryConfig):
+    return normalized_table(cfg.destination_table, cfg.catalog.default)
+
+
+def ownership(cfg: SummaryConfig, role):
+    """The tag a table created for ``cfg`` in ``role`` carries."""
+    return {TABLE_ROLE: role, TABLE_OWNER: owner_of(cfg)}
+
+
+def _looks_like(role, names, properties):
+    """Whether an untagged table has what the pipeline gives its ``role`` table (tables created before tags)."""
+    from spark_jobs.core.classify import CASE
+
+    names = [n.lower() for n in names]
+    bookkeeping = all(c.lower() in names for c in BOOKKEEPING_COLUMNS)
+    return {
+        "summary": bookkeeping,
+        "latest_summary": bookkeeping,
+        "staging": bookkeeping and names[-2:] == [INSERT, RUN_ID],
+        "backfill": names[-2:] == [CASE, RUN_ID],
+        "rejects": names == [f.name for f in rejects_schema().fields],
+        # and the lock's, the backfill mark's or the maintenance counter's properties, which every run leaves
+        "control": names == [f.name for f in control_schema().fields] and any(k.startswith(PROPERTY_PREFIX) for k in properties),
+    }.get(role, False)
+
+
+def ownership_problem(cfg: SummaryConfig, role, properties, columns):
+    """Why a table is not ``cfg``'s ``role`` table (None: it is), and whether an untagged one may be adopted.
+
+    Returns (problem, adopt). Tables created before tags existed carry none: such a table is adopted when it
+    has the columns (and, for the control table, the pipeline's properties) the pipeline gives that table,
+    which a table of anyone else's will not have by chance.
+    """
+    role_found, owner_found = properties.get(TABLE_ROLE), properties.get(TABLE_OWNER)
+    if role_found == role and owner_found == owner_of(cfg):
+        return None, False
+    if role_found or owner_found:
+        return f"it is the {role_found} table of {owner_found}, not the {role} table of {owner_of(cfg)}", False
+    if _looks_like(role, columns, properties):
+        return None, True
+    return f"it was not created by the summary pipeline (no {TABLE_ROLE} property) and does not look like its {role} table", False
+
+
+def require_owned(spark, cfg: SummaryConfig, identifier, role):
+    """Refuse to write to ``identifier`` unless it is ``cfg``'s ``role`` table; tag a matching legacy table."""
+    from spark_jobs.storage.iceberg import table_properties
+
+    properties = table_properties(spark, identifier)
+    columns = spark.table(identifier).columns if TABLE_ROLE not in properties else []
+    problem, adopt = ownership_problem(cfg, role, properties, columns)
+    if problem:
+        raise SourceDataError(
+            f"table {identifier} exists, but {problem}; the pipeline deletes from, merges into or locks its {role} "
+            f"table, so it will not touch this one: rename that table or choose another destination_table in {cfg.path}"
+        )
+    if adopt:
+        settings = ", ".join(f"'{k}' = '{v}'" for k, v in ownership(cfg, role).items())
+        spark.sql(f"ALTER TABLE {identifier} SET TBLPROPERTIES ({settings})")
+
+
+def create_table(spark, cfg: SummaryConfig, role, identifier, schema, properties, partitioned_by=(), locally_ordered_by=()):
+    """Create ``identifier`` as ``cfg``'s ``role`` table if absent (a concurrent creator winning the race is fine);
+    an existing one must be that table (``require_owned``), except a source table, which the pipeline only reads
+    and appends to."""
+    if table_exists(spark, identifier):
+        if role != "source":
+            require_owned(spark, cfg, identifier, role)
+        return False
+    spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {namespace_of(identifier)}")
+    try:
+        spark.sql(create_table_sql(identifier, schema, {**properties, **ownership(cfg, role)}, partitioned_by))
+    except Exception as exc:  # another run created it between the check and the create
+        if "already exists" not in str(exc).lower() and "TABLE_OR_VIEW_ALREADY_EXISTS" not in str(exc):
+            raise
+        return False
+    if locally_ordered_by:
+        spark.sql(f"ALTER TABLE {identifier} WRITE LOCALLY ORDERED BY {', '.join(f'`{c}`' for c in locally_ordered_by)}")
+    return True
+
+
+def ensure_pipeline_tables(spark, cfg: SummaryConfig, mapped_schema: T.StructType):
+    """Create summary, latest_summary, staging, rejects and control tables when they do not exist yet."""
+    schema = summary_schema(cfg, mapped_schema)
+    create_table(
+        spark,
+        cfg,
+        "summary",
+        cfg.destination_table,
+        schema,
+        summary_properties(cfg),
+        (cfg.partition_column,),
+        (cfg.primary_column,),
+    )
+    create_table(
+        spark, cfg, "latest_summary", cfg.latest_history_table, schema, latest_properties(cfg), (), (cfg.primary_column,)
+    )
+    create_table(spark, cfg, "staging", cfg.staging_table, staging_schema(schema), small_table_properties(cfg), (RUN_ID,))
+    create_table(spark, cfg, "rejects", cfg.rejects_table, rejects_schema(), small_table_properties(cfg))
+    create_table(spark, cfg, "control", cfg.control_table, control_schema(), small_table_properties(cfg))
+    check_summary_schema(spark, cfg, schema)
+
+
+def staging_schema(summary: T.StructType):
+    return T.StructType([*summary.fields, T.StructField(INSERT, T.BooleanType()), T.StructField(RUN_ID, T.StringType())])
+
+
+def check_summary_schema(spark, cfg, expected: T.StructType):
+    """Refuse to write when the config no longer matches the existing tables (a changed config)."""
+    for identifier in (cfg.destination_table, cfg.latest_history_table):
+        actual = {f.name: f.dataType for f in spark.table(identifier).schema.fields}
+        missing = [f.name for f in expected.fields if f.name not in actual]
+        different = [
+            f"{f.name} ({actual[f.name].simpleString()} in the table, {f.dataType.simpleString()} from the config)"
+            for f in expected.fields
+            if f.name in actual and actual[f.name] != f.dataType
+        ]
+        if missing or different:
+            raise SourceDataError(
+                f"table {identifier} does not match config {cfg.path}: "
+                + (f"missing columns {missing}; " if missing else "")
+                + (f"different types: {'; '.join(different)}" if different else "")
+                + " -- the config changed after the table was created; migrate the table or use a new destination"
+            )

@@ -1,0 +1,64 @@
+"""The pipeline deletes from, merges into and locks only tables tagged as its own (spark_jobs/storage/tables.py).
+
+A table that merely has one of the derived names (``<destination>_backfill``,
+``_staging``, ``_rejects``, ``_control``) is refused with a message naming it,
+and keeps every row; tables created before tags existed are adopted.
+"""
+
+import pytest
+
+from spark_jobs.errors import SourceDataError
+from spark_jobs.names import TABLE_OWNER, TABLE_ROLE
+from spark_jobs.storage.iceberg import table_properties
+from tests.stages.test_backfill import backfill
+from tests.support import append_source, assert_matches_model, load, record, run
+
+pytestmark = pytest.mark.spark
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("suffix", ["_backfill", "_staging", "_rejects", "_control"])
+def test_a_foreign_table_with_a_derived_name_is_refused_and_keeps_its_rows(spark, namespace, suffix, tally):
+    _, cfg = load(namespace)
+    foreign = cfg.destination_table + suffix
+    spark.sql(f"CREATE NAMESPACE IF NOT EXISTS local.{namespace}")
+    spark.sql(f"CREATE TABLE {foreign} (id bigint, note string) USING iceberg")
+    spark.sql(f"INSERT INTO {foreign} VALUES (1, 'somebody else''s data'), (2, 'more')")
+    append_source(spark, cfg, [record(1, "2024-01", 1, bal=1)])
+    with pytest.raises(SourceDataError, match=f"table {foreign} exists, but it was not created by the summary pipeline"):
+        backfill(spark, cfg, stage="classify")
+    assert spark.table(foreign).count() == 2
+    tally.add("bad input: a table with a derived name")
+
+
+def test_a_table_of_another_config_is_refused_by_its_tag(spark, namespace):
+    raw, cfg = load(namespace)
+    append_source(spark, cfg, [record(1, "2024-01", 1, bal=1)])
+    run(spark, cfg, "forward", "2024-01")
+    # a second config whose latest table is the first one's staging table (another folder, so no load-time check)
+    _, other = load(namespace, destination_table=f"local.{namespace}.other", latest_history_table=cfg.staging_table)
+    with pytest.raises(SourceDataError, match=f"it is the staging table of local.{namespace}.summary, not the latest_summary"):
+        run(spark, other, "forward", "2024-01")
+
+
+def test_tables_created_before_tags_are_adopted(spark, namespace):
+    raw, cfg = load(namespace)
+    rows = [record(1, "2024-01", 1, bal=1), record(1, "2024-02", 1, bal=2)]
+    append_source(spark, cfg, rows[:1])
+    run(spark, cfg, "forward", "2024-01")
+    backfill(spark, cfg, stage="classify")
+    tables = [cfg.destination_table, cfg.latest_history_table, *cfg.derived_tables]
+    for table in tables:  # as an older version left them
+        spark.sql(f"ALTER TABLE {table} UNSET TBLPROPERTIES ('{TABLE_ROLE}', '{TABLE_OWNER}')")
+    append_source(spark, cfg, rows[1:])
+    run(spark, cfg, "forward", "2024-02")
+    backfill(spark, cfg, stage="classify")
+    assert {t: table_properties(spark, t).get(TABLE_ROLE) for t in tables} == {
+        cfg.destination_table: "summary",
+        cfg.latest_history_table: "latest_summary",
+        cfg.rejects_table: "rejects",
+        cfg.staging_table: "staging",
+        cfg.backfill_table: "backfill",
+        cfg.control_table: "control",
+    }
+    assert_matches_model(spark, cfg, raw, rows)
