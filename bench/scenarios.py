@@ -19,8 +19,9 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from bench import v4_baseline
-from spark_jobs.config import BOOKKEEPING_COLUMNS, config_from_dict
+from spark_jobs.config import config_from_dict
 from spark_jobs.months import add_months, month_range
+from spark_jobs.names import BOOKKEEPING_COLUMNS
 from spark_jobs.report import RunReport
 from spark_jobs.stages.backfill import run_backfill, run_classify
 from spark_jobs.stages.forward import run_months
@@ -164,15 +165,15 @@ def setup(namespace, driver_memory):
 def copy_for_v4(spark, cfg):
     """v4 tables: the same rows without this project's bookkeeping columns, v4's default table properties."""
     names = {}
-    for table in (cfg.destination_table, cfg.latest_history_table):
+    for table in (cfg.summary_table, cfg.latest_table):
         columns = ", ".join(f"`{c}`" for c in spark.table(table).columns if c not in BOOKKEEPING_COLUMNS)
         copy = f"{table}_v4"
-        partition = f"PARTITIONED BY (`{cfg.partition_column}`)" if table == cfg.destination_table else ""
+        partition = f"PARTITIONED BY (`{cfg.month_column}`)" if table == cfg.summary_table else ""
         spark.sql(
             f"CREATE TABLE {copy} USING iceberg {partition} TBLPROPERTIES ('format-version'='2') AS SELECT {columns} FROM {table}"
         )
         names[table] = copy
-    return names[cfg.destination_table], names[cfg.latest_history_table]
+    return names[cfg.summary_table], names[cfg.latest_table]
 
 
 class Stopwatch:
@@ -207,8 +208,8 @@ def forward(accounts, driver_memory="4g"):
     forward_report = report("forward")
     ours, ours_heap = timed(spark, lambda: run_months(spark, cfg, months[2:], forward_report, one_batch=False))
     v4, v4_heap = timed(spark, lambda: v4_baseline.forward_month(spark, cfg, months[2], summary_v4, latest_v4))
-    ours_rows = spark.table(cfg.destination_table).where(F.col(cfg.partition_column) == months[2]).count()
-    v4_rows = spark.table(summary_v4).where(F.col(cfg.partition_column) == months[2]).count()
+    ours_rows = spark.table(cfg.summary_table).where(F.col(cfg.month_column) == months[2]).count()
+    v4_rows = spark.table(summary_v4).where(F.col(cfg.month_column) == months[2]).count()
     return {
         "scenario": "forward", "accounts": accounts, "ours_s": ours, "v4_s": v4, "ours_heap_gb": ours_heap,
         "v4_heap_gb": v4_heap, "rows": ours_rows, "v4_rows": v4_rows,
@@ -227,14 +228,14 @@ def load_from(spark, cfg, loaded, last_month):
     them instead of loading the 24-month data and then a 12-month one.
     """
     other, snapshots = loaded
-    month = cfg.partition_column
+    month = cfg.month_column
     source = spark.read.option("versionAsOf", snapshots[other.source_table]).table(other.source_table)
     create_source_table(spark, cfg, source.schema)
     source.where(F.col(cfg.source_column(month)) <= last_month).writeTo(cfg.source_table).append()
     prepare_tables(spark, cfg, spark.table(cfg.source_table))
-    summary = spark.read.option("versionAsOf", snapshots[other.destination_table]).table(other.destination_table)
-    summary.where(F.col(month) <= last_month).writeTo(cfg.destination_table).append()
-    newest_per_account(spark.table(cfg.destination_table), cfg).writeTo(cfg.latest_history_table).append()
+    summary = spark.read.option("versionAsOf", snapshots[other.summary_table]).table(other.summary_table)
+    summary.where(F.col(month) <= last_month).writeTo(cfg.summary_table).append()
+    newest_per_account(spark.table(cfg.summary_table), cfg).writeTo(cfg.latest_table).append()
 
 
 def case_iii(accounts, history, driver_memory="4g", copy_from_history=None):
@@ -260,7 +261,7 @@ def case_iii(accounts, history, driver_memory="4g", copy_from_history=None):
         watch.lap("source")
         run_months(spark, cfg, months, report("initial"), one_batch=True)
         watch.lap("initial_load")
-    tables = (cfg.source_table, cfg.destination_table)
+    tables = (cfg.source_table, cfg.summary_table)
     LOADED[(accounts, history)] = (cfg, {t: current_snapshot(spark, t)[0] for t in tables})
     summary_v4, latest_v4 = copy_for_v4(spark, cfg)
     watch.lap("v4_copy")
@@ -271,7 +272,7 @@ def case_iii(accounts, history, driver_memory="4g", copy_from_history=None):
     corrections.writeTo(cfg.source_table).append()
     watch.lap("corrections")
     selector = f"base_ts >= TIMESTAMP '{CORRECTION_TS}'"
-    summary_bytes = spark.sql(f"SELECT sum(file_size_in_bytes) FROM {cfg.destination_table}.files").first()[0]
+    summary_bytes = spark.sql(f"SELECT sum(file_size_in_bytes) FROM {cfg.summary_table}.files").first()[0]
 
     try:
         before_classify = last_execution_id(spark)
@@ -288,7 +289,7 @@ def case_iii(accounts, history, driver_memory="4g", copy_from_history=None):
     ours, ours_heap = timed(spark, lambda: run_backfill(spark, cfg, backfill_report, selector))
     corrected = spark.table(cfg.source_table).where(selector)
     v4, v4_heap = timed(spark, lambda: v4_baseline.case_iii(spark, cfg, corrected, summary_v4, latest_v4))
-    rows = spark.table(cfg.destination_table).count()
+    rows = spark.table(cfg.summary_table).count()
     return {
         "scenario": "case_iii", "accounts": accounts, "history": history, "summary_rows": rows,
         "corrections": classify_report.records_read, "accounts_by_case": classify_report.accounts_by_case,

@@ -1,4 +1,4 @@
-"""The v4 algorithms, written from ../shared/reference/summary_pipeline_v4_explained.md, as baselines.
+"""The v4 algorithms (Summary Pipeline v4, the predecessor; see docs/v4-defects.md), rewritten as baselines.
 
 They run on copies of the same tables (without this project's bookkeeping
 columns) so the benchmark compares algorithms on the same data. They keep v4's
@@ -21,7 +21,7 @@ def _columns(table_columns):
 
 def forward_month(spark, cfg, month, summary_table, latest_table):
     """v4 ``_process_single_month`` for an existing state (the incremental branch)."""
-    key, part, version = cfg.primary_column, cfg.partition_column, cfg.max_identifier_column
+    key, part, version = cfg.key_column, cfg.month_column, cfg.version_column
     source = spark.table(cfg.source_table).select(*[F.col(s).alias(d) for s, d in cfg.columns.items()])
     source = source.where(F.col(part) == month)
     ordered = Window.partitionBy(key).orderBy(F.col(version).desc())
@@ -77,7 +77,7 @@ def forward_month(spark, cfg, month, summary_table, latest_table):
 
 def _merge_both(spark, result, cfg, summary_table, latest_table, target_columns):
     """v4's two MERGEs (through the DataFrame API: Spark 4.1 cannot plan a MERGE from this temp view, SPARK-57539)."""
-    key, part = cfg.primary_column, cfg.partition_column
+    key, part = cfg.key_column, cfg.month_column
     same_row = (F.col(f"{summary_table}.`{key}`") == F.col(f"r.`{key}`")) & (
         F.col(f"{summary_table}.`{part}`") == F.col(f"r.`{part}`")
     )
@@ -90,7 +90,7 @@ def _merge_both(spark, result, cfg, summary_table, latest_table, target_columns)
 
 def case_iii(spark, cfg, corrections, summary_table, latest_table):
     """v4 ``_process_case_iii``: rebuild every row of every affected account from all of its months."""
-    key, part, version = cfg.primary_column, cfg.partition_column, cfg.max_identifier_column
+    key, part, version = cfg.key_column, cfg.month_column, cfg.version_column
     length = cfg.history_length
     target_columns = [c for c in spark.table(summary_table).columns]
     preserve = [

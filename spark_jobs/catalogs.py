@@ -132,8 +132,8 @@ def table_roles(cfg: SummaryConfig):
     """{table_key: what the table is to this config} for every table the config reads or writes."""
     roles = {table_key(cfg, cfg.source_table): "source_table"}
     roles.update({table_key(cfg, t): f"derived table {t}" for t in cfg.derived_tables})
-    roles[table_key(cfg, cfg.latest_history_table)] = "latest_history_table"
-    roles[table_key(cfg, cfg.destination_table)] = "destination_table"
+    roles[table_key(cfg, cfg.latest_table)] = "latest_history_table"
+    roles[table_key(cfg, cfg.summary_table)] = "destination_table"
     return roles
 
 
@@ -141,8 +141,8 @@ def same_table_problems(cfg: SummaryConfig):
     """Two of the config's own tables that are one table once catalogs are resolved (e.g. by $SUMMARY_CATALOGS)."""
     seen, problems = {}, []
     names = [
-        ("destination_table", cfg.destination_table),
-        ("latest_history_table", cfg.latest_history_table),
+        ("destination_table", cfg.summary_table),
+        ("latest_history_table", cfg.latest_table),
         ("source_table", cfg.source_table),
         *[(f"derived table {t}", t) for t in cfg.derived_tables],
     ]

@@ -25,13 +25,8 @@ import jsonschema
 
 from spark_jobs.errors import ConfigError
 from spark_jobs.months import add_months, month_number
+from spark_jobs.names import BOOKKEEPING_COLUMNS
 from spark_jobs.sqltext import unquoted
-
-# Columns the pipeline adds to every summary row (see docs in README "Tables").
-RECORD_DIGEST = "_record_digest"
-PREVIOUS_MONTH = "_previous_month"
-CARRIED_COLUMNS = "_carried_columns"
-BOOKKEEPING_COLUMNS = (RECORD_DIGEST, PREVIOUS_MONTH, CARRIED_COLUMNS)
 
 SUPPORTED_TYPES = ("Integer", "Long", "Double", "Decimal(p,s)", "String", "Date", "Boolean")
 _DECIMAL_RE = re.compile(r"^Decimal\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
@@ -136,11 +131,12 @@ class SummaryConfig:
     path: str
     name: str
     source_table: str
-    destination_table: str
-    latest_history_table: str
-    partition_column: str
-    primary_column: str
-    max_identifier_column: str
+    # Internal names say what each thing is; the v4 config keys they come from are in _build().
+    summary_table: str  # destination_table
+    latest_table: str  # latest_history_table
+    month_column: str  # partition_column
+    key_column: str  # primary_column
+    version_column: str  # max_identifier_column
     primary_date_column: str
     history_length: int
     columns: dict
@@ -183,8 +179,8 @@ class SummaryConfig:
 
     @cached_property
     def carry_columns(self):
-        """Scalars carried forward from the previous row when the winner has NULL (SEMANTICS §4)."""
-        fixed = {self.primary_column, self.partition_column, self.max_identifier_column, self.primary_date_column}
+        """Scalars carried forward from the previous row when the winner has NULL (docs/table-contract.md §4)."""
+        fixed = {self.key_column, self.month_column, self.version_column, self.primary_date_column}
         return tuple(
             c
             for c in self.mapped_columns
@@ -210,33 +206,33 @@ class SummaryConfig:
     # --- tables the pipeline derives from the destination table -------------------
     @property
     def rejects_table(self):
-        return f"{self.destination_table}_rejects"
+        return f"{self.summary_table}_rejects"
 
     @property
     def staging_table(self):
-        return f"{self.destination_table}_staging"
+        return f"{self.summary_table}_staging"
 
     @property
     def backfill_table(self):
-        return f"{self.destination_table}_backfill"
+        return f"{self.summary_table}_backfill"
 
     @property
     def control_table(self):
-        return f"{self.destination_table}_control"
+        return f"{self.summary_table}_control"
 
     @property
     def derived_tables(self):
         """The tables named after the destination that the pipeline creates, deletes from and locks."""
-        return derived_tables(self.destination_table)
+        return derived_tables(self.summary_table)
 
     @property
     def written_tables(self):
         """Every table this config's runs write: summary, latest_summary and the derived ones."""
-        return (self.destination_table, self.latest_history_table, *self.derived_tables)
+        return (self.summary_table, self.latest_table, *self.derived_tables)
 
     @property
     def table_identifiers(self):
-        return (self.source_table, self.destination_table, self.latest_history_table)
+        return (self.source_table, self.summary_table, self.latest_table)
 
 
 DERIVED_SUFFIXES = ("_rejects", "_staging", "_backfill", "_control")
@@ -567,11 +563,11 @@ def _build(raw, path):
         path=str(path),
         name=name,
         source_table=raw["source_table"],
-        destination_table=raw["destination_table"],
-        latest_history_table=raw["latest_history_table"],
-        partition_column=raw["partition_column"],
-        primary_column=raw["primary_column"],
-        max_identifier_column=raw["max_identifier_column"],
+        summary_table=raw["destination_table"],
+        latest_table=raw["latest_history_table"],
+        month_column=raw["partition_column"],
+        key_column=raw["primary_column"],
+        version_column=raw["max_identifier_column"],
         primary_date_column=raw.get("primary_date_column"),
         history_length=history_length,
         columns=dict(raw["columns"]),

@@ -53,3 +53,22 @@ SPARK_CONN_ENV = "SUMMARY_SPARK_CONN_ID"
 # --- properties every table the pipeline creates carries: which config's which table it is ------------
 TABLE_ROLE = "summary-pipeline.role"  # summary, latest_summary, staging, rejects, backfill, control, source
 TABLE_OWNER = "summary-pipeline.destination"  # the normalized destination_table of the config that created it
+
+# --- columns ------------------------------------------------------------------------------------
+# Bookkeeping columns every summary and latest_summary row carries (docs/table-contract.md).
+RECORD_DIGEST = "_record_digest"  # the winning record's digest: same digest, same record, nothing to do
+PREVIOUS_MONTH = "_previous_month"  # the account's previous row, so a correction finds it without a scan
+CARRIED_COLUMNS = "_carried_columns"  # the columns whose value was carried forward because the winner had NULL
+BOOKKEEPING_COLUMNS = (RECORD_DIGEST, PREVIOUS_MONTH, CARRIED_COLUMNS)
+# Columns of the pipeline's own tables.
+RUN_ID = "_run_id"  # staging and backfill rows: the run (or classification) they belong to
+INSERT = "_insert"  # a staged row whose key and month have no row in summary yet
+# Working columns that pass between modules within one run (never stored in summary).
+MONTH_NUMBER = "__month_number"  # year * 12 + month
+REJECT_REASON = "__reject_reason"  # '' for a valid record
+SOURCE_RECORD = "__source_record"  # the original record as JSON, for the rejects table
+VERSION_CONFLICT = "__version_conflict"  # the winner tied on version with a different record
+CASE = "__case"  # 1, 2, 3: Case I, II, III (CASES[CASE - 1])
+FIRST_CHANGED = "__first_changed_month"  # an account's earliest changed month number
+CHANGED_MONTHS = "__changed_months"
+LATEST_MONTH = "__latest_month"  # the month number of the account's latest_summary row

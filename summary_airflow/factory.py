@@ -93,7 +93,7 @@ def forward_dag(cfg):
         "forward",
         # The data-interval timetable: the run on 2024-03-01 covers 2024-02-01..2024-03-01 and processes 2024-02.
         CronDataIntervalTimetable("0 0 1 * *", timezone="UTC"),
-        f"Monthly forward run of {cfg.destination_table}",
+        f"Monthly forward run of {cfg.summary_table}",
         start_date=start,  # the first data interval starts here
         end_date=_month_start(cfg.airflow.end_month) if cfg.airflow.end_month else None,  # the last one
         catchup=True,
@@ -104,7 +104,7 @@ def forward_dag(cfg):
         doc=f"""
 ### {cfg.name}: forward
 
-Applies one month of `{cfg.source_table}` to `{cfg.destination_table}` and `{cfg.latest_history_table}` per run,
+Applies one month of `{cfg.source_table}` to `{cfg.summary_table}` and `{cfg.latest_table}` per run,
 strictly in order (one active run; each month waits for the previous month's success). The run for logical
 date 2024-03-01 processes **2024-02**; trigger with param `month` to re-process any month (safe: nothing changes
 unless its source records did). The first scheduled run ({first_month or "n/a"}) also runs the initial load
@@ -170,7 +170,7 @@ def backfill_dag(cfg):
         cfg,
         "backfill",
         cfg.airflow.backfill_schedule,
-        f"Apply late and corrected records to {cfg.destination_table}",
+        f"Apply late and corrected records to {cfg.summary_table}",
         params={
             "backfill_filter": Param(
                 None,
@@ -187,7 +187,7 @@ def backfill_dag(cfg):
 ### {cfg.name}: backfill
 
 Waits (deferred, in the triggerer) until `{cfg.source_table}` has appended records no backfill has applied, then
-classifies them against `{cfg.latest_history_table}` and runs only the Case I/II/III stages that have accounts,
+classifies them against `{cfg.latest_table}` and runs only the Case I/II/III stages that have accounts,
 one after another. Trigger it by hand with a `backfill_filter`, a month range or `dry_run`. Each stage's run
 report is in XCom; `backfill_report` sums them up. Config: `{cfg.path}`.
 """,
@@ -253,13 +253,13 @@ def maintenance_dag(cfg):
         cfg,
         "maintenance",
         cfg.airflow.maintenance_schedule,
-        f"Iceberg maintenance of {cfg.destination_table} and {cfg.latest_history_table}",
+        f"Iceberg maintenance of {cfg.summary_table} and {cfg.latest_table}",
         doc=f"""
 ### {cfg.name}: maintenance
 
 Compaction (applying merge-on-read deletes), manifest rewrite, snapshot expiry (retention
-{cfg.performance.snapshot_retention_days} days) and orphan removal on `{cfg.destination_table}` and
-`{cfg.latest_history_table}`, under the pipeline's run lock. Runs on its schedule and whenever the forward DAG
+{cfg.performance.snapshot_retention_days} days) and orphan removal on `{cfg.summary_table}` and
+`{cfg.latest_table}`, under the pipeline's run lock. Runs on its schedule and whenever the forward DAG
 has applied `performance.snapshot_interval` ({cfg.performance.snapshot_interval}) months since the last one.
 """,
     )

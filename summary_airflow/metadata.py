@@ -53,7 +53,7 @@ def pipeline_status(cfg: SummaryConfig, warehouse=None):
     """One config's state as its tables record it: source vs the backfill mark, last commits, the run lock."""
     warehouse = warehouse_location(cfg, warehouse)
     source_snapshot, source_committed = _snapshot(load_table(cfg, warehouse, cfg.source_table))
-    summary_snapshot, summary_committed = _snapshot(load_table(cfg, warehouse, cfg.destination_table))
+    summary_snapshot, summary_committed = _snapshot(load_table(cfg, warehouse, cfg.summary_table))
     control = load_table(cfg, warehouse, cfg.control_table)
     properties = control.properties if control is not None else {}
     mark = properties.get(BACKFILL_MARK) or None
@@ -66,7 +66,7 @@ def pipeline_status(cfg: SummaryConfig, warehouse=None):
         "source_committed_at": source_committed,
         "backfill_applied_snapshot": int(mark) if mark else None,
         "unapplied_source_records": source_snapshot is not None and str(source_snapshot) != mark,
-        "summary_table": cfg.destination_table,
+        "summary_table": cfg.summary_table,
         "summary_snapshot": summary_snapshot,
         "summary_committed_at": summary_committed,
         "forward_months_since_maintenance": int(properties.get(MONTHS_SINCE_MAINTENANCE) or 0),

@@ -15,7 +15,7 @@ from summary_airflow.loader import load_all
 def pools(folder=None):
     """One single-slot pool per valid config: no two stages write the same tables at once."""
     return {
-        settings.pool_name(cfg.name): {"slots": 1, "description": f"summary pipeline writers of {cfg.destination_table}"}
+        settings.pool_name(cfg.name): {"slots": 1, "description": f"summary pipeline writers of {cfg.summary_table}"}
         for cfg in load_all(folder or settings.configs_dir()).configs
     }
 

@@ -14,7 +14,7 @@ from tests.support import model_config
 os.environ["TZ"] = "UTC"
 time.tzset()
 
-# spark-submit must find the venv's python first (see STACK_NOTES).
+# spark-submit finds its Spark home through the first python on PATH: the venv's must come first.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 

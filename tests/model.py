@@ -1,4 +1,4 @@
-"""An independent, plain-Python model of ../shared/SEMANTICS.md, for comparing against the real tables.
+"""An independent, plain-Python model of docs/table-contract.md, for comparing against the real tables.
 
 It shares no code with ``spark_jobs``: it takes the config's column lists from
 the raw JSON dict and the mapping expressions as Python functions written by

@@ -95,14 +95,14 @@ def run(spark, cfg, mode, start, end=None, dry_run=False):
 def read_tables(spark, cfg):
     """Both tables as dicts: summary keyed by (key, month), latest_summary keyed by key."""
     summary = {}
-    for row in spark.table(cfg.destination_table).collect():
+    for row in spark.table(cfg.summary_table).collect():
         values = row.asDict(recursive=True)
-        summary[(values[cfg.primary_column], values[cfg.partition_column])] = values
+        summary[(values[cfg.key_column], values[cfg.month_column])] = values
     latest = {}
-    for row in spark.table(cfg.latest_history_table).collect():
+    for row in spark.table(cfg.latest_table).collect():
         values = row.asDict(recursive=True)
-        assert values[cfg.primary_column] not in latest, f"two latest_summary rows for {values[cfg.primary_column]}"
-        latest[values[cfg.primary_column]] = values
+        assert values[cfg.key_column] not in latest, f"two latest_summary rows for {values[cfg.key_column]}"
+        latest[values[cfg.key_column]] = values
     return summary, latest
 
 
@@ -121,13 +121,13 @@ def differences(actual, expected, label, limit=12):
 
 
 def model_problems(spark, cfg, raw, source_rows_read):
-    """How both tables differ from SEMANTICS.md applied to the records read so far (the plain-Python model)."""
+    """How both tables differ from the table contract applied to the records read so far (the plain-Python model)."""
     expected_summary, expected_latest = SummaryModel(raw, MODEL_EXPRS).tables(source_rows_read)
     summary, latest = read_tables(spark, cfg)
     return differences(summary, expected_summary, "summary") + differences(latest, expected_latest, "latest_summary")
 
 
 def assert_matches_model(spark, cfg, raw, source_rows_read):
-    """Both tables equal SEMANTICS.md applied to the records read so far (per the plain-Python model)."""
+    """Both tables equal the table contract applied to the records read so far (per the plain-Python model)."""
     problems = model_problems(spark, cfg, raw, source_rows_read)
     assert not problems, "tables differ from the model:\n" + "\n".join(problems)

@@ -1,4 +1,4 @@
-"""Which stored rows a batch of new winners can change, by account (SEMANTICS.md §7).
+"""Which stored rows a batch of new winners can change, by account (docs/table-contract.md §7).
 
 Classification needs one row per account, so it reads ``latest_summary``
 (never a group-by over ``summary``):
@@ -16,13 +16,9 @@ batch holding Case II and Case III months of one account is one timeline.
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from spark_jobs.core.mapping import MONTH_NUMBER
+from spark_jobs.names import CASE, CASES, CHANGED_MONTHS, FIRST_CHANGED, LATEST_MONTH, MONTH_NUMBER
 
-CASE = "__case"
-FIRST_CHANGED = "__first_changed_month"
-CHANGED_MONTHS = "__changed_months"
-LATEST_MONTH = "__latest_month"
-CASE_NAMES = {1: "I", 2: "II", 3: "III"}
+CASE_NAMES = dict(enumerate(CASES, start=1))  # the CASE column's numbers -> "I", "II", "III"
 
 
 def classify_accounts(changes: DataFrame, latest_months: DataFrame, key) -> DataFrame:
@@ -46,7 +42,7 @@ def is_single_new_month():
 
 
 def record_cases(changes: DataFrame, accounts: DataFrame, key) -> DataFrame:
-    """Each changed record with the SEMANTICS §7 case of the record itself (for reports)."""
+    """Each changed record with the docs/table-contract.md §7 case of the record itself (for reports)."""
     joined = changes.select(key, MONTH_NUMBER).join(accounts.select(key, LATEST_MONTH), key)
     return joined.withColumn(
         CASE,

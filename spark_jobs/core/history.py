@@ -1,4 +1,4 @@
-"""Column expressions for history arrays, grids and cleaning (SEMANTICS.md §4).
+"""Column expressions for history arrays, grids and cleaning (docs/table-contract.md §4).
 
 All functions return ``Column``s built from Spark SQL functions: no UDFs.
 """

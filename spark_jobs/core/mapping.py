@@ -1,4 +1,4 @@
-"""Source records -> mapped records, rejects and winners (SEMANTICS.md §1-§3).
+"""Source records -> mapped records, rejects and winners (docs/table-contract.md §1-§3).
 
 Everything here is a pure ``DataFrame -> DataFrame`` or ``Column`` function: no
 table is read or written, so each rule is testable on hand-made rows.
@@ -7,13 +7,9 @@ table is read or written, so each rule is testable on hand-made rows.
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from spark_jobs.config import RECORD_DIGEST, SummaryConfig
+from spark_jobs.config import SummaryConfig
 from spark_jobs.core.month_columns import is_month_col, month_number_col
-
-MONTH_NUMBER = "__month_number"
-REJECT_REASON = "__reject_reason"
-SOURCE_RECORD = "__source_record"
-VERSION_CONFLICT = "__version_conflict"
+from spark_jobs.names import MONTH_NUMBER, RECORD_DIGEST, REJECT_REASON, SOURCE_RECORD, VERSION_CONFLICT
 
 DIGEST_SEPARATOR = "\u001f"
 DIGEST_NULL = "\u0000"
@@ -39,16 +35,16 @@ def shown_value(value: Column, limit=40) -> Column:
 
 
 def reject_reason(cfg: SummaryConfig) -> Column:
-    """Why a mapped record is rejected (SEMANTICS §2), or '' when it is valid."""
-    month = F.col(cfg.partition_column).cast("string")
+    """Why a mapped record is rejected (docs/table-contract.md §2), or '' when it is valid."""
+    month = F.col(cfg.month_column).cast("string")
     return F.concat_ws(
         "; ",
-        F.when(F.col(cfg.primary_column).isNull(), F.lit(f"NULL {cfg.primary_column} (primary_column)")),
-        F.when(F.col(cfg.max_identifier_column).isNull(), F.lit(f"NULL {cfg.max_identifier_column} (max_identifier_column)")),
+        F.when(F.col(cfg.key_column).isNull(), F.lit(f"NULL {cfg.key_column} (primary_column)")),
+        F.when(F.col(cfg.version_column).isNull(), F.lit(f"NULL {cfg.version_column} (max_identifier_column)")),
         F.when(
             month.isNull() | ~is_month_col(month),
             F.concat(
-                F.lit(f"{cfg.partition_column} (partition_column) is not a YYYY-MM month: "),
+                F.lit(f"{cfg.month_column} (partition_column) is not a YYYY-MM month: "),
                 F.coalesce(shown_value(month), F.lit("NULL")),
             ),
         ),
@@ -77,7 +73,7 @@ def valid_records(mapped: DataFrame, cfg: SummaryConfig) -> DataFrame:
     return (
         mapped.where(F.col(REJECT_REASON) == "")
         .drop(REJECT_REASON, SOURCE_RECORD)
-        .withColumn(MONTH_NUMBER, month_number_col(cfg.partition_column))
+        .withColumn(MONTH_NUMBER, month_number_col(cfg.month_column))
     )
 
 
@@ -87,9 +83,9 @@ def rejected_records(mapped: DataFrame, cfg: SummaryConfig, run_id) -> DataFrame
         F.lit(run_id).alias("_run_id"),
         F.current_timestamp().alias("rejected_at"),
         F.col(REJECT_REASON).alias("reason"),
-        F.col(cfg.primary_column).cast("string").alias("record_key"),
-        F.col(cfg.partition_column).cast("string").alias("record_month"),
-        F.col(cfg.max_identifier_column).cast("string").alias("record_version"),
+        F.col(cfg.key_column).cast("string").alias("record_key"),
+        F.col(cfg.month_column).cast("string").alias("record_month"),
+        F.col(cfg.version_column).cast("string").alias("record_version"),
         F.col(SOURCE_RECORD).alias("record"),
         F.col(RECORD_DIGEST),
     )
@@ -101,9 +97,9 @@ def winners(valid: DataFrame, cfg: SummaryConfig) -> DataFrame:
     Flags the winners whose version is shared by a record with different
     content (a data error that is counted, not hidden).
     """
-    same_key_month = Window.partitionBy(cfg.primary_column, MONTH_NUMBER)
-    ordered = same_key_month.orderBy(F.col(cfg.max_identifier_column).desc(), F.col(RECORD_DIGEST).desc())
-    version = F.col(cfg.max_identifier_column)
+    same_key_month = Window.partitionBy(cfg.key_column, MONTH_NUMBER)
+    ordered = same_key_month.orderBy(F.col(cfg.version_column).desc(), F.col(RECORD_DIGEST).desc())
+    version = F.col(cfg.version_column)
     digest_at_top_version = F.when(version == F.col("__top_version"), F.col(RECORD_DIGEST))
     return (
         valid.withColumn("__rank", F.row_number().over(ordered))

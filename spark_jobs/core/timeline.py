@@ -1,4 +1,4 @@
-"""Recompute an account's summary rows from its timeline (SEMANTICS.md §4).
+"""Recompute an account's summary rows from its timeline (docs/table-contract.md §4).
 
 A timeline holds, per account, ordered by month:
 
@@ -20,17 +20,15 @@ from functools import reduce
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from spark_jobs.config import CARRIED_COLUMNS, PREVIOUS_MONTH, RECORD_DIGEST, SummaryConfig
+from spark_jobs.config import SummaryConfig
 from spark_jobs.core.history import clean_date, grid, history_array
-from spark_jobs.core.mapping import MONTH_NUMBER
 from spark_jobs.core.month_columns import first_day_col
-from spark_jobs.storage import tables
+from spark_jobs.names import CARRIED_COLUMNS, INSERT, MONTH_NUMBER, PREVIOUS_MONTH, RECORD_DIGEST
 
 ROLE = "__role"
 ANCHOR, STORED, NEW = 0, 1, 2
 CARRIED = "__carried"
 OLD = "__old"
-INSERT = tables.INSERT
 
 
 def _empty_names():
@@ -48,7 +46,7 @@ def new_rows(changes: DataFrame, cfg: SummaryConfig) -> DataFrame:
     for column in cfg.mapped_columns:
         value = F.col(column)
         if column == cfg.primary_date_column:
-            value = F.coalesce(value, first_day_col(cfg.partition_column))
+            value = F.coalesce(value, first_day_col(cfg.month_column))
         if column in cfg.date_col_list:
             value = clean_date(value)
         values.append(value.alias(column))
@@ -87,7 +85,7 @@ def build_timeline(parts) -> DataFrame:
 
 def recompute(timeline: DataFrame, cfg: SummaryConfig) -> DataFrame:
     """Every new row and every stored row whose values change, as summary rows (+ month number, role)."""
-    key = cfg.primary_column
+    key = cfg.key_column
     by_account = Window.partitionBy(key)
     in_order = by_account.orderBy(MONTH_NUMBER)
     so_far = in_order.rowsBetween(Window.unboundedPreceding, Window.currentRow)
@@ -112,7 +110,7 @@ def recompute(timeline: DataFrame, cfg: SummaryConfig) -> DataFrame:
     windowed = timeline.select(
         *[carried_values.get(c, F.col(c)).alias(c) for c in cfg.mapped_columns],
         F.col(RECORD_DIGEST),
-        F.lag(cfg.partition_column).over(in_order).alias(PREVIOUS_MONTH),
+        F.lag(cfg.month_column).over(in_order).alias(PREVIOUS_MONTH),
         F.col(CARRIED).alias(CARRIED_COLUMNS),
         F.col(MONTH_NUMBER),
         F.col(ROLE),
@@ -144,8 +142,8 @@ def shifted(new: DataFrame, anchors: DataFrame, cfg: SummaryConfig) -> DataFrame
     array is the anchor's shifted by the gap (NULLs for skipped months) with the new value in front; each
     carried column takes the anchor's value where the winner has NULL. Same result as ``recompute``.
     """
-    key = cfg.primary_column
-    anchor_fields = [cfg.partition_column, MONTH_NUMBER, *cfg.history_columns, *cfg.carry_columns]
+    key = cfg.key_column
+    anchor_fields = [cfg.month_column, MONTH_NUMBER, *cfg.history_columns, *cfg.carry_columns]
     anchor = anchors.select(key, F.struct(*[F.col(c) for c in anchor_fields]).alias("__anchor"))
     joined = new.join(anchor, key, "left")
     has_anchor = F.col("__anchor").isNotNull()
@@ -159,7 +157,7 @@ def shifted(new: DataFrame, anchors: DataFrame, cfg: SummaryConfig) -> DataFrame
         after_anchor = F.slice(F.concat(value, nulls, F.col(f"__anchor.{r.history_column}")), 1, r.num_cols)
         first_row = F.concat(value, F.array_repeat(F.lit(None).cast(r.sql_type), r.num_cols - 1))
         values[r.history_column] = F.when(has_anchor, after_anchor).otherwise(first_row)
-    values[PREVIOUS_MONTH] = F.col(f"__anchor.{cfg.partition_column}")
+    values[PREVIOUS_MONTH] = F.col(f"__anchor.{cfg.month_column}")
     values[CARRIED_COLUMNS] = F.col(CARRIED)
     rows = joined.withColumns(values)
     rows = rows.withColumns(

@@ -31,18 +31,16 @@ from contextlib import contextmanager
 from pyspark.sql import functions as F
 
 from spark_jobs.config import SummaryConfig
-from spark_jobs.core.classify import CASE
 from spark_jobs.core.filters import checked_filter
-from spark_jobs.core.mapping import MONTH_NUMBER, VERSION_CONFLICT
 from spark_jobs.core.month_columns import month_number_col
 from spark_jobs.errors import SourceDataError, UsageError
 from spark_jobs.names import BACKFILL_MARK as MARK
 from spark_jobs.names import BACKFILL_PENDING as PENDING
-from spark_jobs.names import CASE_STAGES, CASES
+from spark_jobs.names import CASE, CASE_STAGES, CASES, MONTH_NUMBER, RUN_ID, VERSION_CONFLICT
 from spark_jobs.stages.batch import BatchRun
 from spark_jobs.stages.runs import exclusive_run, prepare_tables, source_table, time_limit
 from spark_jobs.storage.iceberg import current_snapshot, table_properties, update_properties
-from spark_jobs.storage.tables import RUN_ID, create_table, require_owned, small_table_properties, sql_string
+from spark_jobs.storage.tables import create_table, require_owned, small_table_properties, sql_string
 
 BATCH_TIME_LIMIT = 1800  # seconds a filtered batch may take to select and judge while holding the lock
 CASE_NUMBERS = {stage: number for number, stage in enumerate(CASE_STAGES.values(), start=1)}  # case-i -> 1 (classify.CASE)
@@ -54,7 +52,7 @@ def select_batch(spark, cfg: SummaryConfig, backfill_filter=None, months=None):
     ``backfill_filter``: (text, Column) as ``filters.checked_filter`` accepted it, before the run lock.
     """
     source = source_table(spark, cfg)
-    month_column = F.col(f"`{cfg.source_column(cfg.partition_column)}`")
+    month_column = F.col(f"`{cfg.source_column(cfg.month_column)}`")
     if backfill_filter:
         text, condition = backfill_filter
         batch = source.where(condition)
@@ -154,7 +152,7 @@ def run_classify(spark, cfg, report, backfill_filter=None, months=None, dry_run=
             _supersede_unfinished(spark, cfg)
             if accounts is not None:
                 batch.lock.check()
-                labelled = changes.join(accounts.select(cfg.primary_column, CASE), cfg.primary_column)
+                labelled = changes.join(accounts.select(cfg.key_column, CASE), cfg.key_column)
                 columns = [f.name for f in spark.table(cfg.backfill_table).schema.fields if f.name != RUN_ID]
                 labelled.select(*columns).withColumn(RUN_ID, F.lit(report.run_id)).writeTo(cfg.backfill_table).append()
                 # a filtered or month-limited batch (no end snapshot) must not move the mark when it is done
@@ -177,7 +175,7 @@ def run_case(spark, cfg, report, mode, run_id, lock_wait_seconds=600):
     source = source_table(spark, cfg)
     prepare_tables(spark, cfg, source)
     if not spark.catalog.tableExists(cfg.backfill_table):
-        raise UsageError(f"no classification exists for {cfg.destination_table}: run --mode classify first")
+        raise UsageError(f"no classification exists for {cfg.summary_table}: run --mode classify first")
     require_owned(spark, cfg, cfg.backfill_table, "backfill")
     report.details["classification"] = run_id
     with exclusive_run(spark, cfg, report, lock_wait_seconds) as lock:
@@ -186,11 +184,11 @@ def run_case(spark, cfg, report, mode, run_id, lock_wait_seconds=600):
         winners = (
             rows.drop(RUN_ID, CASE)
             .withColumn(VERSION_CONFLICT, F.lit(False))
-            .withColumn(MONTH_NUMBER, month_number_col(cfg.partition_column))
+            .withColumn(MONTH_NUMBER, month_number_col(cfg.month_column))
         )
         stage_id = f"{report.run_id}-{run_id}"
         with BatchRun(spark, cfg, stage_id, lock) as batch:
-            months = sorted(r[0] for r in winners.select(cfg.partition_column).distinct().collect())
+            months = sorted(r[0] for r in winners.select(cfg.month_column).distinct().collect())
             batch.counts.records_read = 0
             if months:
                 changes = batch.changed_winners(batch.keep(winners), months)

@@ -20,21 +20,24 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from spark_jobs.config import PREVIOUS_MONTH, RECORD_DIGEST, SummaryConfig
-from spark_jobs.core.classify import (
-    CASE,
-    CASE_NAMES,
-    FIRST_CHANGED,
-    LATEST_MONTH,
-    classify_accounts,
-    is_single_new_month,
-    record_cases,
-)
-from spark_jobs.core.mapping import MONTH_NUMBER, VERSION_CONFLICT, map_records, rejected_records, valid_records, winners
+from spark_jobs.config import SummaryConfig
+from spark_jobs.core.classify import CASE_NAMES, classify_accounts, is_single_new_month, record_cases
+from spark_jobs.core.mapping import map_records, rejected_records, valid_records, winners
 from spark_jobs.core.month_columns import month_number_col
-from spark_jobs.core.timeline import ANCHOR, INSERT, STORED, build_timeline, new_rows, recompute, shifted, stored_rows
+from spark_jobs.core.timeline import ANCHOR, STORED, build_timeline, new_rows, recompute, shifted, stored_rows
 from spark_jobs.faults import crash_point
 from spark_jobs.months import month_from_number
+from spark_jobs.names import (
+    CASE,
+    FIRST_CHANGED,
+    INSERT,
+    LATEST_MONTH,
+    MONTH_NUMBER,
+    PREVIOUS_MONTH,
+    RECORD_DIGEST,
+    REJECT_REASON,
+    VERSION_CONFLICT,
+)
 from spark_jobs.report import BatchCounts
 from spark_jobs.stages.partitioning import configure_shuffle_partitions
 from spark_jobs.storage.writers import commit_staged, stage, write_rejects
@@ -57,14 +60,14 @@ class PhaseClock:
 
 
 def summary_with_month_number(spark, cfg: SummaryConfig) -> DataFrame:
-    return spark.table(cfg.destination_table).withColumn(MONTH_NUMBER, month_number_col(cfg.partition_column))
+    return spark.table(cfg.summary_table).withColumn(MONTH_NUMBER, month_number_col(cfg.month_column))
 
 
 def judge_against_stored(spark, cfg: SummaryConfig, batch_winners: DataFrame, months) -> DataFrame:
     """Each winner with a verdict: new, newer (replaces the stored winner), same (already applied) or stale."""
-    key, month, version = cfg.primary_column, cfg.partition_column, cfg.max_identifier_column
+    key, month, version = cfg.key_column, cfg.month_column, cfg.version_column
     stored = (
-        spark.table(cfg.destination_table)
+        spark.table(cfg.summary_table)
         .where(F.col(month).isin(months))
         .select(key, month, F.col(version).alias("__stored_version"), F.col(RECORD_DIGEST).alias("__stored_digest"))
     )
@@ -105,11 +108,11 @@ class BatchRun:
         """Map and count the records, write the rejects, pick winners. Returns (winners, months) or (None, [])."""
         spark, cfg, counts = self.spark, self.cfg, self.counts
         mapped = self.keep(map_records(source, cfg))
-        valid = F.col("__reject_reason") == ""
+        valid = F.col(REJECT_REASON) == ""
         totals = mapped.agg(
             F.count(F.lit(1)).alias("read"),
             F.count(F.when(~valid, 1)).alias("rejected"),
-            F.collect_set(F.when(valid, F.col(cfg.partition_column))).alias("months"),
+            F.collect_set(F.when(valid, F.col(cfg.month_column))).alias("months"),
         ).first()
         counts.records_read, counts.records_rejected = totals.read, totals.rejected
         if counts.records_read == 0:
@@ -158,10 +161,10 @@ class BatchRun:
     def classify(self, changes: DataFrame):
         """One row per changed account with its case; fills the per-case counts."""
         cfg = self.cfg
-        latest_months = self.spark.table(cfg.latest_history_table).select(
-            cfg.primary_column, month_number_col(cfg.partition_column).alias(LATEST_MONTH)
+        latest_months = self.spark.table(cfg.latest_table).select(
+            cfg.key_column, month_number_col(cfg.month_column).alias(LATEST_MONTH)
         )
-        accounts = self.keep(classify_accounts(changes, latest_months, cfg.primary_column))
+        accounts = self.keep(classify_accounts(changes, latest_months, cfg.key_column))
         self.shape = _count_cases(self.counts, changes, accounts, cfg)
         self.clock.lap("classify")
         return accounts
@@ -171,7 +174,7 @@ class BatchRun:
         spark, cfg, counts = self.spark, self.cfg, self.counts
         rows = self._recomputed_rows(changes, accounts)
         if self.dry_run:
-            summary = rows.agg(F.count(F.lit(1)).alias("rows"), F.collect_set(cfg.partition_column).alias("months")).first()
+            summary = rows.agg(F.count(F.lit(1)).alias("rows"), F.collect_set(cfg.month_column).alias("months")).first()
             counts.rows_written = {"summary": summary.rows, "latest_summary": None}
             counts.months = sorted(summary.months)
             self.clock.lap("recompute")
@@ -184,13 +187,13 @@ class BatchRun:
 
     def _recomputed_rows(self, changes: DataFrame, accounts: DataFrame) -> DataFrame:
         """One join for accounts with a single new month after their latest row; a timeline for the rest."""
-        spark, cfg, key = self.spark, self.cfg, self.cfg.primary_column
+        spark, cfg, key = self.spark, self.cfg, self.cfg.key_column
         shape = self.shape
         parts = []
         if shape.single_new_month:
             simple = accounts.where(is_single_new_month()).select(key, CASE)
             new = new_rows(changes.join(simple.select(key), key), cfg)
-            latest = spark.table(cfg.latest_history_table).withColumn(MONTH_NUMBER, month_number_col(cfg.partition_column))
+            latest = spark.table(cfg.latest_table).withColumn(MONTH_NUMBER, month_number_col(cfg.month_column))
             anchors = stored_rows(latest.join(simple.where(F.col(CASE) == 2).select(key), key), cfg, ANCHOR)
             parts.append(shifted(new, anchors, cfg))
         if shape.other:
@@ -234,7 +237,7 @@ def _count_cases(counts, changes, accounts, cfg):
     ).first()
     for name in CASE_NAMES.values():
         counts.accounts_by_case[name] = per_case[name]
-    for row in record_cases(changes, accounts, cfg.primary_column).groupBy(CASE).count().collect():
+    for row in record_cases(changes, accounts, cfg.key_column).groupBy(CASE).count().collect():
         counts.records_by_case[CASE_NAMES[row[CASE]]] = row["count"]
     total = sum(per_case[name] for name in CASE_NAMES.values())
     return BatchShape(per_case.single, total - per_case.single, per_case.other_ii, per_case.earliest_iii)
@@ -242,13 +245,13 @@ def _count_cases(counts, changes, accounts, cfg):
 
 def _timeline_parts(spark, cfg: SummaryConfig, changes, accounts, shape, keep):
     """New rows, plus the anchors and stored rows Case II and Case III accounts need."""
-    key, month = cfg.primary_column, cfg.partition_column
+    key, month = cfg.key_column, cfg.month_column
     earliest_case_iii = shape.earliest_case_iii
     parts = [new_rows(changes, cfg)]
 
     if shape.other_case_ii:
         case_ii = accounts.where(F.col(CASE) == 2).select(key)
-        latest = spark.table(cfg.latest_history_table).withColumn(MONTH_NUMBER, month_number_col(month))
+        latest = spark.table(cfg.latest_table).withColumn(MONTH_NUMBER, month_number_col(month))
         parts.append(stored_rows(latest.join(case_ii, key), cfg, ANCHOR))
 
     if earliest_case_iii is not None:
@@ -272,7 +275,7 @@ def _stored_rows_wanted(spark, cfg: SummaryConfig, case_iii: DataFrame, earliest
     reads those vectorized, while a scan that includes the history arrays decodes row by row, so the
     whole rows are read once, afterwards, for just these keys and months.
     """
-    key, month = cfg.primary_column, cfg.partition_column
+    key, month = cfg.key_column, cfg.month_column
     located = keep(
         summary_with_month_number(spark, cfg)
         .where(F.col(month) >= month_from_number(earliest_case_iii))

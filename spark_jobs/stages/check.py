@@ -1,4 +1,4 @@
-"""``--mode check``: verify the tables against the rules of SEMANTICS.md that they can prove on their own.
+"""``--mode check``: verify the tables against the table contract's rules that they can prove on their own.
 
 For an operator after an incident, a restore or a hand edit: every check is a
 query over ``summary`` and ``latest_summary`` (no source needed) that counts the
@@ -13,11 +13,12 @@ compare.
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from spark_jobs.config import PREVIOUS_MONTH, SummaryConfig
+from spark_jobs.config import SummaryConfig
 from spark_jobs.core.history import grid
-from spark_jobs.core.mapping import MONTH_NUMBER, map_records, valid_records
+from spark_jobs.core.mapping import map_records, valid_records
 from spark_jobs.core.month_columns import month_number_col
 from spark_jobs.errors import RuleViolations
+from spark_jobs.names import MONTH_NUMBER, PREVIOUS_MONTH
 from spark_jobs.storage.tables import table_exists
 from spark_jobs.storage.writers import newest_per_account
 
@@ -32,9 +33,9 @@ def _q(name):
 
 def with_previous_row(summary: DataFrame, cfg: SummaryConfig, columns) -> DataFrame:
     """Each summary row with ``columns`` of the account's previous row (by month) and the gap in months."""
-    key = cfg.primary_column
+    key = cfg.key_column
     by_month = Window.partitionBy(key).orderBy(MONTH_NUMBER)
-    rows = summary.withColumn(MONTH_NUMBER, month_number_col(cfg.partition_column))
+    rows = summary.withColumn(MONTH_NUMBER, month_number_col(cfg.month_column))
     for column in columns:
         rows = rows.withColumn(PREVIOUS + column, F.lag(column).over(by_month))
     return rows.withColumn(GAP, F.col(MONTH_NUMBER) - F.lag(MONTH_NUMBER).over(by_month))
@@ -70,7 +71,7 @@ def rule_checks(cfg: SummaryConfig):
             ),
             (
                 f"{h}.shift",
-                f"{h} does not continue the previous row's array (SEMANTICS.md §4)",
+                f"{h} does not continue the previous row's array (docs/table-contract.md §4)",
                 shift_broken(rolling, F.col(GAP)),
             ),
         ]
@@ -99,7 +100,7 @@ def rule_checks(cfg: SummaryConfig):
         (
             f"{PREVIOUS_MONTH}.pointer",
             f"{PREVIOUS_MONTH} does not name the previous row's month",
-            ~F.col(PREVIOUS_MONTH).eqNullSafe(F.col(PREVIOUS + cfg.partition_column)),
+            ~F.col(PREVIOUS_MONTH).eqNullSafe(F.col(PREVIOUS + cfg.month_column)),
         )
     )
     return checks
@@ -107,12 +108,12 @@ def rule_checks(cfg: SummaryConfig):
 
 def check_tables(spark, cfg: SummaryConfig, report, sample=EXAMPLES):
     """Run every check; fill ``report.details``; raise RuleViolations when any rule is broken."""
-    for table in (cfg.destination_table, cfg.latest_history_table):
+    for table in (cfg.summary_table, cfg.latest_table):
         if not table_exists(spark, table):
             raise RuleViolations(f"table {table} does not exist: nothing to check (run initial or forward first)")
-    key, month = cfg.primary_column, cfg.partition_column
-    summary = spark.table(cfg.destination_table)
-    latest = spark.table(cfg.latest_history_table)
+    key, month = cfg.key_column, cfg.month_column
+    summary = spark.table(cfg.summary_table)
+    latest = spark.table(cfg.latest_table)
     results = {}
 
     def record(name, meaning, offending: DataFrame, describe_key):
@@ -172,12 +173,12 @@ def check_tables(spark, cfg: SummaryConfig, report, sample=EXAMPLES):
 
 def month_counts(spark, cfg: SummaryConfig):
     """Rows per month in summary next to valid account-months in the source (a month still to be run shows up here)."""
-    month = cfg.partition_column
-    in_summary = {r[0]: r[1] for r in spark.table(cfg.destination_table).groupBy(month).count().collect()}
+    month = cfg.month_column
+    in_summary = {r[0]: r[1] for r in spark.table(cfg.summary_table).groupBy(month).count().collect()}
     in_source = {}
     if table_exists(spark, cfg.source_table):
         valid = valid_records(map_records(spark.table(cfg.source_table), cfg), cfg)
-        in_source = {r[0]: r[1] for r in valid.select(cfg.primary_column, month).distinct().groupBy(month).count().collect()}
+        in_source = {r[0]: r[1] for r in valid.select(cfg.key_column, month).distinct().groupBy(month).count().collect()}
     return {
         m: {"summary_rows": in_summary.get(m, 0), "source_account_months": in_source.get(m, 0)}
         for m in sorted(set(in_summary) | set(in_source))

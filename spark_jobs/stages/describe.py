@@ -11,10 +11,10 @@ SHOWN_ELEMENTS = 12
 
 def describe(spark, cfg: SummaryConfig, sample_accounts=SAMPLE_ACCOUNTS):
     """Return (text, facts): row, account and month counts, and a few accounts' arrays and grids."""
-    if not table_exists(spark, cfg.destination_table):
-        return f"{cfg.destination_table} does not exist yet", {}
-    key, month = cfg.primary_column, cfg.partition_column
-    summary = spark.table(cfg.destination_table)
+    if not table_exists(spark, cfg.summary_table):
+        return f"{cfg.summary_table} does not exist yet", {}
+    key, month = cfg.key_column, cfg.month_column
+    summary = spark.table(cfg.summary_table)
     stats = summary.agg(
         F.count(F.lit(1)).alias("rows"),
         F.countDistinct(key).alias("accounts"),
@@ -22,7 +22,7 @@ def describe(spark, cfg: SummaryConfig, sample_accounts=SAMPLE_ACCOUNTS):
         F.min(month).alias("first"),
         F.max(month).alias("last"),
     ).first()
-    latest_rows = spark.table(cfg.latest_history_table).count()
+    latest_rows = spark.table(cfg.latest_table).count()
     rejects = spark.table(cfg.rejects_table).count() if table_exists(spark, cfg.rejects_table) else 0
     facts = {
         "summary_rows": stats.rows,
@@ -34,9 +34,9 @@ def describe(spark, cfg: SummaryConfig, sample_accounts=SAMPLE_ACCOUNTS):
         "rejects_rows": rejects,
     }
     lines = [
-        f"{cfg.destination_table}: {stats.rows} rows, {stats.accounts} accounts, "
+        f"{cfg.summary_table}: {stats.rows} rows, {stats.accounts} accounts, "
         f"{stats.months} months ({stats.first} .. {stats.last})",
-        f"{cfg.latest_history_table}: {latest_rows} rows (one per account)",
+        f"{cfg.latest_table}: {latest_rows} rows (one per account)",
         f"{cfg.rejects_table}: {rejects} rejected source records",
     ]
     per_month = summary.groupBy(month).count().orderBy(month).collect()
@@ -44,7 +44,7 @@ def describe(spark, cfg: SummaryConfig, sample_accounts=SAMPLE_ACCOUNTS):
 
     shown = [r.history_column for r in cfg.rolling_columns[:2]]
     sample = (
-        spark.table(cfg.latest_history_table)
+        spark.table(cfg.latest_table)
         .orderBy(F.size(F.filter(F.col(shown[0]), lambda x: x.isNotNull())).desc(), key)
         .limit(sample_accounts)
         .select(key, month, *shown, *cfg.grid_names)

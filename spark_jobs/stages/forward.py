@@ -3,7 +3,7 @@
 Both go through the batch engine (``apply``), so a month that was already
 processed, even after later months exist, is simply applied again: nothing
 changes when nothing new arrived, and later rows are corrected when something
-did (v4 defects 1 and 9 do not exist). ``initial`` applies its whole month range
+did (v4 defects 1 and 9 of docs/v4-defects.md do not exist). ``initial`` applies its whole month range
 as one batch (one pass over the data, the fastest way to load history);
 ``forward`` applies one month at a time, in order.
 """
@@ -19,7 +19,7 @@ from spark_jobs.stages.runs import exclusive_run, prepare_tables, source_table
 def run_months(spark, cfg: SummaryConfig, months, report, one_batch, dry_run=False, lock_wait_seconds=600):
     source = source_table(spark, cfg)
     prepare_tables(spark, cfg, source, dry_run)
-    month_column = F.col(f"`{cfg.source_column(cfg.partition_column)}`")
+    month_column = F.col(f"`{cfg.source_column(cfg.month_column)}`")
     batches = [months] if one_batch else [[m] for m in months]
     per_batch = report.details.setdefault("batches", [])
     with exclusive_run(spark, cfg, report, lock_wait_seconds, dry_run) as lock:

@@ -96,10 +96,10 @@ def check_first_file(cfg: SummaryConfig, path, schema: T.StructType):
             f"{path}: lacks source column(s) {missing} named in `columns` of {cfg.path}; the source table was not created"
         )
     types = {f.name: f.dataType for f in schema.fields}
-    version = types[cfg.source_column(cfg.max_identifier_column)]
+    version = types[cfg.source_column(cfg.version_column)]
     if not isinstance(version, (T.TimestampType, T.TimestampNTZType, T.DateType, T.IntegralType, T.DecimalType)):
         raise SourceDataError(
-            f"{path}: version column {cfg.source_column(cfg.max_identifier_column)!r} is {version.simpleString()}; "
+            f"{path}: version column {cfg.source_column(cfg.version_column)!r} is {version.simpleString()}; "
             "a timestamp, date or whole number is needed to order versions"
         )
 
@@ -125,7 +125,7 @@ def fit_problems(schema: T.StructType, table_schema: T.StructType):
 def create_source_table(spark, cfg: SummaryConfig, schema: T.StructType) -> T.StructType:
     """The source table, partitioned by the month column so a forward run reads one partition."""
     properties = {**common_properties(cfg), "write.distribution-mode": "hash"}
-    create_table(spark, cfg, "source", cfg.source_table, schema, properties, (cfg.source_column(cfg.partition_column),))
+    create_table(spark, cfg, "source", cfg.source_table, schema, properties, (cfg.source_column(cfg.month_column),))
     return spark.table(cfg.source_table).schema
 
 
@@ -151,7 +151,7 @@ def ingest(spark, cfg: SummaryConfig, path_args, report):
             raise SourceDataError(f"{path}: cannot be read as {FORMATS[path.suffix.lower()]}: {first_line(exc)}") from None
         if not df.columns:
             raise SourceDataError(f"{path}: the file has no columns")
-        month_source = cfg.source_column(cfg.partition_column)
+        month_source = cfg.source_column(cfg.month_column)
         if not exists:
             check_first_file(cfg, path, df.schema)
             df = df.withColumn(month_source, F.col(month_source).cast("string"))

@@ -60,7 +60,7 @@ def maintain(spark, cfg: SummaryConfig, report, lock_wait_seconds=600):
 
     results = {}
     with exclusive_run(spark, cfg, report, lock_wait_seconds) as lock:
-        for identifier in (cfg.destination_table, cfg.latest_history_table):
+        for identifier in (cfg.summary_table, cfg.latest_table):
             if not table_exists(spark, identifier):
                 continue
             lock.check()

@@ -29,7 +29,7 @@ def source_table(spark, cfg: SummaryConfig):
 def prepare_tables(spark, cfg: SummaryConfig, source, dry_run=False):
     """Create the pipeline's tables from the mapped source schema (a dry run only checks they exist)."""
     if dry_run:
-        missing = [t for t in (cfg.destination_table, cfg.latest_history_table, cfg.staging_table) if not table_exists(spark, t)]
+        missing = [t for t in (cfg.summary_table, cfg.latest_table, cfg.staging_table) if not table_exists(spark, t)]
         if missing:
             raise UsageError(f"--dry-run compares against existing tables, and {missing} do not exist yet")
         return

@@ -74,7 +74,7 @@ class RunLock:
     def __init__(self, spark, cfg, owner, wait_seconds=600, lease_seconds=600, poll_seconds=2):
         self.spark = spark
         self.table = cfg.control_table
-        self.tables_name = cfg.destination_table
+        self.tables_name = cfg.summary_table
         self.owner = owner
         self.wait_seconds = wait_seconds
         self.lease_seconds = lease_seconds

@@ -21,19 +21,19 @@ All are Iceberg format v2, zstd-compressed Parquet, with files up to
 
 from pyspark.sql import types as T
 
-from spark_jobs.config import (
+from spark_jobs.config import SummaryConfig, normalized_table
+from spark_jobs.errors import SourceDataError
+from spark_jobs.names import (
     BOOKKEEPING_COLUMNS,
     CARRIED_COLUMNS,
+    INSERT,
     PREVIOUS_MONTH,
+    PROPERTY_PREFIX,
     RECORD_DIGEST,
-    SummaryConfig,
-    normalized_table,
+    RUN_ID,
+    TABLE_OWNER,
+    TABLE_ROLE,
 )
-from spark_jobs.errors import SourceDataError
-from spark_jobs.names import PROPERTY_PREFIX, TABLE_OWNER, TABLE_ROLE
-
-RUN_ID = "_run_id"
-INSERT = "_insert"  # a staged row whose key and month have no row in summary yet
 
 
 def sql_string(value):
@@ -131,7 +131,7 @@ def table_exists(spark, identifier):
 
 
 def owner_of(cfg: SummaryConfig):
-    return normalized_table(cfg.destination_table, cfg.catalog.default)
+    return normalized_table(cfg.summary_table, cfg.catalog.default)
 
 
 def ownership(cfg: SummaryConfig, role):
@@ -217,14 +217,14 @@ def ensure_pipeline_tables(spark, cfg: SummaryConfig, mapped_schema: T.StructTyp
         spark,
         cfg,
         "summary",
-        cfg.destination_table,
+        cfg.summary_table,
         schema,
         summary_properties(cfg),
-        (cfg.partition_column,),
-        (cfg.primary_column,),
+        (cfg.month_column,),
+        (cfg.key_column,),
     )
     create_table(
-        spark, cfg, "latest_summary", cfg.latest_history_table, schema, latest_properties(cfg), (), (cfg.primary_column,)
+        spark, cfg, "latest_summary", cfg.latest_table, schema, latest_properties(cfg), (), (cfg.key_column,)
     )
     create_table(spark, cfg, "staging", cfg.staging_table, staging_schema(schema), small_table_properties(cfg), (RUN_ID,))
     create_table(spark, cfg, "rejects", cfg.rejects_table, rejects_schema(), small_table_properties(cfg))
@@ -238,7 +238,7 @@ def staging_schema(summary: T.StructType):
 
 def check_summary_schema(spark, cfg, expected: T.StructType):
     """Refuse to write when the config no longer matches the existing tables (a changed config)."""
-    for identifier in (cfg.destination_table, cfg.latest_history_table):
+    for identifier in (cfg.summary_table, cfg.latest_table):
         actual = {f.name: f.dataType for f in spark.table(identifier).schema.fields}
         missing = [f.name for f in expected.fields if f.name not in actual]
         different = [

@@ -1,4 +1,4 @@
-"""Every write to the summary tables: stage, commit, recover (v4 defect 4 must not exist).
+"""Every write to the summary tables: stage, commit, recover (v4 defect 4 in docs/v4-defects.md must not exist).
 
 Iceberg commits one table at a time, so a run that updates ``summary`` and
 ``latest_summary`` makes them recoverable instead of atomic:
@@ -23,8 +23,9 @@ from pyspark.sql import functions as F
 
 from spark_jobs.config import SummaryConfig
 from spark_jobs.faults import crash_point
+from spark_jobs.names import INSERT, RUN_ID
 from spark_jobs.storage.iceberg import current_snapshot
-from spark_jobs.storage.tables import INSERT, RUN_ID, sql_string
+from spark_jobs.storage.tables import sql_string
 
 
 def _q(name):
@@ -66,14 +67,14 @@ def commit_staged(spark, cfg: SummaryConfig, run_id, lock, fresh=False, clock=No
     stats = staged.agg(
         F.count(F.lit(1)).alias("rows"),
         F.count(F.when(F.col(INSERT), 1)).alias("inserts"),
-        F.collect_set(F.when(merged, F.col(cfg.partition_column))).alias("merge_months"),
-        F.count_distinct(F.col(cfg.partition_column)).alias("months"),
+        F.collect_set(F.when(merged, F.col(cfg.month_column))).alias("merge_months"),
+        F.count_distinct(F.col(cfg.month_column)).alias("months"),
     ).first()
     written = {"summary": 0, "latest_summary": 0}
     if stats.rows:
         lock.check()
         if fresh and stats.inserts:
-            staged.where(F.col(INSERT)).select(*cfg.summary_columns).writeTo(cfg.destination_table).append()
+            staged.where(F.col(INSERT)).select(*cfg.summary_columns).writeTo(cfg.summary_table).append()
         if stats.merge_months:
             merge_summary(spark, cfg, run_id, sorted(stats.merge_months), only_updates=fresh)
         written["summary"] = stats.rows
@@ -103,7 +104,7 @@ def _set_and_insert(columns):
 
 
 def merge_summary(spark, cfg: SummaryConfig, run_id, months, only_updates=False):
-    key, month = _q(cfg.primary_column), _q(cfg.partition_column)
+    key, month = _q(cfg.key_column), _q(cfg.month_column)
     update, insert = _set_and_insert(cfg.summary_columns)
     month_list = ", ".join(sql_string(m) for m in months)
     source = f"SELECT * FROM {cfg.staging_table} WHERE {RUN_ID} = {sql_string(run_id)}"
@@ -111,7 +112,7 @@ def merge_summary(spark, cfg: SummaryConfig, run_id, months, only_updates=False)
         source += f" AND NOT {INSERT}"
     # The month list in ON lets Iceberg prune the target to the partitions the run touches.
     spark.sql(
-        f"MERGE INTO {cfg.destination_table} t USING ({source}) s "
+        f"MERGE INTO {cfg.summary_table} t USING ({source}) s "
         f"ON t.{key} = s.{key} AND t.{month} = s.{month} AND t.{month} IN ({month_list}) "
         f"WHEN MATCHED THEN {update} WHEN NOT MATCHED THEN {insert}"
     )
@@ -125,12 +126,12 @@ def merge_latest(spark, cfg: SummaryConfig, run_id, staged_rows, one_month):
     without shuffling whole rows; a MERGE would shuffle both sides to join them and, copy-on-write,
     rewrite every file anyway. Smaller batches MERGE. Both are idempotent: a retry writes the same rows.
     """
-    target = cfg.latest_history_table
+    target = cfg.latest_table
     before, summary = current_snapshot(spark, target)
     newest = _newest_staged(spark, cfg, run_id, one_month)
     if staged_rows >= LATEST_REWRITE_SHARE * int(summary.get("total-records", 0)):
         return _rewrite_latest(spark, cfg, newest, before)
-    key, month = _q(cfg.primary_column), _q(cfg.partition_column)
+    key, month = _q(cfg.key_column), _q(cfg.month_column)
     on = F.col(f"{target}.{key}") == F.col(f"s.{key}")
     newer = F.col(f"s.{month}") >= F.col(f"{target}.{month}")
     newest.alias("s").mergeInto(target, on).whenMatched(newer).updateAll().whenNotMatched().insertAll().merge()
@@ -143,7 +144,7 @@ BROADCAST_KEYS_MAX = 2_000_000  # keys the rewrite ships to every task instead o
 
 def newest_per_account(rows: DataFrame, cfg: SummaryConfig) -> DataFrame:
     """Each account's row of the greatest month, as summary columns (what latest_summary holds)."""
-    newest_first = Window.partitionBy(cfg.primary_column).orderBy(F.col(cfg.partition_column).desc())
+    newest_first = Window.partitionBy(cfg.key_column).orderBy(F.col(cfg.month_column).desc())
     ranked = rows.withColumn("__rank", F.row_number().over(newest_first))
     return ranked.where(F.col("__rank") == 1).select(*cfg.summary_columns)
 
@@ -171,8 +172,8 @@ def _rewrite_latest(spark, cfg: SummaryConfig, newest: DataFrame, decided_on_sna
     Which rows win is decided on keys and months alone (narrow, and read vectorized); whole rows are
     then read once on each side and written, with no shuffle of them.
     """
-    key, month = cfg.primary_column, cfg.partition_column
-    latest = spark.table(cfg.latest_history_table)
+    key, month = cfg.key_column, cfg.month_column
+    latest = spark.table(cfg.latest_table)
     winning = (
         newest.select(key, F.col(month).alias("__new"))
         .join(latest.select(key, F.col(month).alias("__old")), key, "left")
@@ -189,9 +190,7 @@ def _rewrite_latest(spark, cfg: SummaryConfig, newest: DataFrame, decided_on_sna
         kept = latest.join(replaced, key, "left_anti") if counts.replaces else latest
         added = newest.join(winners, key, "left_semi")
         columns = cfg.summary_columns
-        overwrite_unless_changed(
-            kept.select(*columns).unionByName(added.select(*columns)), cfg.latest_history_table, decided_on_snapshot
-        )
+        overwrite_unless_changed(kept.select(*columns).unionByName(added.select(*columns)), cfg.latest_table, decided_on_snapshot)
         return counts.wins
     finally:
         winning.unpersist()

@@ -2,7 +2,7 @@
 
 Forward for three months (the first run chains the initial load), late records
 land, the backfill DAG's sensor fires, the classifier branches to the right
-cases, and the tables then match the plain-Python model of SEMANTICS.md; a
+cases, and the tables then match the plain-Python model of the table contract (docs/table-contract.md); a
 re-run of a forward month and of the backfill changes nothing.
 """
 
@@ -63,7 +63,7 @@ def dags_test(env, dag_id, logical_date, conf=None):
 
 
 def snapshot_ids(spark, cfg):
-    return [current_snapshot(spark, t)[0] for t in (cfg.destination_table, cfg.latest_history_table)]
+    return [current_snapshot(spark, t)[0] for t in (cfg.summary_table, cfg.latest_table)]
 
 
 def test_forward_then_sensor_triggered_backfill_through_the_real_dags(spark, namespace, airflow_env):

@@ -1,4 +1,4 @@
-"""Backfill (SEMANTICS.md §6, §7): hand-made batches with expected values written by hand.
+"""Backfill (docs/table-contract.md §6, §7): hand-made batches with expected values written by hand.
 
 Config: tests/fixtures/configs/model_config.json (balance history of 4 months).
 """
@@ -27,7 +27,7 @@ def backfill(spark, cfg, stage="backfill", **options):
 
 
 def snapshots(spark, cfg):
-    tables = [cfg.destination_table, cfg.latest_history_table, cfg.staging_table, cfg.rejects_table, cfg.control_table]
+    tables = [cfg.summary_table, cfg.latest_table, cfg.staging_table, cfg.rejects_table, cfg.control_table]
     if spark.catalog.tableExists(cfg.backfill_table):
         tables.append(cfg.backfill_table)
     return {t: current_snapshot(spark, t)[0] for t in tables}

@@ -1,4 +1,4 @@
-"""SEMANTICS.md, rule by rule, on small hand-made data with expected values written by hand.
+"""The table contract (docs/table-contract.md), rule by rule, on small hand-made data with expected values written by hand.
 
 Config: tests/fixtures/configs/model_config.json (balance history of 4 months,
 rating history of 6, member/acct_type/open_dt/dpd carried forward, status
@@ -19,7 +19,7 @@ N = None
 def snapshot_ids(spark, cfg):
     return {
         t: [r.snapshot_id for r in spark.sql(f"SELECT snapshot_id FROM {t}.snapshots").collect()]
-        for t in (cfg.destination_table, cfg.latest_history_table)
+        for t in (cfg.summary_table, cfg.latest_table)
     }
 
 
@@ -150,7 +150,7 @@ def test_rerun_of_an_old_month_corrects_later_rows_and_is_otherwise_a_no_op(spar
     run(spark, cfg, "initial", "2024-01", "2024-05")
 
     before = snapshot_ids(spark, cfg)
-    report = run(spark, cfg, "forward", "2024-02")  # an Airflow retry of a month already done (v4 defect 1)
+    report = run(spark, cfg, "forward", "2024-02")  # an Airflow retry of a month already done (v4 defect 1 in docs/v4-defects.md)
     assert report.changed_records == 0 and snapshot_ids(spark, cfg) == before
 
     late = [record(1, "2024-02", 9, bal=250), record(2, "2024-02", 9, bal=20)]  # correction; month before account 2's first

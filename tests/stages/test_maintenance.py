@@ -27,7 +27,7 @@ def test_maintenance_applies_deletes_expires_snapshots_and_changes_no_row(spark,
     fix = [record(1, "2024-01", 5, bal=999)]
     append_source(spark, cfg, fix)
     run(spark, cfg, "forward", "2024-01")  # a correction: merge-on-read delete files in summary
-    assert delete_files(spark, cfg.destination_table) > 0
+    assert delete_files(spark, cfg.summary_table) > 0
     before = read_tables(spark, cfg)
     lock_snapshots = snapshot_count(spark, cfg.control_table)
 
@@ -35,11 +35,11 @@ def test_maintenance_applies_deletes_expires_snapshots_and_changes_no_row(spark,
     maintain(spark, cfg, report, lock_wait_seconds=30)
 
     assert read_tables(spark, cfg) == before
-    assert delete_files(spark, cfg.destination_table) == 0, "compaction applied the delete files"
-    for table in (cfg.destination_table, cfg.latest_history_table):
+    assert delete_files(spark, cfg.summary_table) == 0, "compaction applied the delete files"
+    for table in (cfg.summary_table, cfg.latest_table):
         assert snapshot_count(spark, table) == 1, table
     # The run lock adds snapshots to the control table; after expiry only the reset counter and the release remain.
     assert snapshot_count(spark, cfg.control_table) <= 3 < lock_snapshots
     assert months_since_maintenance(spark, cfg) == 0
-    assert set(report.details["maintenance"]) >= {cfg.destination_table, cfg.latest_history_table, cfg.control_table}
+    assert set(report.details["maintenance"]) >= {cfg.summary_table, cfg.latest_table, cfg.control_table}
     assert_matches_model(spark, cfg, raw, rows + fix)

@@ -1,7 +1,7 @@
 """Random sequences of ingests, forward runs (in and out of order, re-runs), initial loads and backfills.
 
 After every step both tables must equal the plain-Python model of
-SEMANTICS.md (tests/model.py) applied to every record the runs have read so
+the table contract (tests/model.py) applied to every record the runs have read so
 far. Set SUMMARY_MODEL_SEEDS=1,2,3 and SUMMARY_MODEL_STEPS=N to explore more.
 """
 

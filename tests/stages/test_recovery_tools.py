@@ -44,7 +44,7 @@ def test_check_passes_correct_tables_and_counts_every_kind_of_damage(spark, name
     assert set(clean.values()) == {0} and report.details["violations"] == 0
     assert report.details["months"]["2024-05"] == {"summary_rows": 2, "source_account_months": 2}
 
-    summary, latest = cfg.destination_table, cfg.latest_history_table
+    summary, latest = cfg.summary_table, cfg.latest_table
     spark.sql(f"UPDATE {summary} SET balance_history = array(40, 99, 20, 10) WHERE acct = 1 AND month = '2024-04'")
     spark.sql(f"UPDATE {summary} SET rating_grid = 'x' WHERE acct = 2 AND month = '2024-03'")
     spark.sql(f"UPDATE {summary} SET member = NULL WHERE acct = 1 AND month = '2024-02'")
@@ -71,7 +71,7 @@ def test_check_passes_correct_tables_and_counts_every_kind_of_damage(spark, name
 def test_check_refuses_to_pass_a_latest_row_that_is_not_the_newest(spark, namespace):
     raw, cfg, rows = built_tables(spark, namespace)
     spark.sql(
-        f"INSERT INTO {cfg.latest_history_table} SELECT * FROM {cfg.destination_table} WHERE acct = 2 AND month = '2024-03'"
+        f"INSERT INTO {cfg.latest_table} SELECT * FROM {cfg.summary_table} WHERE acct = 2 AND month = '2024-03'"
     )
     found, _ = check(spark, cfg)
     assert {name: n for name, n in found.items() if n} == {"latest_summary.unique": 1, "latest_summary.unexpected": 1}
@@ -79,10 +79,10 @@ def test_check_refuses_to_pass_a_latest_row_that_is_not_the_newest(spark, namesp
 
 def test_rebuild_latest_restores_latest_summary_from_summary(spark, namespace):
     raw, cfg, rows = built_tables(spark, namespace)
-    latest = cfg.latest_history_table
+    latest = cfg.latest_table
     spark.sql(f"DELETE FROM {latest} WHERE acct = 2")
     spark.sql(f"UPDATE {latest} SET balance = -1 WHERE acct = 1")
-    spark.sql(f"INSERT INTO {latest} SELECT * FROM {cfg.destination_table} WHERE acct = 3")  # a duplicate
+    spark.sql(f"INSERT INTO {latest} SELECT * FROM {cfg.summary_table} WHERE acct = 3")  # a duplicate
 
     report = RunReport(mode="rebuild-latest", config=cfg.path, run_id="rebuild-test")
     rebuild_latest(spark, cfg, report, lock_wait_seconds=30)

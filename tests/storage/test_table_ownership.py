@@ -20,7 +20,7 @@ pytestmark = pytest.mark.spark
 @pytest.mark.parametrize("suffix", ["_backfill", "_staging", "_rejects", "_control"])
 def test_a_foreign_table_with_a_derived_name_is_refused_and_keeps_its_rows(spark, namespace, suffix, tally):
     _, cfg = load(namespace)
-    foreign = cfg.destination_table + suffix
+    foreign = cfg.summary_table + suffix
     spark.sql(f"CREATE NAMESPACE IF NOT EXISTS local.{namespace}")
     spark.sql(f"CREATE TABLE {foreign} (id bigint, note string) USING iceberg")
     spark.sql(f"INSERT INTO {foreign} VALUES (1, 'somebody else''s data'), (2, 'more')")
@@ -47,15 +47,15 @@ def test_tables_created_before_tags_are_adopted(spark, namespace):
     append_source(spark, cfg, rows[:1])
     run(spark, cfg, "forward", "2024-01")
     backfill(spark, cfg, stage="classify")
-    tables = [cfg.destination_table, cfg.latest_history_table, *cfg.derived_tables]
+    tables = [cfg.summary_table, cfg.latest_table, *cfg.derived_tables]
     for table in tables:  # as an older version left them
         spark.sql(f"ALTER TABLE {table} UNSET TBLPROPERTIES ('{TABLE_ROLE}', '{TABLE_OWNER}')")
     append_source(spark, cfg, rows[1:])
     run(spark, cfg, "forward", "2024-02")
     backfill(spark, cfg, stage="classify")
     assert {t: table_properties(spark, t).get(TABLE_ROLE) for t in tables} == {
-        cfg.destination_table: "summary",
-        cfg.latest_history_table: "latest_summary",
+        cfg.summary_table: "summary",
+        cfg.latest_table: "latest_summary",
         cfg.rejects_table: "rejects",
         cfg.staging_table: "staging",
         cfg.backfill_table: "backfill",

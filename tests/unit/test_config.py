@@ -28,7 +28,7 @@ def problems_of(raw_config, tmp_path):
 
 def test_the_example_config_loads_and_derives_its_column_sets():
     cfg = load_config(EXAMPLE)
-    assert cfg.primary_column == "cons_acct_key" and cfg.history_length == 36
+    assert cfg.key_column == "cons_acct_key" and cfg.history_length == 36
     assert cfg.history_columns[:2] == ("balance_am_history", "past_due_am_history")
     assert cfg.rolling_by_name("credit_limit_am").num_cols == 24
     # carried forward: every scalar except key/month/version/primary date, rolling mappers and exclusions

@@ -118,6 +118,11 @@ def test_configs_of_one_folder_may_not_share_a_written_table(raw, tmp_path, tall
     loaded = load_all(tmp_path)
     assert [c.name for c in loaded.configs] == ["cards", "sibling"]
     errors = {Path(e.path).name: e.problems for e in loaded.errors}
-    assert errors["b_thief.json"] == [f"source_table: the same table as the derived table local.db.summary_backfill of {tmp_path / 'a_cards.json'}; one table, one owner"]  # noqa: E501
-    assert errors["c_twin.json"] == [f"latest_history_table: the same table as the latest_history_table of {tmp_path / 'a_cards.json'}; one table, one owner"]  # noqa: E501
+    first = tmp_path / "a_cards.json"
+    assert errors["b_thief.json"] == [
+        f"source_table: the same table as the derived table local.db.summary_backfill of {first}; one table, one owner"
+    ]
+    assert errors["c_twin.json"] == [
+        f"latest_history_table: the same table as the latest_history_table of {tmp_path / 'a_cards.json'}; one table, one owner"
+    ]  # noqa: E501
     tally.add("bad input: config (hardening)", 2)

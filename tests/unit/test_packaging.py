@@ -41,3 +41,32 @@ def test_the_entry_scripts_folder_shadows_no_other_module():
     ours = {p.stem for p in (ROOT / "spark_jobs").glob("*.py")} - {"__init__"}
     installed = set(importlib.metadata.packages_distributions())
     assert sorted(ours & (set(sys.stdlib_module_names) | installed)) == []
+
+
+def _imports(path):
+    import ast
+
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_the_layers_import_only_downwards():
+    """core may not reach storage or stages, storage may not reach stages, and the shared top level
+    (what the Airflow side imports) imports neither Spark nor the sub-packages at module level."""
+    package = ROOT / "spark_jobs"
+    rules = {"core": ("spark_jobs.storage", "spark_jobs.stages"), "storage": ("spark_jobs.stages",)}
+    offenders = []
+    for layer, forbidden in rules.items():
+        for path in (package / layer).glob("*.py"):
+            offenders += [f"{path.name} imports {m}" for m in _imports(path) if m.startswith(forbidden)]
+    shared = ["names", "config", "catalogs", "months", "errors", "report", "sqltext"]
+    for name in shared:
+        top_level = [m for m in _imports(package / f"{name}.py") if m.split(".")[0] == "pyspark" or m.count(".") >= 2]
+        offenders += [f"{name}.py imports {m}" for m in top_level]
+    assert offenders == []
