@@ -9,7 +9,7 @@ from pyspark.sql import functions as F
 
 from spark_jobs.config import SummaryConfig
 from spark_jobs.core.month_columns import is_month_col, month_number_col
-from spark_jobs.names import MONTH_NUMBER, RECORD_DIGEST, REJECT_REASON, SOURCE_RECORD, VERSION_CONFLICT
+from spark_jobs.names import MONTH_NUMBER, RECORD_DIGEST, REJECT_REASON, RUN_ID, SOURCE_RECORD, VERSION_CONFLICT
 
 DIGEST_SEPARATOR = "\u001f"
 DIGEST_NULL = "\u0000"
@@ -29,9 +29,8 @@ def record_digest(columns) -> Column:
 def shown_value(value: Column, limit=40) -> Column:
     """A string value as a reason shows it: JSON-quoted (line breaks visible), cut to ``limit`` characters."""
     quoted = F.regexp_replace(F.to_json(F.array(F.substring(value, 1, limit))), r"^\[|\]$", "")
-    return F.when(F.length(value) > limit, F.concat(quoted, F.lit("... ("), F.length(value), F.lit(" characters)"))).otherwise(
-        quoted
-    )
+    cut = F.concat(quoted, F.lit("... ("), F.length(value), F.lit(" characters)"))
+    return F.when(value.isNull(), F.lit(None)).when(F.length(value) > limit, cut).otherwise(quoted)
 
 
 def reject_reason(cfg: SummaryConfig) -> Column:
@@ -59,7 +58,7 @@ def map_records(source: DataFrame, cfg: SummaryConfig) -> DataFrame:
     """
     renamed = source.select(
         *[F.col(f"`{src}`").alias(dst) for src, dst in cfg.columns.items()],
-        F.to_json(F.struct(*[F.col(f"`{src}`") for src in cfg.columns])).alias(SOURCE_RECORD),
+        F.to_json(F.struct(*[F.col(f"`{src}`") for src in cfg.columns]), {"ignoreNullFields": "false"}).alias(SOURCE_RECORD),
     )
     mapped = renamed.withColumn(RECORD_DIGEST, record_digest(list(cfg.columns.values())))
     for derived in (*cfg.column_transformations, *cfg.inferred_columns):
@@ -80,7 +79,7 @@ def valid_records(mapped: DataFrame, cfg: SummaryConfig) -> DataFrame:
 def rejected_records(mapped: DataFrame, cfg: SummaryConfig, run_id) -> DataFrame:
     """Rows for the rejects table: the original record, why, and which run saw it."""
     return mapped.where(F.col(REJECT_REASON) != "").select(
-        F.lit(run_id).alias("_run_id"),
+        F.lit(run_id).alias(RUN_ID),
         F.current_timestamp().alias("rejected_at"),
         F.col(REJECT_REASON).alias("reason"),
         F.col(cfg.key_column).cast("string").alias("record_key"),

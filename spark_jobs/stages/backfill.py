@@ -136,7 +136,7 @@ def run_backfill(spark, cfg, report, backfill_filter=None, months=None, dry_run=
     judged = judged_batch(spark, cfg, report, backfill_filter, months, dry_run, lock_wait_seconds, batch_time_limit)
     with judged as (batch, _, changes, end):
         if changes is not None:
-            batch.apply(changes, batch.classify(changes))
+            batch.apply(batch.classify(changes))
         if not dry_run:
             move_mark(spark, cfg, report.run_id, end)
 
@@ -146,13 +146,13 @@ def run_classify(spark, cfg, report, backfill_filter=None, months=None, dry_run=
     """``--mode classify``: persist the changed winners per case under a new run id."""
     judged = judged_batch(spark, cfg, report, backfill_filter, months, dry_run, lock_wait_seconds, batch_time_limit)
     with judged as (batch, winners, changes, end):
-        accounts = batch.classify(changes) if changes is not None else None
+        classified = batch.classify(changes) if changes is not None else None
         if not dry_run:
             ensure_backfill_table(spark, cfg, (winners if winners is not None else _empty_winners(spark, cfg)).schema)
             _supersede_unfinished(spark, cfg)
-            if accounts is not None:
+            if classified is not None:
                 batch.lock.check()
-                labelled = changes.join(accounts.select(cfg.key_column, CASE), cfg.key_column)
+                labelled = changes.join(classified.accounts.select(cfg.key_column, CASE), cfg.key_column)
                 columns = [f.name for f in spark.table(cfg.backfill_table).schema.fields if f.name != RUN_ID]
                 labelled.select(*columns).withColumn(RUN_ID, F.lit(report.run_id)).writeTo(cfg.backfill_table).append()
                 # a filtered or month-limited batch (no end snapshot) must not move the mark when it is done
@@ -193,7 +193,7 @@ def run_case(spark, cfg, report, mode, run_id, lock_wait_seconds=600):
             if months:
                 changes = batch.changed_winners(batch.keep(winners), months)
                 if changes is not None:
-                    batch.apply(changes, batch.classify(changes))
+                    batch.apply(batch.classify(changes))
                 batch.counts.months = months
             report.add(batch.counts)
         lock.check()

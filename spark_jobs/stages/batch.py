@@ -158,21 +158,24 @@ class BatchRun:
             .drop(VERDICT, VERSION_CONFLICT, "__stored_version", "__stored_digest")
         )
 
-    def classify(self, changes: DataFrame):
-        """One row per changed account with its case; fills the per-case counts."""
+    def classify(self, changes: DataFrame) -> "Classified":
+        """The changed accounts with their cases (and the per-case counts): what ``apply`` needs."""
         cfg = self.cfg
         latest_months = self.spark.table(cfg.latest_table).select(
             cfg.key_column, month_number_col(cfg.month_column).alias(LATEST_MONTH)
         )
         accounts = self.keep(classify_accounts(changes, latest_months, cfg.key_column))
-        self.shape = _count_cases(self.counts, changes, accounts, cfg)
+        shape = _count_cases(self.counts, changes, accounts, cfg)
         self.clock.lap("classify")
-        return accounts
+        return Classified(changes, accounts, shape)
 
-    def apply(self, changes: DataFrame, accounts: DataFrame):
-        """Recompute the affected rows; stage and commit them (a dry run only counts them)."""
+    def apply(self, classified: "Classified"):
+        """Recompute the affected rows; stage and commit them (a dry run only counts them).
+
+        Takes what ``classify`` returned, so it cannot run on changes that were not classified.
+        """
         spark, cfg, counts = self.spark, self.cfg, self.counts
-        rows = self._recomputed_rows(changes, accounts)
+        rows = self._recomputed_rows(classified)
         if self.dry_run:
             summary = rows.agg(F.count(F.lit(1)).alias("rows"), F.collect_set(cfg.month_column).alias("months")).first()
             counts.rows_written = {"summary": summary.rows, "latest_summary": None}
@@ -185,10 +188,10 @@ class BatchRun:
         self.clock.lap("stage")
         counts.rows_written.update(commit_staged(spark, cfg, self.run_id, self.lock, fresh=True, clock=self.clock))
 
-    def _recomputed_rows(self, changes: DataFrame, accounts: DataFrame) -> DataFrame:
+    def _recomputed_rows(self, classified: "Classified") -> DataFrame:
         """One join for accounts with a single new month after their latest row; a timeline for the rest."""
         spark, cfg, key = self.spark, self.cfg, self.cfg.key_column
-        shape = self.shape
+        changes, accounts, shape = classified.changes, classified.accounts, classified.shape
         parts = []
         if shape.single_new_month:
             simple = accounts.where(is_single_new_month()).select(key, CASE)
@@ -212,7 +215,7 @@ def apply_batch(spark, cfg: SummaryConfig, source: DataFrame, run_id, lock, mont
         changes = batch.changed_winners(batch_winners, months)
         if changes is None:
             return batch.counts
-        batch.apply(changes, batch.classify(changes))
+        batch.apply(batch.classify(changes))
         return batch.counts
 
 
@@ -224,6 +227,15 @@ class BatchShape:
     other: int  # accounts that need a timeline
     other_case_ii: int  # of those, Case II (several new months after the latest row)
     earliest_case_iii: int  # the earliest first-changed month number of Case III accounts (None: no Case III)
+
+
+@dataclass(frozen=True)
+class Classified:
+    """A batch's changed winners and their accounts with cases: the only input ``BatchRun.apply`` takes."""
+
+    changes: DataFrame
+    accounts: DataFrame  # one row per changed account, with CASE and FIRST_CHANGED
+    shape: BatchShape
 
 
 def _count_cases(counts, changes, accounts, cfg):
