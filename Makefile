@@ -42,8 +42,10 @@ test-faults: setup
 test-airflow-live: setup
 	SUMMARY_LIVE_FULL=1 $(PY) -m pytest -m live $(PYTEST_ARGS)
 
-lint: setup
+# Lint and type-check: needs the venv only, no network and no jars.
+lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 # The whole product on a laptop: sample feed -> Airflow DAGs (real spark-submit tasks) -> report.
 demo: setup

@@ -16,6 +16,7 @@ so this module must not import ``pyspark``.
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from spark_jobs.config import SummaryConfig
 from spark_jobs.errors import ConfigError
@@ -24,8 +25,12 @@ from spark_jobs.names import CATALOGS_ENV, WAREHOUSE_ENV
 ICEBERG_CATALOG = "org.apache.iceberg.spark.SparkCatalog"
 SQLITE_FILE = "iceberg_catalog.sqlite"
 
+# What tells two catalogs apart (_catalog_identity), and a table as Spark and Iceberg tell tables apart (table_key).
+CatalogIdentity = tuple[str, str] | tuple[tuple[str, str], ...]
+TableKey = tuple[CatalogIdentity, str]
 
-def warehouse_location(cfg: SummaryConfig, cli_value=None):
+
+def warehouse_location(cfg: SummaryConfig, cli_value: str | None = None) -> str:
     """--warehouse, else $SUMMARY_WAREHOUSE, else the config's catalog.warehouse, else ./warehouse."""
     chosen = cli_value or os.environ.get(WAREHOUSE_ENV) or cfg.catalog.warehouse or "warehouse"
     if "://" in chosen:
@@ -33,7 +38,7 @@ def warehouse_location(cfg: SummaryConfig, cli_value=None):
     return str(Path(chosen).expanduser().resolve())
 
 
-def explicit_catalogs(cfg: SummaryConfig):
+def explicit_catalogs(cfg: SummaryConfig) -> dict[str, dict[str, Any]]:
     """The config's ``catalog.catalogs``, overridden per catalog by $SUMMARY_CATALOGS (JSON of the same shape).
 
     The environment wins so that one config serves a laptop and a cluster (docker-compose wires it).
@@ -51,7 +56,7 @@ def explicit_catalogs(cfg: SummaryConfig):
     return catalogs
 
 
-def catalog_names(cfg: SummaryConfig):
+def catalog_names(cfg: SummaryConfig) -> list[str]:
     names = [cfg.catalog.default]
     three_part = [t.split(".")[0] for t in cfg.table_identifiers if t.count(".") == 2]
     for name in (*three_part, *explicit_catalogs(cfg)):
@@ -60,7 +65,7 @@ def catalog_names(cfg: SummaryConfig):
     return names
 
 
-def catalog_conf(cfg: SummaryConfig, warehouse):
+def catalog_conf(cfg: SummaryConfig, warehouse: str) -> dict[str, str]:
     """Spark conf entries that define every catalog the config uses."""
     conf = {"spark.sql.defaultCatalog": cfg.catalog.default}
     explicit_all = explicit_catalogs(cfg)
@@ -86,17 +91,17 @@ def catalog_conf(cfg: SummaryConfig, warehouse):
     return conf
 
 
-def conf_value(value):
+def conf_value(value: object) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def split_identifier(cfg: SummaryConfig, identifier):
+def split_identifier(cfg: SummaryConfig, identifier: str) -> tuple[str, str]:
     """(catalog, namespace.table) of a table identifier; two-part names live in the default catalog."""
     parts = identifier.split(".")
     return (parts[0], ".".join(parts[1:])) if len(parts) == 3 else (cfg.catalog.default, identifier)
 
 
-def pyiceberg_properties(cfg: SummaryConfig, warehouse, catalog_name):
+def pyiceberg_properties(cfg: SummaryConfig, warehouse: str, catalog_name: str) -> dict[str, str]:
     """PyIceberg catalog properties equivalent to the Spark conf the jobs use for ``catalog_name``."""
     prefix = f"spark.sql.catalog.{catalog_name}."
     spark = {k[len(prefix) :]: v for k, v in catalog_conf(cfg, warehouse).items() if k.startswith(prefix)}
@@ -114,7 +119,7 @@ def pyiceberg_properties(cfg: SummaryConfig, warehouse, catalog_name):
     return properties
 
 
-def _catalog_identity(cfg: SummaryConfig, name):
+def _catalog_identity(cfg: SummaryConfig, name: str) -> CatalogIdentity:
     """What makes two catalog names one catalog: the same connection ($SUMMARY_CATALOGS included)."""
     explicit = {k.lower(): v for k, v in explicit_catalogs(cfg).items()}.get(name.lower())
     if explicit is None:
@@ -122,13 +127,13 @@ def _catalog_identity(cfg: SummaryConfig, name):
     return tuple(sorted((k, str(v)) for k, v in explicit.items() if k in ("type", "catalog-impl", "uri", "warehouse")))
 
 
-def table_key(cfg: SummaryConfig, identifier):
+def table_key(cfg: SummaryConfig, identifier: str) -> TableKey:
     """A table as Spark and Iceberg tell tables apart: the catalog it is really in, and its name, case-insensitively."""
     catalog, name = split_identifier(cfg, identifier)
     return (_catalog_identity(cfg, catalog), name.lower())
 
 
-def table_roles(cfg: SummaryConfig):
+def table_roles(cfg: SummaryConfig) -> dict[TableKey, str]:
     """{table_key: what the table is to this config} for every table the config reads or writes."""
     roles = {table_key(cfg, cfg.source_table): "source_table"}
     roles.update({table_key(cfg, t): f"derived table {t}" for t in cfg.derived_tables})
@@ -137,8 +142,9 @@ def table_roles(cfg: SummaryConfig):
     return roles
 
 
-def same_table_problems(cfg: SummaryConfig):
+def same_table_problems(cfg: SummaryConfig) -> list[str]:
     """Two of the config's own tables that are one table once catalogs are resolved (e.g. by $SUMMARY_CATALOGS)."""
+    seen: dict[TableKey, str]
     seen, problems = {}, []
     names = [
         ("destination_table", cfg.summary_table),

@@ -10,12 +10,17 @@ rules, 4 when another run holds the tables' lock (retry later), and 1 on
 anything else (retry: every stage is safe to run again).
 """
 
+from __future__ import annotations
+
 import argparse
 import datetime as dt
+import logging
 import sys
 import traceback
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from spark_jobs.errors import ConcurrentRunError, ConfigError, PipelineError, RuleViolations, UsageError
 from spark_jobs.months import is_valid_month, month_range
@@ -32,8 +37,11 @@ from spark_jobs.names import (
 )
 from spark_jobs.report import RunReport
 
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
-def parse_args(argv=None):
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="summary_pipeline.py",
         description="Account-summary pipeline: keeps Iceberg summary and latest_summary tables with rolling history arrays.",
@@ -60,7 +68,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def months_from_args(args):
+def months_from_args(args: argparse.Namespace) -> list[str]:
     start = args.start_month or dt.date.today().strftime("%Y-%m")
     end = args.end_month or start
     for flag, value in (("--start-month", start), ("--end-month", end)):
@@ -72,11 +80,11 @@ def months_from_args(args):
         raise UsageError(str(exc)) from None
 
 
-def new_run_id(mode):
+def new_run_id(mode: str) -> str:
     return f"{mode}-{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
 
 
-def run(args, report):
+def run(args: argparse.Namespace, report: RunReport) -> SparkSession:
     """Load the config, start Spark, run the stage. Returns the SparkSession (for the caller to stop)."""
     from spark_jobs.catalogs import same_table_problems
     from spark_jobs.config import load_config
@@ -111,7 +119,7 @@ def run(args, report):
             run_months(
                 spark,
                 cfg,
-                months,
+                months,  # type: ignore[arg-type]  # set for every MONTH_RANGE_STAGES mode
                 report,
                 one_batch=args.mode == "initial",
                 dry_run=args.dry_run,
@@ -150,7 +158,7 @@ def run(args, report):
     return spark
 
 
-def error_summary(exc):
+def error_summary(exc: BaseException) -> str:
     """One line naming an unexpected error; for a JVM error, the Java exception's own message."""
     java = getattr(exc, "java_exception", None)
     if java is not None:
@@ -164,7 +172,7 @@ def error_summary(exc):
     return lines[0][:1000] if lines else type(exc).__name__
 
 
-def exit_code_of(exc: PipelineError):
+def exit_code_of(exc: PipelineError) -> int:
     """Bad input and broken rules fail for good; a busy lock is worth retrying (names.RETRYABLE_EXIT_CODES)."""
     if isinstance(exc, RuleViolations):
         return EXIT_RULES_BROKEN
@@ -173,7 +181,11 @@ def exit_code_of(exc: PipelineError):
     return EXIT_BAD_INPUT
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
+    # Log lines go to stderr, so the last line of stdout stays the JSON report. py4j logs every connection it
+    # closes at INFO: it stays at WARNING, as it was before logging was configured here.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     args = parse_args(argv)
     report = RunReport(mode=args.mode, config=args.config, run_id=new_run_id(args.mode), dry_run=args.dry_run)
     spark, code = None, 0

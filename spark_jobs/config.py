@@ -16,10 +16,12 @@ columns are ..." question, so no other module re-derives column lists.
 
 import json
 import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 
@@ -45,7 +47,7 @@ MAX_NAME_LENGTH = 200  # DAG ids (name + "_maintenance") stay under Airflow's 25
 DEFAULT_CATALOG = "local"  # the catalog of two-part table names unless catalog.default says otherwise
 
 
-def sql_type(type_name):
+def sql_type(type_name: str) -> str:
     """Config type name -> Spark SQL type name (``Decimal(12,2)`` -> ``decimal(12,2)``)."""
     if type_name in _SIMPLE_SQL_TYPES:
         return _SIMPLE_SQL_TYPES[type_name]
@@ -70,11 +72,11 @@ class RollingColumn:
     type_name: str
 
     @property
-    def history_column(self):
+    def history_column(self) -> str:
         return f"{self.name}_history"
 
     @property
-    def sql_type(self):
+    def sql_type(self) -> str:
         return sql_type(self.type_name)
 
 
@@ -109,15 +111,15 @@ class SparkSettings:
 @dataclass(frozen=True)
 class CatalogSettings:
     default: str = DEFAULT_CATALOG
-    warehouse: str = None
+    warehouse: str | None = None
     catalogs: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class AirflowSettings:
-    start_month: str = None
-    end_month: str = None
-    initial_load: dict = None
+    start_month: str | None = None
+    end_month: str | None = None
+    initial_load: dict | None = None
     backfill_schedule: str = "@hourly"
     backfill_poke_seconds: int = 60
     maintenance_schedule: str = "@weekly"
@@ -137,16 +139,16 @@ class SummaryConfig:
     month_column: str  # partition_column
     key_column: str  # primary_column
     version_column: str  # max_identifier_column
-    primary_date_column: str
+    primary_date_column: str | None
     history_length: int
-    columns: dict
-    column_transformations: tuple
-    inferred_columns: tuple
-    coalesce_exclusion_cols: tuple
-    date_col_list: tuple
-    latest_history_addon_cols: tuple
-    rolling_columns: tuple
-    grid_columns: tuple
+    columns: dict[str, str]
+    column_transformations: tuple[DerivedColumn, ...]
+    inferred_columns: tuple[DerivedColumn, ...]
+    coalesce_exclusion_cols: tuple[str, ...]
+    date_col_list: tuple[str, ...]
+    latest_history_addon_cols: tuple[str, ...]
+    rolling_columns: tuple[RollingColumn, ...]
+    grid_columns: tuple[GridColumn, ...]
     performance: Performance
     spark: SparkSettings
     catalog: CatalogSettings
@@ -154,7 +156,7 @@ class SummaryConfig:
 
     # --- column sets, derived once -------------------------------------------------
     @cached_property
-    def mapped_columns(self):
+    def mapped_columns(self) -> tuple[str, ...]:
         """Every scalar column a mapped record has, in summary column order."""
         names = list(self.columns.values())
         for derived in (*self.column_transformations, *self.inferred_columns):
@@ -166,19 +168,19 @@ class SummaryConfig:
         return tuple(names)
 
     @cached_property
-    def rolling_mapper_columns(self):
+    def rolling_mapper_columns(self) -> tuple[str, ...]:
         return tuple(r.mapper_column for r in self.rolling_columns)
 
     @cached_property
-    def history_columns(self):
+    def history_columns(self) -> tuple[str, ...]:
         return tuple(r.history_column for r in self.rolling_columns)
 
     @cached_property
-    def grid_names(self):
+    def grid_names(self) -> tuple[str, ...]:
         return tuple(g.name for g in self.grid_columns)
 
     @cached_property
-    def carry_columns(self):
+    def carry_columns(self) -> tuple[str, ...]:
         """Scalars carried forward from the previous row when the winner has NULL (docs/table-contract.md §4)."""
         fixed = {self.key_column, self.month_column, self.version_column, self.primary_date_column}
         return tuple(
@@ -188,61 +190,61 @@ class SummaryConfig:
         )
 
     @cached_property
-    def summary_columns(self):
+    def summary_columns(self) -> tuple[str, ...]:
         """Column order of ``summary`` and ``latest_summary``."""
         return (*self.mapped_columns, *self.history_columns, *self.grid_names, *BOOKKEEPING_COLUMNS)
 
     @cached_property
-    def max_history_length(self):
+    def max_history_length(self) -> int:
         return max((r.num_cols for r in self.rolling_columns), default=1)
 
-    def source_column(self, destination):
+    def source_column(self, destination: str) -> str:
         """The source column renamed to ``destination`` by ``columns``."""
         return next(src for src, dst in self.columns.items() if dst == destination)
 
-    def rolling_by_name(self, name):
+    def rolling_by_name(self, name: str) -> RollingColumn:
         return next(r for r in self.rolling_columns if r.name == name)
 
     # --- tables the pipeline derives from the destination table -------------------
     @property
-    def rejects_table(self):
+    def rejects_table(self) -> str:
         return f"{self.summary_table}_rejects"
 
     @property
-    def staging_table(self):
+    def staging_table(self) -> str:
         return f"{self.summary_table}_staging"
 
     @property
-    def backfill_table(self):
+    def backfill_table(self) -> str:
         return f"{self.summary_table}_backfill"
 
     @property
-    def control_table(self):
+    def control_table(self) -> str:
         return f"{self.summary_table}_control"
 
     @property
-    def derived_tables(self):
+    def derived_tables(self) -> tuple[str, ...]:
         """The tables named after the destination that the pipeline creates, deletes from and locks."""
         return derived_tables(self.summary_table)
 
     @property
-    def written_tables(self):
+    def written_tables(self) -> tuple[str, ...]:
         """Every table this config's runs write: summary, latest_summary and the derived ones."""
         return (self.summary_table, self.latest_table, *self.derived_tables)
 
     @property
-    def table_identifiers(self):
+    def table_identifiers(self) -> tuple[str, str, str]:
         return (self.source_table, self.summary_table, self.latest_table)
 
 
 DERIVED_SUFFIXES = ("_rejects", "_staging", "_backfill", "_control")
 
 
-def derived_tables(destination):
+def derived_tables(destination: str) -> tuple[str, ...]:
     return tuple(f"{destination}{suffix}" for suffix in DERIVED_SUFFIXES)
 
 
-def normalized_table(identifier, default_catalog):
+def normalized_table(identifier: str, default_catalog: str) -> str:
     """``catalog.namespace.table`` in lower case: how Spark and Iceberg tell tables apart (names are case-insensitive)."""
     parts = identifier.lower().split(".")
     return ".".join(parts if len(parts) == 3 else [default_catalog.lower(), *parts])
@@ -253,7 +255,7 @@ def normalized_table(identifier, default_catalog):
 # ---------------------------------------------------------------------------------------
 
 
-def load_config(path, expression_checker=None):
+def load_config(path: str | Path, expression_checker: Callable[[str], str | None] | None = None) -> SummaryConfig:
     """Read, validate and return the config at ``path``; raise :class:`ConfigError` listing every problem.
 
     ``expression_checker(expr) -> str | None`` returns a problem for an expression
@@ -273,7 +275,9 @@ def load_config(path, expression_checker=None):
     return config_from_dict(raw, path, expression_checker)
 
 
-def config_from_dict(raw, path="<config>", expression_checker=None):
+def config_from_dict(
+    raw: Any, path: str | Path = "<config>", expression_checker: Callable[[str], str | None] | None = None
+) -> SummaryConfig:
     checker = expression_checker or lexical_expression_problem
     problems = schema_problems(raw)
     if not problems:
@@ -285,12 +289,12 @@ def config_from_dict(raw, path="<config>", expression_checker=None):
     return _build(raw, Path(path))
 
 
-def _schema():
+def _schema() -> dict[str, Any]:
     text = resources.files("spark_jobs").joinpath("config_schema.json").read_text(encoding="utf-8")
     return json.loads(text)
 
 
-def key_path(parts):
+def key_path(parts: Iterable[str | int]) -> str:
     """``['rolling_columns', 2, 'type']`` -> ``rolling_columns[2].type``."""
     out = ""
     for part in parts:
@@ -298,7 +302,9 @@ def key_path(parts):
     return out or "(top level)"
 
 
-def _whole_text_pattern(validator, pattern, instance, schema):
+def _whole_text_pattern(
+    validator: jsonschema.protocols.Validator, pattern: str, instance: Any, schema: dict[str, Any]
+) -> Iterator[jsonschema.ValidationError]:
     """JSON Schema's ``pattern`` with ECMA-262's ``$``: Python's also matches before a final line break,
     which would let ``"summary\\n"`` pass as a table name and ``"2024-02\\n"`` as a month."""
     if isinstance(instance, str) and pattern.endswith("$") and instance.endswith("\n"):
@@ -310,7 +316,7 @@ def _whole_text_pattern(validator, pattern, instance, schema):
 _Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"pattern": _whole_text_pattern})
 
 
-def schema_problems(raw):
+def schema_problems(raw: Any) -> list[str]:
     if not isinstance(raw, dict):
         return ["(top level): the config must be a JSON object"]
     validator = _Validator(_schema())
@@ -321,9 +327,10 @@ def schema_problems(raw):
     return problems
 
 
-def _explain(error):
+def _explain(error: jsonschema.ValidationError) -> str:
     if error.validator == "additionalProperties":
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        # the stubs allow any instance and schema; additionalProperties is only reported for an object and its schema
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))  # type: ignore[arg-type, union-attr]
         return f"unknown key(s) {', '.join(map(repr, extra))}"
     if error.validator == "required":
         return error.message.replace("is a required property", "is required")
@@ -359,11 +366,11 @@ ALLOWED_CONF_KEYS = frozenset({
 ALLOWED_CONF_PREFIXES = ("spark.sql.adaptive.",)
 
 
-def conf_key_allowed(key):
+def conf_key_allowed(key: str) -> bool:
     return key in ALLOWED_CONF_KEYS or key.startswith(ALLOWED_CONF_PREFIXES)
 
 
-def semantic_problems(raw):
+def semantic_problems(raw: dict[str, Any]) -> list[str]:
     """Rules a JSON Schema cannot express. ``raw`` has already passed the schema."""
     problems = []
     columns = raw["columns"]
@@ -371,7 +378,7 @@ def semantic_problems(raw):
     rolling = raw.get("rolling_columns", [])
     grids = raw.get("grid_columns", [])
 
-    seen = {}
+    seen: dict[str, str] = {}
     for source, destination in columns.items():
         if destination in seen:
             problems.append(
@@ -381,7 +388,7 @@ def semantic_problems(raw):
 
     known = list(dict.fromkeys(destinations))
     for key in ("column_transformations", "inferred_columns"):
-        names_here = {}
+        names_here: dict[str, int] = {}
         for i, derived in enumerate(raw.get(key, [])):
             if derived["name"] in names_here:
                 problems.append(
@@ -401,6 +408,8 @@ def semantic_problems(raw):
     if len(key_columns) < 3:
         problems.append("partition_column, primary_column, max_identifier_column: must be three different columns")
 
+    rolling_names: dict[str, int]
+    mapper_columns: dict[str, int]
     rolling_names, mapper_columns = {}, {}
     for i, spec in enumerate(rolling):
         where = f"rolling_columns[{i}]"
@@ -504,7 +513,7 @@ def semantic_problems(raw):
     return problems
 
 
-def expression_problems(raw, checker):
+def expression_problems(raw: dict[str, Any], checker: Callable[[str], str | None]) -> list[str]:
     problems = []
     for key in ("column_transformations", "inferred_columns", "rolling_columns"):
         for i, spec in enumerate(raw.get(key, [])):
@@ -514,7 +523,7 @@ def expression_problems(raw, checker):
     return problems
 
 
-def lexical_expression_problem(expr):
+def lexical_expression_problem(expr: str) -> str | None:
     """A Spark-free check of one SQL expression: brackets balanced, quotes closed, one statement."""
     if not expr.strip():
         return "empty expression"
@@ -535,7 +544,7 @@ def lexical_expression_problem(expr):
     return None
 
 
-def _build(raw, path):
+def _build(raw: dict[str, Any], path: Path) -> SummaryConfig:
     grids = tuple(
         GridColumn(
             name=g["name"],

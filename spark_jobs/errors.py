@@ -1,7 +1,10 @@
 """The project's own exception types: each carries a message a data engineer can act on."""
 
+from collections.abc import Iterable
+from pathlib import Path
 
-def first_line(exc, limit=500):
+
+def first_line(exc: BaseException, limit: int = 500) -> str:
     """The first line of an exception's message (a Spark error's own text, without the JVM stack)."""
     text = getattr(exc, "desc", None) or str(exc)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
@@ -15,7 +18,7 @@ class PipelineError(Exception):
 class ConfigError(PipelineError):
     """A config file is invalid. The message names the file and the key path of each problem."""
 
-    def __init__(self, path, problems):
+    def __init__(self, path: str | Path, problems: Iterable[str]) -> None:
         self.path = str(path)
         self.problems = list(problems)
         lines = "\n".join(f"  - {self.path}: {p}" for p in self.problems)

@@ -5,8 +5,15 @@ if it had been sent SIGKILL: the JVM first, then this process, with no cleanup.
 Production runs never set it.
 """
 
+from __future__ import annotations
+
+import logging
 import os
 import signal
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 CRASH_ENV = "SUMMARY_PIPELINE_CRASH_AT"
 POINTS = (
@@ -18,14 +25,17 @@ POINTS = (
     "after_staging_cleared",
 )
 
+log = logging.getLogger(__name__)
 
-def crash_point(name, spark=None):
+
+def crash_point(name: str, spark: SparkSession | None = None) -> None:
     if os.environ.get(CRASH_ENV) != name:
         return
-    print(f"crash point {name}: killing this run", flush=True)
+    log.warning("crash point %s: killing this run", name)
+    logging.shutdown()  # flush every handler: nothing runs after the kill
     if spark is not None:
         try:
-            jvm_pid = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
+            jvm_pid = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()  # type: ignore[union-attr]
             if jvm_pid != os.getpid():
                 os.kill(jvm_pid, signal.SIGKILL)
         except Exception:

@@ -7,6 +7,7 @@ defined here and nowhere else.
 import json
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from spark_jobs.names import CASES
 
@@ -21,7 +22,7 @@ COUNTERS = (
 )
 
 
-def _cases():
+def _cases() -> dict[str, int]:
     return {k: 0 for k in CASES}
 
 
@@ -63,12 +64,12 @@ class RunReport:
     rows_written: dict = field(default_factory=lambda: {"summary": 0, "latest_summary": 0, "rejects": 0, "source": 0})
     recovered_runs: list = field(default_factory=list)
     details: dict = field(default_factory=dict)
-    error: str = None
-    exit_code: int = None  # the process's exit code (spark_jobs.names.EXIT_*), set when it finishes
+    error: str | None = None
+    exit_code: int | None = None  # the process's exit code (spark_jobs.names.EXIT_*), set when it finishes
     seconds: float = 0.0
     _started: float = field(default_factory=time.monotonic, repr=False)
 
-    def add(self, batch: BatchCounts):
+    def add(self, batch: BatchCounts) -> None:
         self.months += [m for m in batch.months if m not in self.months]
         for name in COUNTERS:
             setattr(self, name, getattr(self, name) + getattr(batch, name))
@@ -81,14 +82,14 @@ class RunReport:
         for phase, seconds in batch.seconds.items():
             phases[phase] = round(phases.get(phase, 0.0) + seconds, 3)
 
-    def finish(self, status="ok", error=None, exit_code=None):
+    def finish(self, status: str = "ok", error: str | None = None, exit_code: int | None = None) -> "RunReport":
         self.status = status
         self.error = error
         self.exit_code = exit_code if exit_code is not None else (0 if status == "ok" else None)
         self.seconds = round(time.monotonic() - self._started, 3)
         return self
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("_started")
         for optional in ("error", "exit_code"):
@@ -98,11 +99,11 @@ class RunReport:
             data.pop("details")
         return data
 
-    def to_json(self):
+    def to_json(self) -> str:
         return json.dumps(self.as_dict(), sort_keys=False, default=str)
 
 
-def summarize(report):
+def summarize(report: dict[str, Any]) -> str:
     """A few human lines from a report dict (``python -m spark_jobs.report FILE``)."""
     lines = [
         f"{report['mode']} {report['run_id']}: {report['status']}, {report['seconds']} s",

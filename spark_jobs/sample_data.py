@@ -12,7 +12,9 @@ records (no key, malformed month) that must end in the rejects table.
 import argparse
 import datetime as dt
 import random
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -46,12 +48,12 @@ ACCOUNT_TYPES = ["5", "10", "13", "214", "220", "", None]
 LEGACY_DATE = dt.date(1, 1, 1)
 
 
-def _first_day(month):
+def _first_day(month: str) -> dt.date:
     return dt.date(int(month[:4]), int(month[5:7]), 1)
 
 
 class Account:
-    def __init__(self, key, rng, start, months):
+    def __init__(self, key: int, rng: random.Random, start: str, months: int) -> None:
         self.key = key
         self.open_month = add_months(start, rng.randrange(0, max(1, months // 2)) if rng.random() < 0.35 else 0)
         self.close_month = add_months(start, rng.randrange(months // 2, months)) if rng.random() < 0.1 else None
@@ -66,7 +68,7 @@ class Account:
         )
 
 
-def _record(account, month, rng, version_day):
+def _record(account: Account, month: str, rng: random.Random, version_day: int) -> dict[str, Any]:
     stop_sending_rate = month_number(month) % 5 == 0 and rng.random() < 0.3
     account.balance = max(0, min(account.limit, account.balance + rng.randrange(-40_000, 60_000)))
     if rng.random() < 0.15:
@@ -99,7 +101,9 @@ def _record(account, month, rng, version_day):
     }
 
 
-def generate(out_dir, accounts=2000, start="2024-01", months=12, seed=7):
+def generate(
+    out_dir: str | Path, accounts: int = 2000, start: str = "2024-01", months: int = 12, seed: int = 7
+) -> dict[str, int]:
     """Write ``<out_dir>/accounts_all_<YYYY-MM>.parquet`` for each month; return the record count per month."""
     rng = random.Random(seed)
     out = Path(out_dir)
@@ -130,7 +134,9 @@ def generate(out_dir, accounts=2000, start="2024-01", months=12, seed=7):
     return counts
 
 
-def generate_late(out_dir, accounts=2000, start="2024-01", months=12, seed=7, share=0.03):
+def generate_late(
+    out_dir: str | Path, accounts: int = 2000, start: str = "2024-01", months: int = 12, seed: int = 7, share: float = 0.03
+) -> int:
     """A file of records that arrive after their months were processed: what backfills are for.
 
     Corrections of past months (newer ``base_ts``), stale resends (older
@@ -159,7 +165,7 @@ def generate_late(out_dir, accounts=2000, start="2024-01", months=12, seed=7, sh
     return len(rows)
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
     parser.add_argument("--accounts", type=int, default=2000)

@@ -1,7 +1,9 @@
 """Lexical help with SQL text, without Spark: which characters stand outside quoted literals."""
 
+from collections.abc import Iterator
 
-def unquoted(text):
+
+def unquoted(text: str) -> Iterator[tuple[int, str]]:
     """Yield (index, character) for every character outside '...', "..." and `...` (backslash escapes honoured).
 
     A quote left open is reported last as (len(text), that quote character).

@@ -1,11 +1,17 @@
 """Build the forward, backfill and maintenance DAGs of every config (the DAG files only call ``register``)."""
 
 import datetime as dt
+import logging
+from collections.abc import Mapping, MutableMapping
+from pathlib import Path
+from typing import Any
 
 from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator, ShortCircuitOperator
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TaskGroup, TriggerRule
+from airflow.sdk.types import DagRunProtocol, RuntimeTaskInstanceProtocol
 
+from spark_jobs.config import SummaryConfig
 from spark_jobs.core.expressions import FILTER
 from spark_jobs.errors import ConfigError
 from spark_jobs.months import MONTH_LENGTH, MONTH_REGEX
@@ -19,8 +25,10 @@ from summary_airflow.stages import case_task_id, cases_to_run
 
 START_DATE_FALLBACK = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 
+log = logging.getLogger(__name__)
 
-def _default_args(cfg):
+
+def _default_args(cfg: SummaryConfig) -> dict[str, Any]:
     return {
         "owner": "summary-pipeline",
         "retries": cfg.airflow.retries,
@@ -30,7 +38,7 @@ def _default_args(cfg):
     }
 
 
-def _month_param(description):
+def _month_param(description: str) -> Param:
     """An optional YYYY-MM Param; the lengths stop the pattern's ``$`` from accepting a trailing line break."""
     return Param(
         None,
@@ -42,15 +50,24 @@ def _month_param(description):
     )
 
 
-def _month_start(month):
+def _month_start(month: str) -> dt.datetime:
     return dt.datetime(int(month[:4]), int(month[5:7]), 1, tzinfo=dt.timezone.utc)
 
 
-def _tags(cfg, kind):
+def _tags(cfg: SummaryConfig, kind: str) -> list[str]:
     return ["summary-pipeline", cfg.name, kind, *cfg.airflow.tags]
 
 
-def _dag(cfg, kind, schedule, description, doc, start_date=START_DATE_FALLBACK, catchup=False, **kwargs):
+def _dag(
+    cfg: SummaryConfig,
+    kind: str,
+    schedule: str | CronDataIntervalTimetable,
+    description: str,
+    doc: str,
+    start_date: dt.datetime = START_DATE_FALLBACK,
+    catchup: bool = False,
+    **kwargs: Any,
+) -> DAG:
     """What every DAG of a config shares: id, one active run, retries with backoff, tags."""
     return DAG(
         dag_id=settings.dag_id(cfg.name, kind),
@@ -69,7 +86,7 @@ def _dag(cfg, kind, schedule, description, doc, start_date=START_DATE_FALLBACK, 
     )
 
 
-def _stage(cfg, task_id, stage, doc, **kwargs):
+def _stage(cfg: SummaryConfig, task_id: str, stage: str, doc: str, **kwargs: Any) -> SummaryStageOperator:
     return SummaryStageOperator(
         task_id=task_id,
         config_path=cfg.path,
@@ -83,7 +100,7 @@ def _stage(cfg, task_id, stage, doc, **kwargs):
 
 
 # ---------------------------------------------------------------------------------------
-def forward_dag(cfg):
+def forward_dag(cfg: SummaryConfig) -> DAG:
     """Monthly: each run applies the month that just ended; the first run also does the initial load."""
     first_month = first_scheduled_month(cfg)
     start = _month_start(first_month) if first_month else START_DATE_FALLBACK
@@ -156,7 +173,13 @@ Every `forward_*` task pushes its run report to XCom. Config: `{cfg.path}`.
     return dag
 
 
-def _initial_load_needed(params, dag_run, first_month, data_interval_start=None, **_):
+def _initial_load_needed(
+    params: Mapping[str, Any],
+    dag_run: DagRunProtocol,
+    first_month: str | None,
+    data_interval_start: dt.datetime | None = None,
+    **_: Any,
+) -> bool:
     # A run triggered from the UI or the REST API has no logical date, hence no data interval in its context.
     if params.get("initial_load"):
         return True
@@ -164,7 +187,7 @@ def _initial_load_needed(params, dag_run, first_month, data_interval_start=None,
 
 
 # ---------------------------------------------------------------------------------------
-def backfill_dag(cfg):
+def backfill_dag(cfg: SummaryConfig) -> DAG:
     """Sensor -> classify -> only the cases with records, one after another -> report."""
     dag = _dag(
         cfg,
@@ -231,7 +254,7 @@ report is in XCom; `backfill_report` sums them up. Config: `{cfg.path}`.
     return dag
 
 
-def _backfill_report(ti, **_):
+def _backfill_report(ti: RuntimeTaskInstanceProtocol, **_: Any) -> dict[str, Any]:
     classified = ti.xcom_pull(task_ids="classify") or {}
     stages = {t: ti.xcom_pull(task_ids=t) for t in map(case_task_id, CASES)}
     summary = {
@@ -243,12 +266,12 @@ def _backfill_report(ti, **_):
         "rows_written": {t: r.get("rows_written") for t, r in stages.items() if r},
         "seconds": round(sum((r or {}).get("seconds", 0) for r in (classified, *stages.values())), 3),
     }
-    print(summary)
+    log.info("backfill report: %s", summary)
     return summary
 
 
 # ---------------------------------------------------------------------------------------
-def maintenance_dag(cfg):
+def maintenance_dag(cfg: SummaryConfig) -> DAG:
     dag = _dag(
         cfg,
         "maintenance",
@@ -269,13 +292,14 @@ has applied `performance.snapshot_interval` ({cfg.performance.snapshot_interval}
 
 
 # ---------------------------------------------------------------------------------------
-def build_dags(folder=None):
+def build_dags(folder: Path | None = None) -> tuple[dict[str, DAG], tuple[ConfigError, ...]]:
     """(dags by id, config errors) for every config in ``folder`` (default: settings.configs_dir()).
 
     Each config's DAGs are built inside their own error boundary: whatever makes Airflow refuse one config's
     DAG (a schedule it cannot parse, say) becomes that config's error, reported like an invalid config.
     """
     loaded = load_all(folder or settings.configs_dir())
+    dags: dict[str, DAG]
     dags, errors = {}, list(loaded.errors)
     for cfg in loaded.configs:
         built, problems = [], []
@@ -295,14 +319,14 @@ def build_dags(folder=None):
     return dags, tuple(errors)
 
 
-def register(namespace):
+def register(namespace: MutableMapping[str, Any]) -> dict[str, DAG]:
     """Put every valid config's DAGs into a DAG file's globals."""
     dags, _ = build_dags()
     namespace.update(dags)
     return dags
 
 
-def raise_config_errors(folder=None):
+def raise_config_errors(folder: Path | None = None) -> None:
     """For the second DAG file: turn invalid configs into an import error naming each file and key path."""
     _, errors = build_dags(folder)
     if errors:

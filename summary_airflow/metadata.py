@@ -4,16 +4,22 @@ The backfill sensor's trigger (in the triggerer) and the status API (in the
 api-server) use this; both run where Spark is neither wanted nor installed.
 """
 
+from __future__ import annotations
+
 import datetime as dt
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from spark_jobs.catalogs import pyiceberg_properties, split_identifier, warehouse_location
 from spark_jobs.config import SummaryConfig, load_config
 from spark_jobs.names import BACKFILL_MARK, MONTHS_SINCE_MAINTENANCE
 from spark_jobs.storage.runlock import lock_state
 
+if TYPE_CHECKING:
+    from pyiceberg.table import Table
 
-def load_table(cfg: SummaryConfig, warehouse, identifier):
+
+def load_table(cfg: SummaryConfig, warehouse: str, identifier: str) -> Table | None:
     """The PyIceberg table behind ``identifier``, or None when it does not exist (yet)."""
     from pyiceberg.catalog import load_catalog
     from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
@@ -28,7 +34,7 @@ def load_table(cfg: SummaryConfig, warehouse, identifier):
         return None
 
 
-def _snapshot(table):
+def _snapshot(table: Table | None) -> tuple[int | None, str | None]:
     snapshot = table.current_snapshot() if table is not None else None
     if snapshot is None:
         return None, None
@@ -36,7 +42,7 @@ def _snapshot(table):
     return snapshot.snapshot_id, committed.isoformat(timespec="seconds")
 
 
-def unapplied_source_snapshot(config_path, warehouse=None):
+def unapplied_source_snapshot(config_path: str | Path, warehouse: str | None = None) -> int | None:
     """The source's current snapshot id when it differs from the applied-backfill mark, else None."""
     cfg = load_config(config_path)
     warehouse = warehouse_location(cfg, warehouse)
@@ -49,7 +55,7 @@ def unapplied_source_snapshot(config_path, warehouse=None):
     return None if control.properties.get(BACKFILL_MARK) == str(current) else current
 
 
-def pipeline_status(cfg: SummaryConfig, warehouse=None):
+def pipeline_status(cfg: SummaryConfig, warehouse: str | None = None) -> dict[str, Any]:
     """One config's state as its tables record it: source vs the backfill mark, last commits, the run lock."""
     warehouse = warehouse_location(cfg, warehouse)
     source_snapshot, source_committed = _snapshot(load_table(cfg, warehouse, cfg.source_table))

@@ -1,11 +1,14 @@
 """Which month a run processes, and which months an initial load chains."""
 
 import datetime as dt
+from collections.abc import Mapping
+from typing import Any
 
+from spark_jobs.config import SummaryConfig
 from spark_jobs.months import add_months, is_valid_month, month_range
 
 
-def run_month(params, data_interval_start, run_after):
+def run_month(params: Mapping[str, Any] | None, data_interval_start: dt.datetime | None, run_after: dt.datetime | None) -> str:
     """The month a forward run processes.
 
     A ``month`` param wins (manual runs); else the start of the run's data
@@ -24,12 +27,12 @@ def run_month(params, data_interval_start, run_after):
     return add_months(when.strftime("%Y-%m"), -1)
 
 
-def initial_load_months(cfg):
+def initial_load_months(cfg: SummaryConfig) -> list[str]:
     initial = cfg.airflow.initial_load
     return month_range(initial["start_month"], initial["end_month"]) if initial else []
 
 
-def first_scheduled_month(cfg):
+def first_scheduled_month(cfg: SummaryConfig) -> str | None:
     """The forward DAG's first month: airflow.start_month, else the month after the initial load."""
     if cfg.airflow.start_month:
         return cfg.airflow.start_month

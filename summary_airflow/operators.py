@@ -4,9 +4,10 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any, Literal
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk import BaseHook
+from airflow.sdk import BaseHook, Context
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from spark_jobs.names import REPORTS_DIR_ENV, RETRYABLE_EXIT_CODES
@@ -19,7 +20,7 @@ class MissingSparkConnection(RuntimeError):
     pass
 
 
-def _read_report(path):
+def _read_report(path: str | Path) -> dict[str, Any] | None:
     """The stage's JSON report, or None when the process died before writing it."""
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
@@ -39,8 +40,16 @@ class SummaryStageOperator(SparkSubmitOperator):
     ui_color = "#f4d7a1"
 
     def __init__(
-        self, *, config_path, stage, months=None, run_id_from=None, backfill_params=False, lock_wait_seconds=None, **kwargs
-    ):
+        self,
+        *,
+        config_path: str | Path,
+        stage: str,
+        months: Literal["run", "params"] | tuple[str, str] | None = None,
+        run_id_from: str | None = None,
+        backfill_params: bool = False,
+        lock_wait_seconds: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("conn_id", settings.spark_conn_id())
         kwargs.setdefault("application", str(settings.ENTRY_SCRIPT))
         kwargs.setdefault("name", f"summary-{stage}")
@@ -52,7 +61,8 @@ class SummaryStageOperator(SparkSubmitOperator):
         self.backfill_params = backfill_params
         self.lock_wait_seconds = lock_wait_seconds  # None: the job's default (600 s)
 
-    def execute(self, context):
+    # The report is the task's XCom value: SparkSubmitOperator.execute returns nothing.
+    def execute(self, context: Context) -> dict[str, Any]:  # type: ignore[override]
         self._check_connection()
         params = context.get("params") or {}
         start = end = None
@@ -93,14 +103,14 @@ class SummaryStageOperator(SparkSubmitOperator):
             code = (report or {}).get("exit_code")
             if code is not None and code not in RETRYABLE_EXIT_CODES:
                 # Bad input or broken table rules: the same run would fail the same way, so do not retry it.
-                message = f"stage {self.stage} failed with exit code {code}, not retried: {report['error']}"
+                message = f"stage {self.stage} failed with exit code {code}, not retried: {report['error']}"  # type: ignore[index]  # the code came from it
                 raise AirflowFailException(message) from exc
             raise  # killed, out of memory, a busy lock: retrying the stage is safe and may succeed
         report = json.loads(report_file.read_text(encoding="utf-8"))
         self.log.info("run report: %s", json.dumps(report, indent=1))
         return report
 
-    def _check_connection(self):
+    def _check_connection(self) -> None:
         """Refuse to run without the project's Spark connection: the provider would silently use yarn."""
         try:
             connection = BaseHook.get_connection(self._conn_id)

@@ -7,12 +7,14 @@ them once (``bin/airflow`` and docker-compose's ``airflow-init`` do).
 """
 
 import json
+from pathlib import Path
+from typing import Any
 
 from summary_airflow import settings
 from summary_airflow.loader import load_all
 
 
-def pools(folder=None):
+def pools(folder: Path | None = None) -> dict[str, dict[str, Any]]:
     """One single-slot pool per valid config: no two stages write the same tables at once."""
     return {
         settings.pool_name(cfg.name): {"slots": 1, "description": f"summary pipeline writers of {cfg.summary_table}"}

@@ -11,19 +11,19 @@ ENTRY_SCRIPT = Path(spark_jobs.__file__).resolve().parent / "summary_pipeline.py
 DEFAULT_SPARK_CONN_ID = "spark_summary"
 
 
-def configs_dir():
+def configs_dir() -> Path:
     """Folder of pipeline configs: $SUMMARY_CONFIGS_DIR, else include/configs/ of the project."""
     return Path(os.environ.get(CONFIGS_DIR_ENV, PROJECT_ROOT / "include" / "configs"))
 
 
-def spark_conn_id():
+def spark_conn_id() -> str:
     return os.environ.get(SPARK_CONN_ENV, DEFAULT_SPARK_CONN_ID)
 
 
-def pool_name(config_name):
+def pool_name(config_name: str) -> str:
     """One pool of one slot per table set: no two stages write the same tables at once."""
     return f"summary_{config_name}_writers"
 
 
-def dag_id(config_name, kind):
+def dag_id(config_name: str, kind: str) -> str:
     return f"{config_name}_{kind}"

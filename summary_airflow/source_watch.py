@@ -8,8 +8,11 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
 
-from airflow.sdk import BaseSensorOperator
+from airflow.sdk import BaseSensorOperator, Context
 from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
@@ -20,17 +23,17 @@ from summary_airflow.metadata import unapplied_source_snapshot
 class NewSourceRecordsTrigger(BaseTrigger):
     """Fires once the source table has records no backfill has applied (runs in the triggerer)."""
 
-    def __init__(self, config_path, poke_seconds=60, warehouse=None):
+    def __init__(self, config_path: str, poke_seconds: float = 60, warehouse: str | None = None) -> None:
         super().__init__()
         self.config_path, self.poke_seconds, self.warehouse = config_path, poke_seconds, warehouse
 
-    def serialize(self):
+    def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             "summary_airflow.source_watch.NewSourceRecordsTrigger",
             {"config_path": self.config_path, "poke_seconds": self.poke_seconds, "warehouse": self.warehouse},
         )
 
-    async def run(self):
+    async def run(self) -> AsyncIterator[TriggerEvent]:
         while True:
             snapshot = await asyncio.to_thread(unapplied_source_snapshot, self.config_path, self.warehouse)
             if snapshot is not None:
@@ -50,16 +53,16 @@ class NewSourceRecordsSensor(BaseSensorOperator):
 
     ui_color = "#c7e9c0"
 
-    def __init__(self, *, config_path, poke_seconds=60, deferrable=True, **kwargs):
+    def __init__(self, *, config_path: str | Path, poke_seconds: float = 60, deferrable: bool = True, **kwargs: Any) -> None:
         kwargs.setdefault("poke_interval", poke_seconds)
         super().__init__(**kwargs)
         self.config_path, self.poke_seconds, self.deferrable = str(config_path), poke_seconds, deferrable
 
-    def _explicit_batch(self, context):
+    def _explicit_batch(self, context: Context) -> bool:
         params = context.get("params") or {}
         return any(params.get(k) for k in ("backfill_filter", "start_month", "end_month"))
 
-    def poke(self, context):
+    def poke(self, context: Context) -> bool:
         if self._explicit_batch(context):
             return True
         snapshot = unapplied_source_snapshot(self.config_path, os.environ.get(WAREHOUSE_ENV))
@@ -67,7 +70,7 @@ class NewSourceRecordsSensor(BaseSensorOperator):
             self.log.info("source snapshot %s has records no backfill has applied", snapshot)
         return snapshot is not None
 
-    def execute(self, context):
+    def execute(self, context: Context) -> Any:
         if self.poke(context):
             return None
         if not self.deferrable:
@@ -79,17 +82,17 @@ class NewSourceRecordsSensor(BaseSensorOperator):
             timeout=dt.timedelta(seconds=self.timeout) if self.timeout else None,
         )
 
-    def resume_execution(self, next_method, next_kwargs, context):
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
         with _timeout_skips(self.timeout):
             return super().resume_execution(next_method, next_kwargs, context)
 
-    def execute_complete(self, context, event=None):
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any] | None:
         self.log.info("new source records: %s", event)
         return event
 
 
 @contextlib.contextmanager
-def _timeout_skips(timeout):
+def _timeout_skips(timeout: float) -> Iterator[None]:
     try:
         yield
     except AirflowSensorTimeout as exc:

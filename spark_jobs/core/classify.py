@@ -13,7 +13,7 @@ An account is handled wholly by the case of its earliest changed month, so a
 batch holding Case II and Case III months of one account is one timeline.
 """
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from spark_jobs.names import CASE, CASES, CHANGED_MONTHS, FIRST_CHANGED, LATEST_MONTH, MONTH_NUMBER
@@ -21,7 +21,7 @@ from spark_jobs.names import CASE, CASES, CHANGED_MONTHS, FIRST_CHANGED, LATEST_
 CASE_NAMES = dict(enumerate(CASES, start=1))  # the CASE column's numbers -> "I", "II", "III"
 
 
-def classify_accounts(changes: DataFrame, latest_months: DataFrame, key) -> DataFrame:
+def classify_accounts(changes: DataFrame, latest_months: DataFrame, key: str) -> DataFrame:
     """One row per changed account: key, first changed month number, how many months change, latest stored
     month number, case (1/2/3).
 
@@ -36,12 +36,12 @@ def classify_accounts(changes: DataFrame, latest_months: DataFrame, key) -> Data
     )
 
 
-def is_single_new_month():
+def is_single_new_month() -> Column:
     """Case I or II with one changed month: the row follows from the latest row (or nothing) by one shift."""
     return (F.col(CASE) < 3) & (F.col(CHANGED_MONTHS) == 1)
 
 
-def record_cases(changes: DataFrame, accounts: DataFrame, key) -> DataFrame:
+def record_cases(changes: DataFrame, accounts: DataFrame, key: str) -> DataFrame:
     """Each changed record with the docs/table-contract.md §7 case of the record itself (for reports)."""
     joined = changes.select(key, MONTH_NUMBER).join(accounts.select(key, LATEST_MONTH), key)
     return joined.withColumn(

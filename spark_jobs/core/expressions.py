@@ -18,9 +18,19 @@ against, so a name resolved late (``IDENTIFIER('reflect')(...)``) is caught
 by what it became, not by what it was called.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from spark_jobs.sqltext import unquoted
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+# An object of the JVM, reached through py4j (a Catalyst tree node, a Scala Seq, an Iceberg table): untyped.
+JavaObject = Any
 
 # Operators and functions a backfill filter may use: comparisons and logic, NULL handling, arithmetic,
 # and deterministic string and date functions whose cost is linear in their input. No regular expressions
@@ -80,7 +90,7 @@ FILTER = Policy("--backfill-filter", FILTER_FUNCTIONS, max_length=1000, max_like
 CONFIG = Policy("mapper_expr", CONFIG_FUNCTIONS, max_length=10000)
 
 
-def config_policy(environ):
+def config_policy(environ: Mapping[str, str]) -> Policy:
     """CONFIG plus the functions a deployment added by name ($SUMMARY_EXTRA_CONFIG_FUNCTIONS)."""
     extra = tuple(f.strip().lower() for f in environ.get(EXTRA_CONFIG_FUNCTIONS_ENV, "").split(",") if f.strip())
     return CONFIG if not extra else Policy(CONFIG.what, CONFIG.functions + extra, CONFIG.max_length)
@@ -89,7 +99,7 @@ def config_policy(environ):
 # --- step 1: text ---------------------------------------------------------------------------------
 
 
-def lexical_problem(text, max_length=None):
+def lexical_problem(text: str, max_length: int | None = None) -> str | None:
     """Length, comments and statement separators outside string literals (no Spark needed)."""
     if not text or not text.strip():
         return "it is empty"
@@ -108,11 +118,11 @@ def lexical_problem(text, max_length=None):
 # --- steps 2 and 3: trees -------------------------------------------------------------------------
 
 
-def _seq(scala_seq):
+def _seq(scala_seq: JavaObject) -> list[JavaObject]:
     return [scala_seq.apply(i) for i in range(scala_seq.size())]
 
 
-def _nodes(root):
+def _nodes(root: JavaObject) -> Iterator[JavaObject]:
     pending = [root]
     while pending:
         node = pending.pop()
@@ -120,17 +130,19 @@ def _nodes(root):
         pending.extend(_seq(node.children()))
 
 
-def _kind(node):
+def _kind(node: JavaObject) -> str:
     return node.getClass().getSimpleName()
 
 
-_CLASSES_BY_NAME = {}  # functions tuple -> {SQL name: class}; builtins are the same for every session of a process
+_CLASSES_BY_NAME: dict[
+    tuple[str, ...], dict[str, str]
+] = {}  # functions tuple -> {SQL name: class}; builtins are the same for every session of a process
 
 
-def _registry_classes(spark, functions):
+def _registry_classes(spark: SparkSession, functions: tuple[str, ...]) -> dict[str, str]:
     """{SQL name: Catalyst class} of the builtin functions named in ``functions`` (unknown names are left out)."""
     if functions not in _CLASSES_BY_NAME:
-        jvm = spark._jvm
+        jvm: JavaObject = spark._jvm  # declared Optional by pyspark; set in every running session
         registry = jvm.org.apache.spark.sql.catalyst.analysis.FunctionRegistry.builtin()
         classes = {}
         for name in functions:
@@ -141,12 +153,12 @@ def _registry_classes(spark, functions):
     return _CLASSES_BY_NAME[functions]
 
 
-def allowed_classes(spark, policy):
+def allowed_classes(spark: SparkSession, policy: Policy) -> frozenset[str]:
     """The Catalyst classes ``policy``'s SQL names resolve to (what an analyzed tree may contain)."""
     return frozenset(_registry_classes(spark, policy.functions).values())
 
 
-def parsed_problems(spark, text, policy, columns):
+def parsed_problems(spark: SparkSession, text: str, policy: Policy, columns: Iterable[str]) -> list[str]:
     """Problems with the parsed tree: anything but allowed operators, allowed function names and input columns."""
     try:
         root = spark._jsparkSession.sessionState().sqlParser().parseExpression(text)
@@ -175,7 +187,9 @@ def parsed_problems(spark, text, policy, columns):
     return sorted(set(problems))
 
 
-def analyzed_problems(spark, frame, column, policy):
+def analyzed_problems(
+    spark: SparkSession, frame: DataFrame, column: Column, policy: Policy
+) -> tuple[list[str], JavaObject | None]:
     """Problems with ``column`` as Spark's analyzer resolves it over ``frame`` (None: nothing found).
 
     Returns (problems, analyzed expression); analysis errors (unknown columns, type mismatches) are problems too.
@@ -207,7 +221,7 @@ def analyzed_problems(spark, frame, column, policy):
     return sorted(set(problems)), expression
 
 
-def _sql_name(node):
+def _sql_name(node: JavaObject) -> str:
     """How SQL spells a refused node, for the message: reflect, rand, raise_error, ..."""
     kind = _kind(node)
     if kind in _REFUSED_BY_KIND:

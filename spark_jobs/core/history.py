@@ -9,13 +9,13 @@ from pyspark.sql import functions as F
 from spark_jobs.config import GridColumn, RollingColumn
 
 
-def clean_date(col) -> Column:
+def clean_date(col: str | Column) -> Column:
     """A date whose year is < 1000 (legacy ``0001-01-01``) becomes NULL; the column keeps its type."""
     col = F.col(col) if isinstance(col, str) else col
     return F.when(F.year(col) < 1000, F.lit(None)).otherwise(col)
 
 
-def grid(grid_column: GridColumn, history_column) -> Column:
+def grid(grid_column: GridColumn, history_column: str) -> Column:
     """``concat_ws(separator, [coalesce(cast(x as string), placeholder) for x in history])``."""
     return F.concat_ws(
         grid_column.separator,
@@ -23,7 +23,7 @@ def grid(grid_column: GridColumn, history_column) -> Column:
     )
 
 
-def history_array(rolling: RollingColumn, month, recent, anchor_month, anchor_history) -> Column:
+def history_array(rolling: RollingColumn, month: Column, recent: Column, anchor_month: Column, anchor_history: Column) -> Column:
     """The ``num_cols`` values of ``rolling`` ending at ``month`` (element 0 = this month).
 
     ``recent`` is a map month number -> struct of mapper values for the rows of
@@ -32,7 +32,7 @@ def history_array(rolling: RollingColumn, month, recent, anchor_month, anchor_hi
     (element ``anchor_month - m``). A month with neither is a gap: NULL.
     """
 
-    def value_at(offset):
+    def value_at(offset: Column) -> Column:
         target = month - offset
         from_recent = F.element_at(recent, target).getField(rolling.mapper_column)
         from_anchor = F.try_element_at(anchor_history, (anchor_month - target + 1).cast("int"))

@@ -4,7 +4,9 @@ Everything here is a pure ``DataFrame -> DataFrame`` or ``Column`` function: no
 table is read or written, so each rule is testable on hand-made rows.
 """
 
-from pyspark.sql import Column, DataFrame, Window
+from collections.abc import Iterable
+
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from spark_jobs.config import SummaryConfig
@@ -15,7 +17,7 @@ DIGEST_SEPARATOR = "\u001f"
 DIGEST_NULL = "\u0000"
 
 
-def record_digest(columns) -> Column:
+def record_digest(columns: Iterable[str]) -> Column:
     """Deterministic 60-bit digest of a record's values: the tie-break between equal versions.
 
     sha-256 of the values cast to string, in config order, joined by U+001F
@@ -26,7 +28,7 @@ def record_digest(columns) -> Column:
     return F.conv(F.substring(F.sha2(canonical, 256), 1, 15), 16, 10).cast("bigint")
 
 
-def shown_value(value: Column, limit=40) -> Column:
+def shown_value(value: Column, limit: int = 40) -> Column:
     """A string value as a reason shows it: JSON-quoted (line breaks visible), cut to ``limit`` characters."""
     quoted = F.regexp_replace(F.to_json(F.array(F.substring(value, 1, limit))), r"^\[|\]$", "")
     cut = F.concat(quoted, F.lit("... ("), F.length(value), F.lit(" characters)"))
@@ -76,7 +78,7 @@ def valid_records(mapped: DataFrame, cfg: SummaryConfig) -> DataFrame:
     )
 
 
-def rejected_records(mapped: DataFrame, cfg: SummaryConfig, run_id) -> DataFrame:
+def rejected_records(mapped: DataFrame, cfg: SummaryConfig, run_id: str) -> DataFrame:
     """Rows for the rejects table: the original record, why, and which run saw it."""
     return mapped.where(F.col(REJECT_REASON) != "").select(
         F.lit(run_id).alias(RUN_ID),
@@ -110,7 +112,7 @@ def winners(valid: DataFrame, cfg: SummaryConfig) -> DataFrame:
     )
 
 
-def spark_expression_problems(spark, cfg: SummaryConfig):
+def spark_expression_problems(spark: SparkSession, cfg: SummaryConfig) -> list[str]:
     """Check every ``mapper_expr`` with Spark itself, at job start (the config loader cannot).
 
     Each expression must pass the config allowlist (expressions.py) as parsed;
@@ -125,7 +127,9 @@ def spark_expression_problems(spark, cfg: SummaryConfig):
     from spark_jobs.core.expressions import analyzed_problems, config_policy, lexical_problem, parsed_problems
 
     policy = config_policy(os.environ)
-    steps = [("column_transformations", i, d.name, d.mapper_expr, None) for i, d in enumerate(cfg.column_transformations)]
+    steps: list[tuple[str, int, str, str, str | None]] = [
+        ("column_transformations", i, d.name, d.mapper_expr, None) for i, d in enumerate(cfg.column_transformations)
+    ]
     steps += [("inferred_columns", i, d.name, d.mapper_expr, None) for i, d in enumerate(cfg.inferred_columns)]
     steps += [("rolling_columns", i, r.mapper_column, r.mapper_expr, r.sql_type) for i, r in enumerate(cfg.rolling_columns)]
     # A mapper_expr may read the mapped columns and every column an earlier step named.

@@ -15,9 +15,10 @@ several months of one account in one batch) are the same computation. Only new
 rows and stored rows whose values change come out.
 """
 
+from collections.abc import Iterable
 from functools import reduce
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from spark_jobs.config import SummaryConfig
@@ -31,7 +32,7 @@ CARRIED = "__carried"
 OLD = "__old"
 
 
-def _empty_names():
+def _empty_names() -> Column:
     return F.array().cast("array<string>")
 
 
@@ -62,7 +63,7 @@ def new_rows(changes: DataFrame, cfg: SummaryConfig) -> DataFrame:
     )
 
 
-def stored_rows(stored: DataFrame, cfg: SummaryConfig, role) -> DataFrame:
+def stored_rows(stored: DataFrame, cfg: SummaryConfig, role: int) -> DataFrame:
     """Stored summary rows -> timeline rows; stored rows keep their old values to detect changes."""
     old = F.struct(*[F.col(c) for c in cfg.summary_columns]) if role == STORED else F.lit(None)
     carried = F.col(CARRIED_COLUMNS) if role == STORED else _empty_names()  # an anchor seeds every carried value
@@ -78,7 +79,7 @@ def stored_rows(stored: DataFrame, cfg: SummaryConfig, role) -> DataFrame:
     )
 
 
-def build_timeline(parts) -> DataFrame:
+def build_timeline(parts: Iterable[DataFrame]) -> DataFrame:
     """Union of new, stored and anchor timeline rows (all built by the functions above)."""
     return reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), parts)
 

@@ -26,9 +26,12 @@ The stages, each its own process so Airflow can branch between them:
 * ``backfill`` does all of it in one process.
 """
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 
 from spark_jobs.config import SummaryConfig
 from spark_jobs.core.filters import checked_filter
@@ -37,6 +40,7 @@ from spark_jobs.errors import SourceDataError, UsageError
 from spark_jobs.names import BACKFILL_MARK as MARK
 from spark_jobs.names import BACKFILL_PENDING as PENDING
 from spark_jobs.names import CASE, CASE_STAGES, CASES, MONTH_NUMBER, RUN_ID, VERSION_CONFLICT
+from spark_jobs.report import RunReport
 from spark_jobs.stages.batch import BatchRun
 from spark_jobs.stages.runs import exclusive_run, prepare_tables, source_table, time_limit
 from spark_jobs.storage.iceberg import current_snapshot, table_properties, update_properties
@@ -46,7 +50,12 @@ BATCH_TIME_LIMIT = 1800  # seconds a filtered batch may take to select and judge
 CASE_NUMBERS = {stage: number for number, stage in enumerate(CASE_STAGES.values(), start=1)}  # case-i -> 1 (classify.CASE)
 
 
-def select_batch(spark, cfg: SummaryConfig, backfill_filter=None, months=None):
+def select_batch(
+    spark: SparkSession,
+    cfg: SummaryConfig,
+    backfill_filter: tuple[str, Column] | None = None,
+    months: list[str] | None = None,
+) -> tuple[DataFrame, int | None, str]:
     """(records to apply, source snapshot they reach or None when the mark must not move, description).
 
     ``backfill_filter``: (text, Column) as ``filters.checked_filter`` accepted it, before the run lock.
@@ -82,13 +91,13 @@ def select_batch(spark, cfg: SummaryConfig, backfill_filter=None, months=None):
     return batch, end, what
 
 
-def _snapshot_exists(spark, identifier, snapshot_id):
+def _snapshot_exists(spark: SparkSession, identifier: str, snapshot_id: int) -> bool:
     from spark_jobs.storage.iceberg import java_table
 
     return java_table(spark, identifier).snapshot(snapshot_id) is not None
 
 
-def ensure_backfill_table(spark, cfg: SummaryConfig, winners_schema):
+def ensure_backfill_table(spark: SparkSession, cfg: SummaryConfig, winners_schema: StructType) -> None:
     from pyspark.sql import types as T
 
     fields = [f for f in winners_schema.fields if f.name not in (VERSION_CONFLICT, MONTH_NUMBER)]
@@ -96,10 +105,10 @@ def ensure_backfill_table(spark, cfg: SummaryConfig, winners_schema):
     create_table(spark, cfg, "backfill", cfg.backfill_table, schema, small_table_properties(cfg), (RUN_ID,))
 
 
-def move_mark(spark, cfg: SummaryConfig, run_id, end_snapshot):
+def move_mark(spark: SparkSession, cfg: SummaryConfig, run_id: str, end_snapshot: int | None) -> None:
     """Record that every source record up to ``end_snapshot`` is applied; forget the finished classification."""
 
-    def update(properties):
+    def update(properties: dict[str, str]) -> dict[str, str] | None:
         changes = {PENDING + run_id: ""} if PENDING + run_id in properties else {}
         if end_snapshot is not None:
             changes[MARK] = str(end_snapshot)
@@ -109,7 +118,16 @@ def move_mark(spark, cfg: SummaryConfig, run_id, end_snapshot):
 
 
 @contextmanager
-def judged_batch(spark, cfg, report, backfill_filter, months, dry_run, lock_wait_seconds, batch_time_limit=None):
+def judged_batch(
+    spark: SparkSession,
+    cfg: SummaryConfig,
+    report: RunReport,
+    backfill_filter: str | None,
+    months: list[str] | None,
+    dry_run: bool,
+    lock_wait_seconds: float,
+    batch_time_limit: float | None = None,
+) -> Iterator[tuple[BatchRun, DataFrame | None, DataFrame | None, int | None]]:
     """Hold the lock (after recovery), select the batch, map it and judge it against the tables.
 
     Yields the BatchRun, its winners and the changed winners (None when nothing changes) and the source
@@ -130,8 +148,9 @@ def judged_batch(spark, cfg, report, backfill_filter, months, dry_run, lock_wait
             report.add(batch.counts)
 
 
-def run_backfill(spark, cfg, report, backfill_filter=None, months=None, dry_run=False, lock_wait_seconds=600,
-                 batch_time_limit=BATCH_TIME_LIMIT):  # fmt: skip
+def run_backfill(spark: SparkSession, cfg: SummaryConfig, report: RunReport, backfill_filter: str | None = None,
+                 months: list[str] | None = None, dry_run: bool = False, lock_wait_seconds: float = 600,
+                 batch_time_limit: float | None = BATCH_TIME_LIMIT) -> None:  # fmt: skip
     """``--mode backfill``: classify and apply every case in this process."""
     judged = judged_batch(spark, cfg, report, backfill_filter, months, dry_run, lock_wait_seconds, batch_time_limit)
     with judged as (batch, _, changes, end):
@@ -141,8 +160,9 @@ def run_backfill(spark, cfg, report, backfill_filter=None, months=None, dry_run=
             move_mark(spark, cfg, report.run_id, end)
 
 
-def run_classify(spark, cfg, report, backfill_filter=None, months=None, dry_run=False, lock_wait_seconds=600,
-                 batch_time_limit=BATCH_TIME_LIMIT):  # fmt: skip
+def run_classify(spark: SparkSession, cfg: SummaryConfig, report: RunReport, backfill_filter: str | None = None,
+                 months: list[str] | None = None, dry_run: bool = False, lock_wait_seconds: float = 600,
+                 batch_time_limit: float | None = BATCH_TIME_LIMIT) -> None:  # fmt: skip
     """``--mode classify``: persist the changed winners per case under a new run id."""
     judged = judged_batch(spark, cfg, report, backfill_filter, months, dry_run, lock_wait_seconds, batch_time_limit)
     with judged as (batch, winners, changes, end):
@@ -152,7 +172,7 @@ def run_classify(spark, cfg, report, backfill_filter=None, months=None, dry_run=
             _supersede_unfinished(spark, cfg)
             if classified is not None:
                 batch.lock.check()
-                labelled = changes.join(classified.accounts.select(cfg.key_column, CASE), cfg.key_column)
+                labelled = changes.join(classified.accounts.select(cfg.key_column, CASE), cfg.key_column)  # type: ignore[union-attr]
                 columns = [f.name for f in spark.table(cfg.backfill_table).schema.fields if f.name != RUN_ID]
                 labelled.select(*columns).withColumn(RUN_ID, F.lit(report.run_id)).writeTo(cfg.backfill_table).append()
                 # a filtered or month-limited batch (no end snapshot) must not move the mark when it is done
@@ -167,7 +187,9 @@ def run_classify(spark, cfg, report, backfill_filter=None, months=None, dry_run=
     report.details["stages_to_run"] = [CASE_STAGES[c] for c in CASES if report.accounts_by_case[c]]
 
 
-def run_case(spark, cfg, report, mode, run_id, lock_wait_seconds=600):
+def run_case(
+    spark: SparkSession, cfg: SummaryConfig, report: RunReport, mode: str, run_id: str | None, lock_wait_seconds: float = 600
+) -> None:
     """``--mode case-i|case-ii|case-iii --run-id ID``: apply one case of a classification."""
     if not run_id:
         raise UsageError(f"--mode {mode} needs --run-id (printed by --mode classify)")
@@ -206,12 +228,12 @@ def run_case(spark, cfg, report, mode, run_id, lock_wait_seconds=600):
             report.details["note"] = f"classification {run_id} is finished or was superseded: nothing to apply"
 
 
-def _supersede_unfinished(spark, cfg):
+def _supersede_unfinished(spark: SparkSession, cfg: SummaryConfig) -> None:
     spark.sql(f"DELETE FROM {cfg.backfill_table} WHERE true")
     update_properties(spark, cfg.control_table, lambda p: {k: "" for k in p if k.startswith(PENDING)} or None)
 
 
-def _empty_winners(spark, cfg):
+def _empty_winners(spark: SparkSession, cfg: SummaryConfig) -> DataFrame:
     from spark_jobs.core.mapping import map_records, valid_records, winners
 
     return winners(valid_records(map_records(source_table(spark, cfg).limit(0), cfg), cfg), cfg)

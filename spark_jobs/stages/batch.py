@@ -15,9 +15,11 @@ in which source records form the batch. For any batch:
 """
 
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Literal, cast
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from spark_jobs.config import SummaryConfig
@@ -40,6 +42,7 @@ from spark_jobs.names import (
 )
 from spark_jobs.report import BatchCounts
 from spark_jobs.stages.partitioning import configure_shuffle_partitions
+from spark_jobs.storage.runlock import HeldLock
 from spark_jobs.storage.writers import commit_staged, stage, write_rejects
 
 VERDICT = "__verdict"
@@ -49,21 +52,21 @@ WANTED_AS = "__wanted_as"  # which role a stored row plays in its timeline
 class PhaseClock:
     """Seconds spent per phase of a batch, for the report (and the benchmark)."""
 
-    def __init__(self, into):
+    def __init__(self, into: dict[str, float]) -> None:
         self.into = into
         self.last = time.monotonic()
 
-    def lap(self, phase):
+    def lap(self, phase: str) -> None:
         now = time.monotonic()
         self.into[phase] = round(self.into.get(phase, 0.0) + now - self.last, 3)
         self.last = now
 
 
-def summary_with_month_number(spark, cfg: SummaryConfig) -> DataFrame:
+def summary_with_month_number(spark: SparkSession, cfg: SummaryConfig) -> DataFrame:
     return spark.table(cfg.summary_table).withColumn(MONTH_NUMBER, month_number_col(cfg.month_column))
 
 
-def judge_against_stored(spark, cfg: SummaryConfig, batch_winners: DataFrame, months) -> DataFrame:
+def judge_against_stored(spark: SparkSession, cfg: SummaryConfig, batch_winners: DataFrame, months: list[str]) -> DataFrame:
     """Each winner with a verdict: new, newer (replaces the stored winner), same (already applied) or stale."""
     key, month, version = cfg.key_column, cfg.month_column, cfg.version_column
     stored = (
@@ -86,34 +89,45 @@ def judge_against_stored(spark, cfg: SummaryConfig, batch_winners: DataFrame, mo
 class BatchRun:
     """The steps of applying one batch, usable one by one (the backfill stages persist between them)."""
 
-    def __init__(self, spark, cfg: SummaryConfig, run_id, lock, months_label=(), dry_run=False):
+    def __init__(
+        self,
+        spark: SparkSession,
+        cfg: SummaryConfig,
+        run_id: str,
+        lock: HeldLock,
+        months_label: Iterable[str] = (),
+        dry_run: bool = False,
+    ) -> None:
         self.spark, self.cfg, self.run_id, self.lock, self.dry_run = spark, cfg, run_id, lock, dry_run
         self.counts = BatchCounts(months=list(months_label))
         self.clock = PhaseClock(self.counts.seconds)
-        self._persisted = []
+        self._persisted: list[DataFrame] = []
 
-    def __enter__(self):
+    def __enter__(self) -> "BatchRun":
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> Literal[False]:
         for df in self._persisted:
             df.unpersist()
         return False
 
-    def keep(self, df):
+    def keep(self, df: DataFrame) -> DataFrame:
         self._persisted.append(df.persist())
         return df
 
-    def winners_from_source(self, source: DataFrame):
+    def winners_from_source(self, source: DataFrame) -> tuple[DataFrame | None, list[str]]:
         """Map and count the records, write the rejects, pick winners. Returns (winners, months) or (None, [])."""
         spark, cfg, counts = self.spark, self.cfg, self.counts
         mapped = self.keep(map_records(source, cfg))
         valid = F.col(REJECT_REASON) == ""
-        totals = mapped.agg(
-            F.count(F.lit(1)).alias("read"),
-            F.count(F.when(~valid, 1)).alias("rejected"),
-            F.collect_set(F.when(valid, F.col(cfg.month_column))).alias("months"),
-        ).first()
+        totals = cast(
+            Row,
+            mapped.agg(
+                F.count(F.lit(1)).alias("read"),
+                F.count(F.when(~valid, 1)).alias("rejected"),
+                F.collect_set(F.when(valid, F.col(cfg.month_column))).alias("months"),
+            ).first(),
+        )
         counts.records_read, counts.records_rejected = totals.read, totals.rejected
         if counts.records_read == 0:
             return None, []
@@ -131,7 +145,7 @@ class BatchRun:
             return None, []
         return winners(valid_records(mapped, cfg), cfg), months
 
-    def changed_winners(self, batch_winners: DataFrame, months):
+    def changed_winners(self, batch_winners: DataFrame, months: list[str]) -> DataFrame | None:
         """The winners that beat what summary holds (None when there are none), with the verdicts counted."""
         counts = self.counts
         judged = self.keep(judge_against_stored(self.spark, self.cfg, batch_winners, months))
@@ -169,7 +183,7 @@ class BatchRun:
         self.clock.lap("classify")
         return Classified(changes, accounts, shape)
 
-    def apply(self, classified: "Classified"):
+    def apply(self, classified: "Classified") -> None:
         """Recompute the affected rows; stage and commit them (a dry run only counts them).
 
         Takes what ``classify`` returned, so it cannot run on changes that were not classified.
@@ -177,7 +191,9 @@ class BatchRun:
         spark, cfg, counts = self.spark, self.cfg, self.counts
         rows = self._recomputed_rows(classified)
         if self.dry_run:
-            summary = rows.agg(F.count(F.lit(1)).alias("rows"), F.collect_set(cfg.month_column).alias("months")).first()
+            summary = cast(
+                Row, rows.agg(F.count(F.lit(1)).alias("rows"), F.collect_set(cfg.month_column).alias("months")).first()
+            )
             counts.rows_written = {"summary": summary.rows, "latest_summary": None}
             counts.months = sorted(summary.months)
             self.clock.lap("recompute")
@@ -206,7 +222,15 @@ class BatchRun:
         return build_timeline(parts)
 
 
-def apply_batch(spark, cfg: SummaryConfig, source: DataFrame, run_id, lock, months_label=(), dry_run=False) -> BatchCounts:
+def apply_batch(
+    spark: SparkSession,
+    cfg: SummaryConfig,
+    source: DataFrame,
+    run_id: str,
+    lock: HeldLock,
+    months_label: Iterable[str] = (),
+    dry_run: bool = False,
+) -> BatchCounts:
     """Apply the source records in ``source`` (any months, any accounts) and return what happened."""
     with BatchRun(spark, cfg, run_id, lock, months_label, dry_run) as batch:
         batch_winners, months = batch.winners_from_source(source)
@@ -226,7 +250,7 @@ class BatchShape:
     single_new_month: int  # accounts whose one new month follows their latest row (or is their first)
     other: int  # accounts that need a timeline
     other_case_ii: int  # of those, Case II (several new months after the latest row)
-    earliest_case_iii: int  # the earliest first-changed month number of Case III accounts (None: no Case III)
+    earliest_case_iii: int | None  # the earliest first-changed month number of Case III accounts (None: no Case III)
 
 
 @dataclass(frozen=True)
@@ -238,15 +262,18 @@ class Classified:
     shape: BatchShape
 
 
-def _count_cases(counts, changes, accounts, cfg):
+def _count_cases(counts: BatchCounts, changes: DataFrame, accounts: DataFrame, cfg: SummaryConfig) -> BatchShape:
     """Fill accounts and records per case; return the batch's shape."""
     simple = is_single_new_month()
-    per_case = accounts.agg(
-        *[F.count(F.when(F.col(CASE) == number, 1)).alias(name) for number, name in CASE_NAMES.items()],
-        F.count(F.when(simple, 1)).alias("single"),
-        F.count(F.when(~simple & (F.col(CASE) == 2), 1)).alias("other_ii"),
-        F.min(F.when(F.col(CASE) == 3, F.col(FIRST_CHANGED))).alias("earliest_iii"),
-    ).first()
+    per_case = cast(
+        Row,
+        accounts.agg(
+            *[F.count(F.when(F.col(CASE) == number, 1)).alias(name) for number, name in CASE_NAMES.items()],
+            F.count(F.when(simple, 1)).alias("single"),
+            F.count(F.when(~simple & (F.col(CASE) == 2), 1)).alias("other_ii"),
+            F.min(F.when(F.col(CASE) == 3, F.col(FIRST_CHANGED))).alias("earliest_iii"),
+        ).first(),
+    )
     for name in CASE_NAMES.values():
         counts.accounts_by_case[name] = per_case[name]
     for row in record_cases(changes, accounts, cfg.key_column).groupBy(CASE).count().collect():
@@ -255,7 +282,14 @@ def _count_cases(counts, changes, accounts, cfg):
     return BatchShape(per_case.single, total - per_case.single, per_case.other_ii, per_case.earliest_iii)
 
 
-def _timeline_parts(spark, cfg: SummaryConfig, changes, accounts, shape, keep):
+def _timeline_parts(
+    spark: SparkSession,
+    cfg: SummaryConfig,
+    changes: DataFrame,
+    accounts: DataFrame,
+    shape: BatchShape,
+    keep: Callable[[DataFrame], DataFrame],
+) -> list[DataFrame]:
     """New rows, plus the anchors and stored rows Case II and Case III accounts need."""
     key, month = cfg.key_column, cfg.month_column
     earliest_case_iii = shape.earliest_case_iii
@@ -279,7 +313,9 @@ def _timeline_parts(spark, cfg: SummaryConfig, changes, accounts, shape, keep):
     return parts
 
 
-def _stored_rows_wanted(spark, cfg: SummaryConfig, case_iii: DataFrame, earliest_case_iii, keep) -> DataFrame:
+def _stored_rows_wanted(
+    spark: SparkSession, cfg: SummaryConfig, case_iii: DataFrame, earliest_case_iii: int, keep: Callable[[DataFrame], DataFrame]
+) -> DataFrame:
     """(key, month, role) of the stored rows Case III timelines need, from the key columns alone.
 
     Each account's rows at or after its first changed month (STORED) and the row before them (ANCHOR),

@@ -10,15 +10,19 @@ alone; the per-month counts set the tables beside the source for a person to
 compare.
 """
 
-from pyspark.sql import DataFrame, Window
+from collections.abc import Callable, Iterable
+from typing import Any, cast
+
+from pyspark.sql import Column, DataFrame, Row, SparkSession, Window
 from pyspark.sql import functions as F
 
-from spark_jobs.config import SummaryConfig
+from spark_jobs.config import RollingColumn, SummaryConfig
 from spark_jobs.core.history import grid
 from spark_jobs.core.mapping import map_records, valid_records
 from spark_jobs.core.month_columns import month_number_col
 from spark_jobs.errors import RuleViolations
 from spark_jobs.names import MONTH_NUMBER, PREVIOUS_MONTH
+from spark_jobs.report import RunReport
 from spark_jobs.storage.tables import table_exists
 from spark_jobs.storage.writers import newest_per_account
 
@@ -27,11 +31,11 @@ PREVIOUS = "__previous_"
 GAP = "__gap"
 
 
-def _q(name):
+def _q(name: str) -> str:
     return f"`{name}`"
 
 
-def with_previous_row(summary: DataFrame, cfg: SummaryConfig, columns) -> DataFrame:
+def with_previous_row(summary: DataFrame, cfg: SummaryConfig, columns: Iterable[str]) -> DataFrame:
     """Each summary row with ``columns`` of the account's previous row (by month) and the gap in months."""
     key = cfg.key_column
     by_month = Window.partitionBy(key).orderBy(MONTH_NUMBER)
@@ -41,7 +45,7 @@ def with_previous_row(summary: DataFrame, cfg: SummaryConfig, columns) -> DataFr
     return rows.withColumn(GAP, F.col(MONTH_NUMBER) - F.lag(MONTH_NUMBER).over(by_month))
 
 
-def shift_broken(rolling, gap) -> F.Column:
+def shift_broken(rolling: RollingColumn, gap: Column) -> F.Column:
     """This row's array does not continue the previous row's: a first row must have only element 0; after a gap
     of g months, elements 1..g-1 are NULL and elements g.. are the previous row's elements 0.."""
     n, current, previous = rolling.num_cols, F.col(rolling.history_column), F.col(PREVIOUS + rolling.history_column)
@@ -53,7 +57,7 @@ def shift_broken(rolling, gap) -> F.Column:
     return F.coalesce(first_row | (gap.isNotNull() & (gap_not_null | moved)), F.lit(False))
 
 
-def rule_checks(cfg: SummaryConfig):
+def rule_checks(cfg: SummaryConfig) -> list[tuple[str, str, Column]]:
     """(name, what it means, condition over a summary row with its previous row) for the per-row rules."""
     checks = []
     for rolling in cfg.rolling_columns:
@@ -106,7 +110,7 @@ def rule_checks(cfg: SummaryConfig):
     return checks
 
 
-def check_tables(spark, cfg: SummaryConfig, report, sample=EXAMPLES):
+def check_tables(spark: SparkSession, cfg: SummaryConfig, report: RunReport, sample: int = EXAMPLES) -> None:
     """Run every check; fill ``report.details``; raise RuleViolations when any rule is broken."""
     for table in (cfg.summary_table, cfg.latest_table):
         if not table_exists(spark, table):
@@ -114,9 +118,9 @@ def check_tables(spark, cfg: SummaryConfig, report, sample=EXAMPLES):
     key, month = cfg.key_column, cfg.month_column
     summary = spark.table(cfg.summary_table)
     latest = spark.table(cfg.latest_table)
-    results = {}
+    results: dict[str, dict[str, Any]] = {}
 
-    def record(name, meaning, offending: DataFrame, describe_key):
+    def record(name: str, meaning: str, offending: DataFrame, describe_key: Callable[[Row], str]) -> None:
         count = offending.count()
         examples = [describe_key(r) for r in offending.limit(sample).collect()] if count else []
         results[name] = {"violations": count, "rule": meaning, "examples": examples}
@@ -140,7 +144,9 @@ def check_tables(spark, cfg: SummaryConfig, report, sample=EXAMPLES):
     try:
         checks = rule_checks(cfg)
         flags = rows.select(key, month, *[c.alias(f"__c{i}") for i, (_, _, c) in enumerate(checks)])
-        counts = flags.agg(*[F.count(F.when(F.col(f"__c{i}"), 1)).alias(f"__c{i}") for i in range(len(checks))]).first()
+        counts = cast(
+            Row, flags.agg(*[F.count(F.when(F.col(f"__c{i}"), 1)).alias(f"__c{i}") for i in range(len(checks))]).first()
+        )
         for i, (name, meaning, _) in enumerate(checks):
             offending = flags.where(F.col(f"__c{i}")) if counts[f"__c{i}"] else flags.limit(0)
             record(name, meaning, offending, pair)
@@ -171,7 +177,7 @@ def check_tables(spark, cfg: SummaryConfig, report, sample=EXAMPLES):
         raise RuleViolations(f"{violations} violation(s) of the table rules: {broken}; see details.checks in the report")
 
 
-def month_counts(spark, cfg: SummaryConfig):
+def month_counts(spark: SparkSession, cfg: SummaryConfig) -> dict[str, dict[str, int]]:
     """Rows per month in summary next to valid account-months in the source (a month still to be run shows up here)."""
     month = cfg.month_column
     in_summary = {r[0]: r[1] for r in spark.table(cfg.summary_table).groupBy(month).count().collect()}

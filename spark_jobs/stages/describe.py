@@ -1,5 +1,8 @@
 """``--mode describe``: a short, human-readable account of what the tables hold."""
 
+from typing import Any, cast
+
+from pyspark.sql import Row, SparkSession
 from pyspark.sql import functions as F
 
 from spark_jobs.config import SummaryConfig
@@ -9,19 +12,22 @@ SAMPLE_ACCOUNTS = 3
 SHOWN_ELEMENTS = 12
 
 
-def describe(spark, cfg: SummaryConfig, sample_accounts=SAMPLE_ACCOUNTS):
+def describe(spark: SparkSession, cfg: SummaryConfig, sample_accounts: int = SAMPLE_ACCOUNTS) -> tuple[str, dict[str, Any]]:
     """Return (text, facts): row, account and month counts, and a few accounts' arrays and grids."""
     if not table_exists(spark, cfg.summary_table):
         return f"{cfg.summary_table} does not exist yet", {}
     key, month = cfg.key_column, cfg.month_column
     summary = spark.table(cfg.summary_table)
-    stats = summary.agg(
-        F.count(F.lit(1)).alias("rows"),
-        F.countDistinct(key).alias("accounts"),
-        F.countDistinct(month).alias("months"),
-        F.min(month).alias("first"),
-        F.max(month).alias("last"),
-    ).first()
+    stats = cast(
+        Row,
+        summary.agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.countDistinct(key).alias("accounts"),
+            F.countDistinct(month).alias("months"),
+            F.min(month).alias("first"),
+            F.max(month).alias("last"),
+        ).first(),
+    )
     latest_rows = spark.table(cfg.latest_table).count()
     rejects = spark.table(cfg.rejects_table).count() if table_exists(spark, cfg.rejects_table) else 0
     facts = {

@@ -8,15 +8,25 @@ as one batch (one pass over the data, the fastest way to load history);
 ``forward`` applies one month at a time, in order.
 """
 
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from spark_jobs.config import SummaryConfig
+from spark_jobs.report import RunReport
 from spark_jobs.stages.batch import apply_batch
 from spark_jobs.stages.maintenance import count_forward_months
 from spark_jobs.stages.runs import exclusive_run, prepare_tables, source_table
 
 
-def run_months(spark, cfg: SummaryConfig, months, report, one_batch, dry_run=False, lock_wait_seconds=600):
+def run_months(
+    spark: SparkSession,
+    cfg: SummaryConfig,
+    months: list[str],
+    report: RunReport,
+    one_batch: bool,
+    dry_run: bool = False,
+    lock_wait_seconds: float = 600,
+) -> None:
     source = source_table(spark, cfg)
     prepare_tables(spark, cfg, source, dry_run)
     month_column = F.col(f"`{cfg.source_column(cfg.month_column)}`")

@@ -13,9 +13,11 @@ rejects table at once: a record with a malformed month is in no month's batch.
 import glob
 import hashlib
 import os
+from collections.abc import Iterable
 from pathlib import Path
+from typing import cast
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -23,6 +25,7 @@ from spark_jobs.config import SummaryConfig
 from spark_jobs.core.mapping import map_records, rejected_records
 from spark_jobs.core.month_columns import is_month_col
 from spark_jobs.errors import SourceDataError, first_line
+from spark_jobs.report import RunReport
 from spark_jobs.storage.iceberg import java_table
 from spark_jobs.storage.tables import common_properties, create_table, ensure_pipeline_tables, table_exists
 from spark_jobs.storage.writers import write_rejects
@@ -45,7 +48,7 @@ _WIDENINGS = {
 }
 
 
-def expand_paths(path_args):
+def expand_paths(path_args: Iterable[str]) -> list[Path]:
     """Files named by ``--path`` arguments: files, directories (their .parquet/.csv files) or globs."""
     files = []
     for arg in path_args:
@@ -67,7 +70,7 @@ def expand_paths(path_args):
     return files
 
 
-def file_sha256(path):
+def file_sha256(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while chunk := handle.read(1 << 20):
@@ -75,7 +78,7 @@ def file_sha256(path):
     return digest.hexdigest()
 
 
-def read_file(spark, path: Path, table_schema: T.StructType = None) -> DataFrame:
+def read_file(spark: SparkSession, path: Path, table_schema: T.StructType | None = None) -> DataFrame:
     if FORMATS[path.suffix.lower()] == "parquet":
         return spark.read.parquet(str(path))
     header = spark.read.option("header", True).csv(str(path)).columns
@@ -88,7 +91,7 @@ def read_file(spark, path: Path, table_schema: T.StructType = None) -> DataFrame
     return reader.option("inferSchema", True).csv(str(path))
 
 
-def check_first_file(cfg: SummaryConfig, path, schema: T.StructType):
+def check_first_file(cfg: SummaryConfig, path: Path, schema: T.StructType) -> None:
     names = set(schema.fieldNames())
     missing = [src for src in cfg.columns if src not in names]
     if missing:
@@ -104,7 +107,7 @@ def check_first_file(cfg: SummaryConfig, path, schema: T.StructType):
         )
 
 
-def fit_problems(schema: T.StructType, table_schema: T.StructType):
+def fit_problems(schema: T.StructType, table_schema: T.StructType) -> list[str]:
     """Why a file's columns do not fit the source table (empty when they do)."""
     file_types = {f.name: f.dataType.simpleString() for f in schema.fields}
     table_types = {f.name: f.dataType.simpleString() for f in table_schema.fields}
@@ -122,14 +125,14 @@ def fit_problems(schema: T.StructType, table_schema: T.StructType):
     return problems
 
 
-def create_source_table(spark, cfg: SummaryConfig, schema: T.StructType) -> T.StructType:
+def create_source_table(spark: SparkSession, cfg: SummaryConfig, schema: T.StructType) -> T.StructType:
     """The source table, partitioned by the month column so a forward run reads one partition."""
     properties = {**common_properties(cfg), "write.distribution-mode": "hash"}
     create_table(spark, cfg, "source", cfg.source_table, schema, properties, (cfg.source_column(cfg.month_column),))
     return spark.table(cfg.source_table).schema
 
 
-def already_ingested(spark, cfg: SummaryConfig, sha):
+def already_ingested(spark: SparkSession, cfg: SummaryConfig, sha: str) -> int | None:
     """The snapshot that appended a file with this SHA-256, if any (kept until that snapshot expires)."""
     for snapshot in java_table(spark, cfg.source_table).snapshots():
         if dict(snapshot.summary()).get(SHA_PROPERTY) == sha:
@@ -137,7 +140,7 @@ def already_ingested(spark, cfg: SummaryConfig, sha):
     return None
 
 
-def ingest(spark, cfg: SummaryConfig, path_args, report):
+def ingest(spark: SparkSession, cfg: SummaryConfig, path_args: Iterable[str], report: RunReport) -> None:
     files = expand_paths(path_args)
     ingested = []
     for path in files:
@@ -156,7 +159,7 @@ def ingest(spark, cfg: SummaryConfig, path_args, report):
             check_first_file(cfg, path, df.schema)
             df = df.withColumn(month_source, F.col(month_source).cast("string"))
             table_schema = create_source_table(spark, cfg, df.schema)
-        problems = fit_problems(df.schema, table_schema)
+        problems = fit_problems(df.schema, table_schema)  # type: ignore[arg-type]  # set above when the table was absent
         if problems:
             raise SourceDataError(f"{path}: refused, it does not fit {cfg.source_table}: " + "; ".join(problems))
         sha = file_sha256(path)
@@ -164,11 +167,11 @@ def ingest(spark, cfg: SummaryConfig, path_args, report):
         if previous is not None:
             ingested.append({"file": str(path), "records": 0, "skipped": f"already ingested in snapshot {previous}"})
             continue
-        aligned = df.select(*[F.col(f"`{f.name}`").cast(f.dataType).alias(f.name) for f in table_schema.fields]).persist()
+        aligned = df.select(*[F.col(f"`{f.name}`").cast(f.dataType).alias(f.name) for f in table_schema.fields]).persist()  # type: ignore[union-attr]
         try:
             has_month = is_month_col(F.col(f"`{month_source}`"))
             try:
-                counts = aligned.agg(F.count(F.lit(1)).alias("records"), F.count_if(has_month).alias("kept")).first()
+                counts = cast(Row, aligned.agg(F.count(F.lit(1)).alias("records"), F.count_if(has_month).alias("kept")).first())
             except Exception as exc:  # a malformed CSV row, a corrupt Parquet page: nothing was written
                 raise SourceDataError(f"{path}: refused, its records cannot be read: {first_line(exc)}") from None
             records, kept = counts["records"], counts["kept"]

@@ -17,20 +17,23 @@ control table; the report says ``maintenance_due`` once the count reaches v4's
 
 import datetime as dt
 
+from pyspark.sql import SparkSession
+
 from spark_jobs.config import SummaryConfig
 from spark_jobs.names import MONTHS_SINCE_MAINTENANCE as MONTHS_SINCE
+from spark_jobs.report import RunReport
 from spark_jobs.stages.runs import exclusive_run
 from spark_jobs.storage.iceberg import table_properties, update_properties
 from spark_jobs.storage.tables import sql_string, table_exists
 
 
-def _days_ago(days):
+def _days_ago(days: float) -> str:
     """A timestamp literal ``days`` before now (taken when called: the rewrites just before add snapshots)."""
     cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days)
     return f"TIMESTAMP {sql_string(cutoff.strftime('%Y-%m-%d %H:%M:%S.%f'))}"
 
 
-def _call(spark, identifier, procedure, **arguments):
+def _call(spark: SparkSession, identifier: str, procedure: str, **arguments: object) -> dict[str, int | float]:
     parts = identifier.split(".")
     catalog = parts[0] if len(parts) == 3 else spark.conf.get("spark.sql.defaultCatalog")
     # The full identifier: a two-part name would first be looked up as catalog.table (and logged as not found).
@@ -39,7 +42,7 @@ def _call(spark, identifier, procedure, **arguments):
     return {k: v for k, v in rows[0].asDict().items() if isinstance(v, (int, float))} if rows else {}
 
 
-def maintain(spark, cfg: SummaryConfig, report, lock_wait_seconds=600):
+def maintain(spark: SparkSession, cfg: SummaryConfig, report: RunReport, lock_wait_seconds: float = 600) -> None:
     retention_days = cfg.performance.snapshot_retention_days
     target_size = cfg.performance.max_file_size_mb * 1024 * 1024
     # delete-file-threshold 1: a data file with any merge-on-read delete is rewritten with the deletes applied.
@@ -51,10 +54,10 @@ def maintain(spark, cfg: SummaryConfig, report, lock_wait_seconds=600):
     }
     compaction_options = "map(" + ", ".join(f"'{k}', '{v}'" for k, v in compaction.items()) + ")"
 
-    def expire(identifier):
+    def expire(identifier: str) -> dict[str, int | float]:
         return _call(spark, identifier, "expire_snapshots", older_than=_days_ago(retention_days), retain_last=1)
 
-    def remove_orphans(identifier):
+    def remove_orphans(identifier: str) -> dict[str, int | float]:
         # Files younger than a day may belong to a commit in flight from another catalog client.
         return _call(spark, identifier, "remove_orphan_files", older_than=_days_ago(max(1, retention_days)))
 
@@ -80,11 +83,11 @@ def maintain(spark, cfg: SummaryConfig, report, lock_wait_seconds=600):
     report.details["maintenance"] = results
 
 
-def count_forward_months(spark, cfg: SummaryConfig, months_applied):
+def count_forward_months(spark: SparkSession, cfg: SummaryConfig, months_applied: int) -> bool:
     """Add to the months-since-maintenance counter; return whether maintenance is due."""
     state = {}
 
-    def add(properties):
+    def add(properties: dict[str, str]) -> dict[str, str]:
         state["count"] = int(properties.get(MONTHS_SINCE, "0") or 0) + months_applied
         return {MONTHS_SINCE: str(state["count"])}
 
@@ -92,5 +95,5 @@ def count_forward_months(spark, cfg: SummaryConfig, months_applied):
     return state.get("count", 0) >= cfg.performance.snapshot_interval
 
 
-def months_since_maintenance(spark, cfg):
+def months_since_maintenance(spark: SparkSession, cfg: SummaryConfig) -> int:
     return int(table_properties(spark, cfg.control_table).get(MONTHS_SINCE, "0") or 0)

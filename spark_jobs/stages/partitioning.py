@@ -2,8 +2,12 @@
 
 import math
 
+from pyspark.sql import SparkSession
 
-def optimal_partitions(record_count, performance):
+from spark_jobs.config import Performance
+
+
+def optimal_partitions(record_count: int, performance: Performance) -> int:
     """max(records / target, bytes / max file size), rounded to a power of two, clamped to [min, max]."""
     by_count = record_count / performance.target_records_per_partition
     size_mb = record_count * performance.avg_record_size_bytes / (1024 * 1024)
@@ -12,7 +16,7 @@ def optimal_partitions(record_count, performance):
     return int(max(performance.min_partitions, min(performance.max_partitions, power_of_two)))
 
 
-def configure_shuffle_partitions(spark, record_count, performance):
+def configure_shuffle_partitions(spark: SparkSession, record_count: int, performance: Performance) -> int:
     partitions = optimal_partitions(record_count, performance)
     spark.conf.set("spark.sql.shuffle.partitions", str(partitions))
     return partitions

@@ -6,19 +6,22 @@ restored from an old snapshot or edited by hand, it can be rebuilt from
 first, like every writing stage, and replaces the table in one commit.
 """
 
+from pyspark.sql import DataFrame, SparkSession
+
 from spark_jobs.config import SummaryConfig
 from spark_jobs.errors import UsageError
+from spark_jobs.report import RunReport
 from spark_jobs.stages.runs import exclusive_run
 from spark_jobs.storage.iceberg import current_snapshot
 from spark_jobs.storage.tables import table_exists
 from spark_jobs.storage.writers import newest_per_account, overwrite_unless_changed
 
 
-def newest_summary_rows(spark, cfg: SummaryConfig):
+def newest_summary_rows(spark: SparkSession, cfg: SummaryConfig) -> DataFrame:
     return newest_per_account(spark.table(cfg.summary_table), cfg)
 
 
-def rebuild_latest(spark, cfg: SummaryConfig, report, lock_wait_seconds=600):
+def rebuild_latest(spark: SparkSession, cfg: SummaryConfig, report: RunReport, lock_wait_seconds: float = 600) -> None:
     for table in (cfg.summary_table, cfg.latest_table, cfg.staging_table, cfg.control_table):
         if not table_exists(spark, table):
             raise UsageError(f"table {table} does not exist: run initial or forward before rebuilding latest_summary")

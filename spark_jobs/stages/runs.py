@@ -2,12 +2,16 @@
 
 import threading
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
+
+from pyspark.sql import DataFrame, SparkSession
 
 from spark_jobs.config import SummaryConfig
 from spark_jobs.core.mapping import map_records
 from spark_jobs.errors import SourceDataError, UsageError
 from spark_jobs.faults import crash_point
+from spark_jobs.report import RunReport
 from spark_jobs.storage.runlock import RunLock
 from spark_jobs.storage.tables import ensure_pipeline_tables, require_owned, table_exists
 from spark_jobs.storage.writers import commit_staged, pending_run_ids
@@ -16,17 +20,17 @@ from spark_jobs.storage.writers import commit_staged, pending_run_ids
 class NoLock:
     """Stands in for the run lock in a dry run, which commits nothing."""
 
-    def check(self):
+    def check(self) -> None:
         pass
 
 
-def source_table(spark, cfg: SummaryConfig):
+def source_table(spark: SparkSession, cfg: SummaryConfig) -> DataFrame:
     if not table_exists(spark, cfg.source_table):
         raise SourceDataError(f"source table {cfg.source_table} does not exist; load files with --mode ingest --path FILE first")
     return spark.table(cfg.source_table)
 
 
-def prepare_tables(spark, cfg: SummaryConfig, source, dry_run=False):
+def prepare_tables(spark: SparkSession, cfg: SummaryConfig, source: DataFrame, dry_run: bool = False) -> None:
     """Create the pipeline's tables from the mapped source schema (a dry run only checks they exist)."""
     if dry_run:
         missing = [t for t in (cfg.summary_table, cfg.latest_table, cfg.staging_table) if not table_exists(spark, t)]
@@ -37,7 +41,7 @@ def prepare_tables(spark, cfg: SummaryConfig, source, dry_run=False):
 
 
 @contextmanager
-def time_limit(spark, seconds, what):
+def time_limit(spark: SparkSession, seconds: float | None, what: str) -> Iterator[None]:
     """Cancel every Spark job started inside after ``seconds`` and raise UsageError naming ``what``.
 
     For work whose cost people choose (a backfill filter) while the run lock is held: it cannot keep the
@@ -49,7 +53,7 @@ def time_limit(spark, seconds, what):
     context, group, expired = spark.sparkContext, f"summary-time-limit-{uuid.uuid4().hex[:8]}", threading.Event()
     context.setJobGroup(group, what, interruptOnCancel=True)
 
-    def expire():
+    def expire() -> None:
         expired.set()
         context.cancelJobGroup(group)
 
@@ -65,16 +69,18 @@ def time_limit(spark, seconds, what):
     finally:
         timer.cancel()
         for key in ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel"):
-            context.setLocalProperty(key, None)
+            context.setLocalProperty(key, None)  # type: ignore[arg-type]  # None removes it (SparkContext.setLocalProperty)
 
 
 @contextmanager
-def exclusive_run(spark, cfg: SummaryConfig, report, lock_wait_seconds, dry_run=False):
+def exclusive_run(
+    spark: SparkSession, cfg: SummaryConfig, report: RunReport, lock_wait_seconds: float, dry_run: bool = False
+) -> Iterator[RunLock | NoLock]:
     """Hold the run lock and first finish any run that died after staging its rows."""
     if dry_run:
-        pending = pending_run_ids(spark, cfg)
-        if pending:
-            report.details["pending_runs"] = pending
+        pending_runs = pending_run_ids(spark, cfg)
+        if pending_runs:
+            report.details["pending_runs"] = pending_runs
         yield NoLock()
         return
     # The lock is written into the control table and recovery deletes from staging: both must be this config's.

@@ -5,17 +5,30 @@ summary, a compare-and-swap on table properties) a SQL statement costs a Spark
 job, while the Iceberg API costs one catalog round trip.
 """
 
+from __future__ import annotations
 
-def java_table(spark, identifier):
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from spark_jobs.core.expressions import JavaObject
+
+# ``decide`` of swap_properties: the properties as of one metadata version -> the properties to set, or None.
+Decide = Callable[[dict[str, str]], Mapping[str, object] | None]
+
+
+def java_table(spark: SparkSession, identifier: str) -> JavaObject:
     """The ``org.apache.iceberg.Table`` behind a Spark identifier (fresh from the catalog)."""
     parts = identifier.split(".")
     catalog = parts[0] if len(parts) == 3 else spark.conf.get("spark.sql.defaultCatalog")
     plugin = spark._jsparkSession.sessionState().catalogManager().catalog(catalog)
-    name = spark._jvm.org.apache.iceberg.catalog.TableIdentifier.parse(".".join(parts[-2:]))
+    name = spark._jvm.org.apache.iceberg.catalog.TableIdentifier.parse(".".join(parts[-2:]))  # type: ignore[union-attr]
     return plugin.icebergCatalog().loadTable(name)
 
 
-def current_snapshot(spark, identifier):
+def current_snapshot(spark: SparkSession, identifier: str) -> tuple[int | None, dict[str, str]]:
     """(snapshot id, summary dict) of the table's current snapshot, or (None, {})."""
     snapshot = java_table(spark, identifier).currentSnapshot()
     if snapshot is None:
@@ -23,11 +36,11 @@ def current_snapshot(spark, identifier):
     return snapshot.snapshotId(), dict(snapshot.summary())
 
 
-def table_properties(spark, identifier):
+def table_properties(spark: SparkSession, identifier: str) -> dict[str, str]:
     return dict(java_table(spark, identifier).properties())
 
 
-def swap_properties(spark, identifier, decide):
+def swap_properties(spark: SparkSession, identifier: str, decide: Decide) -> tuple[bool, dict[str, str]]:
     """Compare-and-swap on table properties.
 
     ``decide(properties) -> dict | None`` sees the properties as of one metadata
@@ -62,7 +75,7 @@ def swap_properties(spark, identifier, decide):
     return True, seen
 
 
-def update_properties(spark, identifier, decide, attempts=10):
+def update_properties(spark: SparkSession, identifier: str, decide: Decide, attempts: int = 10) -> dict[str, str]:
     """``swap_properties`` retried until it commits or ``decide`` has nothing left to change.
 
     For state the lock holder owns (backfill marks): the only commits it can lose to are its own lease

@@ -10,6 +10,7 @@ import hashlib
 import os
 import sys
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,15 +29,15 @@ class Artifact:
     version: str
 
     @property
-    def file_name(self):
+    def file_name(self) -> str:
         return f"{self.name}-{self.version}.jar"
 
     @property
-    def url(self):
+    def url(self) -> str:
         return f"{MAVEN_CENTRAL}/{self.group.replace('.', '/')}/{self.name}/{self.version}/{self.file_name}"
 
 
-def spark_minor(version=None):
+def spark_minor(version: str | None = None) -> str:
     if version is None:
         import pyspark
 
@@ -44,7 +45,7 @@ def spark_minor(version=None):
     return ".".join(version.split(".")[:2])
 
 
-def required_artifacts(spark_version=None):
+def required_artifacts(spark_version: str | None = None) -> tuple[Artifact, Artifact]:
     minor = spark_minor(spark_version)
     if minor not in SUPPORTED_SPARK_MINORS:
         raise RuntimeError(
@@ -60,7 +61,7 @@ def required_artifacts(spark_version=None):
 EXTRA_PACKAGES_ENV = "SUMMARY_EXTRA_PACKAGES"
 
 
-def extra_artifacts():
+def extra_artifacts() -> tuple[Artifact, ...]:
     """Jars a deployment adds by Maven coordinates (comma-separated group:artifact:version), e.g.
     ``org.apache.iceberg:iceberg-aws-bundle:1.12.0`` for S3FileIO."""
     artifacts = []
@@ -72,11 +73,11 @@ def extra_artifacts():
     return tuple(artifacts)
 
 
-def cache_dir():
+def cache_dir() -> Path:
     return Path(os.environ.get("SUMMARY_JARS_DIR", PROJECT_ROOT / ".jars"))
 
 
-def ensure_jars(directory=None, log=print):
+def ensure_jars(directory: str | Path | None = None, log: Callable[[str], None] = print) -> list[Path]:
     """Return the local paths of every required jar, downloading missing ones (SHA-1 checked)."""
     directory = Path(directory or cache_dir())
     directory.mkdir(parents=True, exist_ok=True)
@@ -90,7 +91,7 @@ def ensure_jars(directory=None, log=print):
     return paths
 
 
-def _download_verified(artifact, target):
+def _download_verified(artifact: Artifact, target: Path) -> None:
     try:
         with urllib.request.urlopen(artifact.url + ".sha1", timeout=60) as response:
             expected = response.read().decode().split()[0].strip().lower()

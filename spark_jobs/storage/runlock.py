@@ -21,22 +21,34 @@ lock early; its next lease renewal then finds the token gone and stops that
 run before it commits anything more.
 """
 
+from __future__ import annotations
+
 import datetime as dt
+import logging
 import os
 import socket
 import threading
 import time
 import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from spark_jobs.errors import ConcurrentRunError
 from spark_jobs.names import LOCK_PREFIX
 from spark_jobs.storage.iceberg import swap_properties
 
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from spark_jobs.config import SummaryConfig
+
 PREFIX = LOCK_PREFIX
 FIELDS = ("token", "owner", "host", "boot-id", "pid-ns", "pid", "jvm-pid", "acquired-at", "expires-at")
 
+log = logging.getLogger(__name__)
 
-def _read(path):
+
+def _read(path: str) -> str:
     try:
         with open(path, encoding="ascii") as handle:
             return handle.read().strip()
@@ -44,7 +56,7 @@ def _read(path):
         return ""
 
 
-def machine_identity():
+def machine_identity() -> tuple[str, str, str]:
     """(host name, boot id, PID namespace): process ids mean the same thing only where all three are equal."""
     try:
         namespace = os.readlink("/proc/self/ns/pid")
@@ -53,7 +65,7 @@ def machine_identity():
     return socket.gethostname(), _read("/proc/sys/kernel/random/boot_id"), namespace
 
 
-def pid_alive(pid):
+def pid_alive(pid: str | int) -> bool:
     try:
         os.kill(int(pid), 0)
     except (ProcessLookupError, ValueError, TypeError):
@@ -63,15 +75,29 @@ def pid_alive(pid):
     return True
 
 
-def lock_state(properties):
+def lock_state(properties: Mapping[str, str]) -> dict[str, str]:
     """The lock fields found in a table's properties (token '' or absent: free)."""
     return {name: properties.get(PREFIX + name, "") for name in FIELDS}
+
+
+class HeldLock(Protocol):
+    """What a stage needs of the run lock it holds: ``RunLock``, or ``stages.runs.NoLock`` in a dry run."""
+
+    def check(self) -> None: ...
 
 
 class RunLock:
     """Context manager holding the run lock of ``cfg``'s tables for ``owner`` (a run id)."""
 
-    def __init__(self, spark, cfg, owner, wait_seconds=600, lease_seconds=600, poll_seconds=2):
+    def __init__(
+        self,
+        spark: SparkSession,
+        cfg: SummaryConfig,
+        owner: str,
+        wait_seconds: float = 600,
+        lease_seconds: float = 600,
+        poll_seconds: float = 2,
+    ) -> None:
         self.spark = spark
         self.table = cfg.control_table
         self.tables_name = cfg.summary_table
@@ -80,23 +106,23 @@ class RunLock:
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
         self.host, self.boot_id, self.pid_namespace = machine_identity()
-        self.token = None
-        self._lost = None
+        self.token: str | None = None
+        self._lost: str | None = None
         self._stop = threading.Event()
-        self._heartbeat = None
+        self._heartbeat: threading.Thread | None = None
 
-    def __enter__(self):
+    def __enter__(self) -> RunLock:
         self.acquire()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> Literal[False]:
         self.release()
         return False
 
     # --- public -----------------------------------------------------------------
-    def acquire(self):
+    def acquire(self) -> None:
         token = uuid.uuid4().hex
-        jvm_pid = self.spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
+        jvm_pid = self.spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()  # type: ignore[union-attr]
         claim = {
             "token": token,
             "owner": self.owner,
@@ -109,9 +135,9 @@ class RunLock:
         }
         deadline = time.monotonic() + self.wait_seconds
         while True:
-            holder = {}
+            holder: dict[str, str] = {}
 
-            def take_if_free(properties, holder=holder):
+            def take_if_free(properties: dict[str, str], holder: dict[str, str] = holder) -> dict[str, object] | None:
                 state = lock_state(properties)
                 holder.update(state)
                 if state["token"] and not self._is_stale(state):
@@ -132,7 +158,7 @@ class RunLock:
             if holder.get("token"):
                 time.sleep(self.poll_seconds)
 
-    def check(self):
+    def check(self) -> None:
         """Raise before a commit if this run no longer holds the lock."""
         if self.token is None:
             raise ConcurrentRunError(f"run {self.owner} does not hold the lock of {self.tables_name}")
@@ -141,7 +167,7 @@ class RunLock:
                 f"run {self.owner} lost the lock of {self.tables_name}: {self._lost}; stopped before committing"
             )
 
-    def release(self):
+    def release(self) -> None:
         self._stop.set()
         if self._heartbeat is not None:
             self._heartbeat.join(timeout=60)
@@ -159,10 +185,10 @@ class RunLock:
                 return
 
     # --- internals ----------------------------------------------------------------
-    def _lease_end(self):
+    def _lease_end(self) -> str:
         return f"{time.time() + self.lease_seconds:.3f}"
 
-    def _is_stale(self, state):
+    def _is_stale(self, state: dict[str, str]) -> bool:
         try:
             if float(state["expires-at"]) < time.time():
                 return True
@@ -170,29 +196,29 @@ class RunLock:
             return True
         return self._same_machine(state) and not (pid_alive(state["pid"]) and pid_alive(state["jvm-pid"]))
 
-    def _same_machine(self, state):
+    def _same_machine(self, state: dict[str, str]) -> bool:
         """The holder's process ids can be checked here (a holder of an older version, without ids: never)."""
         ours = (self.host, self.boot_id, self.pid_namespace)
         return all(ours) and (state["host"], state["boot-id"], state["pid-ns"]) == ours
 
-    def _start_heartbeat(self):
+    def _start_heartbeat(self) -> None:
         self._stop.clear()
         self._lost = None
         self._heartbeat = threading.Thread(target=self._renew_until_stopped, name="summary-lock-lease", daemon=True)
         self._heartbeat.start()
 
-    def _renew_until_stopped(self):
+    def _renew_until_stopped(self) -> None:
         interval = max(1.0, self.lease_seconds / 4)
         mine = self.token
 
-        def extend_if_mine(properties):
+        def extend_if_mine(properties: dict[str, str]) -> dict[str, str] | None:
             return {PREFIX + "expires-at": self._lease_end()} if lock_state(properties)["token"] == mine else None
 
         while not self._stop.wait(interval):
             try:
                 committed, seen = swap_properties(self.spark, self.table, extend_if_mine)
             except Exception as exc:  # keep trying until the lease would run out
-                print(f"warning: could not renew the lease on {self.table}: {str(exc).splitlines()[0]}", flush=True)
+                log.warning("could not renew the lease on %s: %s", self.table, str(exc).splitlines()[0])
                 continue
             if lock_state(seen)["token"] != mine and not self._stop.is_set():
                 self._lost = f"it is now held by {lock_state(seen)['owner'] or 'nobody'}"

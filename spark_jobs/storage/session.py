@@ -1,16 +1,28 @@
 """One factory for the SparkSession: v4's tuning, Iceberg, the jars and the catalogs (``catalogs.py``)."""
 
+from __future__ import annotations
+
+import logging
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from spark_jobs.catalogs import catalog_conf, conf_value, warehouse_location
 from spark_jobs.config import SummaryConfig
 from spark_jobs.storage import jars
 
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from spark_jobs.core.expressions import JavaObject
+
 ICEBERG_EXTENSIONS = "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"
 
+log = logging.getLogger(__name__)
 
-def session_conf(cfg: SummaryConfig, warehouse, jar_paths=()):
+
+def session_conf(cfg: SummaryConfig, warehouse: str, jar_paths: Sequence[str | Path] = ()) -> dict[str, str]:
     """Every Spark conf entry of a pipeline session, as a plain dict (unit-tested)."""
     spark = cfg.spark
     broadcast = "-1" if spark.broadcast_threshold_mb < 0 else f"{spark.broadcast_threshold_mb}m"
@@ -44,14 +56,16 @@ def session_conf(cfg: SummaryConfig, warehouse, jar_paths=()):
     return conf
 
 
-def build_session(cfg: SummaryConfig, warehouse=None, app_name=None, extra_conf=None):
+def build_session(
+    cfg: SummaryConfig, warehouse: str | None = None, app_name: str | None = None, extra_conf: dict[str, str] | None = None
+) -> SparkSession:
     """Create (or reuse) the SparkSession for ``cfg``: master ``local[*]`` unless spark-submit chose one."""
     from pyspark.sql import SparkSession
 
     warehouse = warehouse or warehouse_location(cfg)
     if "://" not in warehouse:
         Path(warehouse).mkdir(parents=True, exist_ok=True)
-    jar_paths = jars.ensure_jars(log=lambda msg: print(msg, flush=True))
+    jar_paths = jars.ensure_jars(log=log.info)
     under_spark_submit = "PYSPARK_GATEWAY_PORT" in os.environ
     if under_spark_submit:
         _add_jars_to_driver(jar_paths)
@@ -75,7 +89,7 @@ def build_session(cfg: SummaryConfig, warehouse=None, app_name=None, extra_conf=
     return spark
 
 
-def _add_jars_to_driver(jar_paths):
+def _add_jars_to_driver(jar_paths: Iterable[Path]) -> None:
     """Put the cached jars on the driver's class path when spark-submit already started the JVM.
 
     spark-submit starts the driver JVM before this script runs, so ``spark.jars``
@@ -85,7 +99,7 @@ def _add_jars_to_driver(jar_paths):
     from pyspark import SparkContext
 
     SparkContext._ensure_initialized()
-    jvm = SparkContext._jvm
+    jvm: JavaObject = SparkContext._jvm  # declared Optional by pyspark; set by _ensure_initialized()
     loader = jvm.java.lang.Thread.currentThread().getContextClassLoader()
     known = {str(url) for url in loader.getURLs()} if hasattr(loader, "getURLs") else set()
     for path in jar_paths:

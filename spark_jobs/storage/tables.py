@@ -19,6 +19,9 @@ All are Iceberg format v2, zstd-compressed Parquet, with files up to
 ``performance.max_file_size_mb``, and old metadata files cleaned after commits.
 """
 
+from collections.abc import Mapping, Sequence
+
+from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
 from spark_jobs.config import SummaryConfig, normalized_table
@@ -36,14 +39,14 @@ from spark_jobs.names import (
 )
 
 
-def sql_string(value):
+def sql_string(value: object) -> str:
     """A Spark SQL string literal (or NULL) for ``value``."""
     if value is None:
         return "NULL"
     return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def common_properties(cfg: SummaryConfig):
+def common_properties(cfg: SummaryConfig) -> dict[str, str]:
     return {
         "format-version": "2",
         "write.parquet.compression-codec": "zstd",
@@ -54,7 +57,7 @@ def common_properties(cfg: SummaryConfig):
     }
 
 
-def summary_properties(cfg):
+def summary_properties(cfg: SummaryConfig) -> dict[str, str]:
     return {
         **common_properties(cfg),
         "write.distribution-mode": "hash",
@@ -65,7 +68,7 @@ def summary_properties(cfg):
     }
 
 
-def latest_properties(cfg):
+def latest_properties(cfg: SummaryConfig) -> dict[str, str]:
     return {
         **common_properties(cfg),
         "write.distribution-mode": "hash",
@@ -76,7 +79,7 @@ def latest_properties(cfg):
     }
 
 
-def small_table_properties(cfg):
+def small_table_properties(cfg: SummaryConfig) -> dict[str, str]:
     return {**common_properties(cfg), "write.delete.mode": "copy-on-write", "write.merge.mode": "copy-on-write"}
 
 
@@ -95,7 +98,7 @@ def summary_schema(cfg: SummaryConfig, mapped_schema: T.StructType) -> T.StructT
     return T.StructType(fields)
 
 
-def rejects_schema():
+def rejects_schema() -> T.StructType:
     return T.StructType(
         [
             T.StructField(RUN_ID, T.StringType()),
@@ -110,36 +113,38 @@ def rejects_schema():
     )
 
 
-def control_schema():
+def control_schema() -> T.StructType:
     """The control table carries its state in table properties; its rows are unused."""
     return T.StructType([T.StructField("name", T.StringType()), T.StructField("value", T.StringType())])
 
 
-def create_table_sql(identifier, schema: T.StructType, properties, partitioned_by=()):
+def create_table_sql(
+    identifier: str, schema: T.StructType, properties: Mapping[str, str], partitioned_by: Sequence[str] = ()
+) -> str:
     columns = ",\n  ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in schema.fields)
     props = ",\n  ".join(f"'{k}' = '{v}'" for k, v in sorted(properties.items()))
     partition = f"\nPARTITIONED BY ({', '.join(f'`{c}`' for c in partitioned_by)})" if partitioned_by else ""
     return f"CREATE TABLE IF NOT EXISTS {identifier} (\n  {columns}\n) USING iceberg{partition}\nTBLPROPERTIES (\n  {props}\n)"
 
 
-def namespace_of(identifier):
+def namespace_of(identifier: str) -> str:
     return identifier.rsplit(".", 1)[0]
 
 
-def table_exists(spark, identifier):
+def table_exists(spark: SparkSession, identifier: str) -> bool:
     return spark.catalog.tableExists(identifier)
 
 
-def owner_of(cfg: SummaryConfig):
+def owner_of(cfg: SummaryConfig) -> str:
     return normalized_table(cfg.summary_table, cfg.catalog.default)
 
 
-def ownership(cfg: SummaryConfig, role):
+def ownership(cfg: SummaryConfig, role: str) -> dict[str, str]:
     """The tag a table created for ``cfg`` in ``role`` carries."""
     return {TABLE_ROLE: role, TABLE_OWNER: owner_of(cfg)}
 
 
-def _looks_like(role, names, properties):
+def _looks_like(role: str, names: Sequence[str], properties: Mapping[str, str]) -> bool:
     """Whether an untagged table has what the pipeline gives its ``role`` table (tables created before tags)."""
     from spark_jobs.core.classify import CASE
 
@@ -156,7 +161,9 @@ def _looks_like(role, names, properties):
     }.get(role, False)
 
 
-def ownership_problem(cfg: SummaryConfig, role, properties, columns):
+def ownership_problem(
+    cfg: SummaryConfig, role: str, properties: Mapping[str, str], columns: Sequence[str]
+) -> tuple[str | None, bool]:
     """Why a table is not ``cfg``'s ``role`` table (None: it is), and whether an untagged one may be adopted.
 
     Returns (problem, adopt). Tables created before tags existed carry none: such a table is adopted when it
@@ -173,7 +180,7 @@ def ownership_problem(cfg: SummaryConfig, role, properties, columns):
     return f"it was not created by the summary pipeline (no {TABLE_ROLE} property) and does not look like its {role} table", False
 
 
-def require_owned(spark, cfg: SummaryConfig, identifier, role):
+def require_owned(spark: SparkSession, cfg: SummaryConfig, identifier: str, role: str) -> None:
     """Refuse to write to ``identifier`` unless it is ``cfg``'s ``role`` table; tag a matching legacy table."""
     from spark_jobs.storage.iceberg import table_properties
 
@@ -190,7 +197,16 @@ def require_owned(spark, cfg: SummaryConfig, identifier, role):
         spark.sql(f"ALTER TABLE {identifier} SET TBLPROPERTIES ({settings})")
 
 
-def create_table(spark, cfg: SummaryConfig, role, identifier, schema, properties, partitioned_by=(), locally_ordered_by=()):
+def create_table(
+    spark: SparkSession,
+    cfg: SummaryConfig,
+    role: str,
+    identifier: str,
+    schema: T.StructType,
+    properties: Mapping[str, str],
+    partitioned_by: Sequence[str] = (),
+    locally_ordered_by: Sequence[str] = (),
+) -> bool:
     """Create ``identifier`` as ``cfg``'s ``role`` table if absent (a concurrent creator winning the race is fine);
     an existing one must be that table (``require_owned``), except a source table, which the pipeline only reads
     and appends to."""
@@ -210,7 +226,7 @@ def create_table(spark, cfg: SummaryConfig, role, identifier, schema, properties
     return True
 
 
-def ensure_pipeline_tables(spark, cfg: SummaryConfig, mapped_schema: T.StructType):
+def ensure_pipeline_tables(spark: SparkSession, cfg: SummaryConfig, mapped_schema: T.StructType) -> None:
     """Create summary, latest_summary, staging, rejects and control tables when they do not exist yet."""
     schema = summary_schema(cfg, mapped_schema)
     create_table(
@@ -223,20 +239,18 @@ def ensure_pipeline_tables(spark, cfg: SummaryConfig, mapped_schema: T.StructTyp
         (cfg.month_column,),
         (cfg.key_column,),
     )
-    create_table(
-        spark, cfg, "latest_summary", cfg.latest_table, schema, latest_properties(cfg), (), (cfg.key_column,)
-    )
+    create_table(spark, cfg, "latest_summary", cfg.latest_table, schema, latest_properties(cfg), (), (cfg.key_column,))
     create_table(spark, cfg, "staging", cfg.staging_table, staging_schema(schema), small_table_properties(cfg), (RUN_ID,))
     create_table(spark, cfg, "rejects", cfg.rejects_table, rejects_schema(), small_table_properties(cfg))
     create_table(spark, cfg, "control", cfg.control_table, control_schema(), small_table_properties(cfg))
     check_summary_schema(spark, cfg, schema)
 
 
-def staging_schema(summary: T.StructType):
+def staging_schema(summary: T.StructType) -> T.StructType:
     return T.StructType([*summary.fields, T.StructField(INSERT, T.BooleanType()), T.StructField(RUN_ID, T.StringType())])
 
 
-def check_summary_schema(spark, cfg, expected: T.StructType):
+def check_summary_schema(spark: SparkSession, cfg: SummaryConfig, expected: T.StructType) -> None:
     """Refuse to write when the config no longer matches the existing tables (a changed config)."""
     for identifier in (cfg.summary_table, cfg.latest_table):
         actual = {f.name: f.dataType for f in spark.table(identifier).schema.fields}

@@ -18,21 +18,25 @@ else, so the tables never stay in disagreement and no later run builds on a
 half-applied one.
 """
 
-from pyspark.sql import DataFrame, Window
+from collections.abc import Sequence
+from typing import Protocol, cast
+
+from pyspark.sql import DataFrame, Row, SparkSession, Window
 from pyspark.sql import functions as F
 
 from spark_jobs.config import SummaryConfig
 from spark_jobs.faults import crash_point
 from spark_jobs.names import INSERT, RUN_ID
 from spark_jobs.storage.iceberg import current_snapshot
+from spark_jobs.storage.runlock import HeldLock
 from spark_jobs.storage.tables import sql_string
 
 
-def _q(name):
+def _q(name: str) -> str:
     return f"`{name}`"
 
 
-def write_rejects(spark, cfg: SummaryConfig, rejects: DataFrame):
+def write_rejects(spark: SparkSession, cfg: SummaryConfig, rejects: DataFrame) -> None:
     """Add rejected records not already in the rejects table (the same record rejected twice is kept once).
 
     A DataFrame MERGE, not SQL over a temp view: on Spark 4.1 a MERGE whose source is a temp view over an
@@ -43,11 +47,11 @@ def write_rejects(spark, cfg: SummaryConfig, rejects: DataFrame):
     rejects.dropDuplicates(["_record_digest", "reason"]).alias("s").mergeInto(target, on).whenNotMatched().insertAll().merge()
 
 
-def stage(cfg: SummaryConfig, rows: DataFrame, run_id):
+def stage(cfg: SummaryConfig, rows: DataFrame, run_id: str) -> None:
     rows.select(*cfg.summary_columns, INSERT).withColumn(RUN_ID, F.lit(run_id)).writeTo(cfg.staging_table).append()
 
 
-def pending_run_ids(spark, cfg: SummaryConfig):
+def pending_run_ids(spark: SparkSession, cfg: SummaryConfig) -> list[str]:
     """Runs whose staged rows were not (fully) committed, oldest first."""
     _, summary = current_snapshot(spark, cfg.staging_table)
     if int(summary.get("total-records", 0)) == 0:
@@ -56,7 +60,9 @@ def pending_run_ids(spark, cfg: SummaryConfig):
     return sorted(r.run_id for r in rows)
 
 
-def commit_staged(spark, cfg: SummaryConfig, run_id, lock, fresh=False, clock=None):
+def commit_staged(
+    spark: SparkSession, cfg: SummaryConfig, run_id: str, lock: HeldLock, fresh: bool = False, clock: "Clock | None" = None
+) -> dict[str, int]:
     """Steps 2-4 for ``run_id``; returns rows written per table.
 
     ``fresh``: the run that staged the rows commits them, so rows with no stored row yet are appended
@@ -64,12 +70,15 @@ def commit_staged(spark, cfg: SummaryConfig, run_id, lock, fresh=False, clock=No
     """
     staged = spark.table(cfg.staging_table).where(F.col(RUN_ID) == run_id)
     merged = ~F.col(INSERT) if fresh else F.lit(True)
-    stats = staged.agg(
-        F.count(F.lit(1)).alias("rows"),
-        F.count(F.when(F.col(INSERT), 1)).alias("inserts"),
-        F.collect_set(F.when(merged, F.col(cfg.month_column))).alias("merge_months"),
-        F.count_distinct(F.col(cfg.month_column)).alias("months"),
-    ).first()
+    stats = cast(
+        Row,
+        staged.agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.count(F.when(F.col(INSERT), 1)).alias("inserts"),
+            F.collect_set(F.when(merged, F.col(cfg.month_column))).alias("merge_months"),
+            F.count_distinct(F.col(cfg.month_column)).alias("months"),
+        ).first(),
+    )
     written = {"summary": 0, "latest_summary": 0}
     if stats.rows:
         lock.check()
@@ -91,19 +100,27 @@ def commit_staged(spark, cfg: SummaryConfig, run_id, lock, fresh=False, clock=No
     return written
 
 
-def _lap(clock, phase):
+class Clock(Protocol):
+    """Takes the time of each phase (``stages.batch.PhaseClock``)."""
+
+    def lap(self, phase: str) -> None: ...
+
+
+def _lap(clock: Clock | None, phase: str) -> None:
     if clock is not None:
         clock.lap(phase)
 
 
-def _set_and_insert(columns):
+def _set_and_insert(columns: Sequence[str]) -> tuple[str, str]:
     assignments = ", ".join(f"t.{_q(c)} = s.{_q(c)}" for c in columns)
     names = ", ".join(_q(c) for c in columns)
     values = ", ".join(f"s.{_q(c)}" for c in columns)
     return f"UPDATE SET {assignments}", f"INSERT ({names}) VALUES ({values})"
 
 
-def merge_summary(spark, cfg: SummaryConfig, run_id, months, only_updates=False):
+def merge_summary(
+    spark: SparkSession, cfg: SummaryConfig, run_id: str, months: Sequence[str], only_updates: bool = False
+) -> None:
     key, month = _q(cfg.key_column), _q(cfg.month_column)
     update, insert = _set_and_insert(cfg.summary_columns)
     month_list = ", ".join(sql_string(m) for m in months)
@@ -118,7 +135,7 @@ def merge_summary(spark, cfg: SummaryConfig, run_id, months, only_updates=False)
     )
 
 
-def merge_latest(spark, cfg: SummaryConfig, run_id, staged_rows, one_month):
+def merge_latest(spark: SparkSession, cfg: SummaryConfig, run_id: str, staged_rows: int, one_month: bool) -> int:
     """Each account's newest staged row replaces its latest row unless a newer month is stored.
 
     ``one_month``: the staged rows are of one month, so one per account (no ranking needed). When they
@@ -149,12 +166,12 @@ def newest_per_account(rows: DataFrame, cfg: SummaryConfig) -> DataFrame:
     return ranked.where(F.col("__rank") == 1).select(*cfg.summary_columns)
 
 
-def _newest_staged(spark, cfg: SummaryConfig, run_id, one_month) -> DataFrame:
+def _newest_staged(spark: SparkSession, cfg: SummaryConfig, run_id: str, one_month: bool) -> DataFrame:
     staged = spark.table(cfg.staging_table).where(F.col(RUN_ID) == run_id)
     return staged.select(*cfg.summary_columns) if one_month else newest_per_account(staged, cfg)
 
 
-def overwrite_unless_changed(rows: DataFrame, table, decided_on_snapshot):
+def overwrite_unless_changed(rows: DataFrame, table: str, decided_on_snapshot: int | None) -> None:
     """Replace every row of ``table`` with ``rows``, unless someone committed to it after ``decided_on_snapshot``.
 
     The new rows were computed from that snapshot; Iceberg refuses the commit (serializable isolation,
@@ -166,7 +183,7 @@ def overwrite_unless_changed(rows: DataFrame, table, decided_on_snapshot):
     writer.overwrite(F.lit(True))
 
 
-def _rewrite_latest(spark, cfg: SummaryConfig, newest: DataFrame, decided_on_snapshot):
+def _rewrite_latest(spark: SparkSession, cfg: SummaryConfig, newest: DataFrame, decided_on_snapshot: int | None) -> int:
     """latest_summary := its rows the staged rows do not replace, plus the staged rows that win.
 
     Which rows win is decided on keys and months alone (narrow, and read vectorized); whole rows are
@@ -181,7 +198,7 @@ def _rewrite_latest(spark, cfg: SummaryConfig, newest: DataFrame, decided_on_sna
         .persist()
     )
     try:
-        counts = winning.agg(F.count(F.lit(1)).alias("wins"), F.count("__old").alias("replaces")).first()
+        counts = cast(Row, winning.agg(F.count(F.lit(1)).alias("wins"), F.count("__old").alias("replaces")).first())
         if counts.wins == 0:
             return 0
         replaced, winners = winning.where(F.col("__old").isNotNull()).select(key), winning.select(key)
@@ -196,7 +213,7 @@ def _rewrite_latest(spark, cfg: SummaryConfig, newest: DataFrame, decided_on_sna
         winning.unpersist()
 
 
-def merged_rows(spark, table, snapshot_before):
+def merged_rows(spark: SparkSession, table: str, snapshot_before: int | None) -> int:
     """Rows a MERGE updated or inserted, from the metrics Iceberg records in its snapshot (0 if it committed nothing)."""
     snapshot_id, summary = current_snapshot(spark, table)
     if snapshot_id == snapshot_before:

@@ -73,6 +73,32 @@ def test_one_account_with_case_ii_and_case_iii_months_in_one_batch(spark, namesp
     assert_matches_model(spark, cfg, raw, stored + batch)
 
 
+def test_several_case_ii_months_of_one_account_see_each_other_and_stale_versions_lose(spark, namespace):
+    """v4 defects 2 and 6 (docs/v4-defects.md): only Case II months, the latest row as anchor; two versions of one
+    new month in the batch, and an older version of a stored month, each lose as they must."""
+    raw, cfg = load(namespace)
+    stored = [record(1, "2024-01", 5, bal=1, member="A"), record(1, "2024-03", 5, bal=3, member=None)]
+    append_source(spark, cfg, stored)
+    run(spark, cfg, "initial", "2024-01", "2024-03")
+    backfill(spark, cfg)
+    batch = [
+        record(1, "2024-04", 5, bal=40, member=None),
+        record(1, "2024-04", 2, bal=999),  # an older version of the same new month: loses within the batch
+        record(1, "2024-06", 5, bal=60, member=None),
+        record(1, "2024-03", 1, bal=-7),  # older than the stored 2024-03: stale, changes nothing
+    ]
+    append_source(spark, cfg, batch)
+    report = backfill(spark, cfg)
+    assert report.accounts_by_case == {"I": 0, "II": 1, "III": 0} and report.stale_records == 1
+    summary, latest = read_tables(spark, cfg)
+    assert summary[(1, "2024-03")]["balance_history"] == [3, N, 1, N], "the stale record changed nothing"
+    assert summary[(1, "2024-04")]["balance_history"] == [40, 3, N, 1]
+    assert summary[(1, "2024-06")]["balance_history"] == [60, N, 40, 3]  # v4 shifted 2024-06 from 2024-03
+    assert summary[(1, "2024-06")]["member"] == "A", "carried through both new months"
+    assert latest[1]["month"] == "2024-06"
+    assert_matches_model(spark, cfg, raw, stored + batch)
+
+
 def test_case_i_builds_arrays_from_the_batch_alone_and_duplicates_collapse(spark, namespace):
     raw, cfg = load(namespace)
     append_source(spark, cfg, [record(9, "2024-01", 1, bal=1)])
