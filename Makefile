@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 # spark-submit finds its Spark home through the venv's python: the venv must come first on PATH.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup jars test test-fast test-faults test-airflow-live lint demo demo-cli airflow-ui bench clean
+.PHONY: setup jars test test-extended test-fast test-faults test-airflow-live lint demo demo-cli airflow-ui bench clean
 
 setup: $(STAMP) jars
 
@@ -29,7 +29,11 @@ jars: $(STAMP)
 	$(PY) -m spark_jobs.storage.jars
 
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not extended" $(PYTEST_ARGS)
+
+# What make test leaves out: the DAGs end to end through `airflow dags test` (the live tier covers them under real services).
+test-extended: setup
+	$(PY) -m pytest -m extended $(PYTEST_ARGS)
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)

@@ -17,7 +17,9 @@ import pytest
 from spark_jobs.storage.iceberg import current_snapshot
 from tests.support import append_source, assert_matches_model, load, model_config, record
 
-pytestmark = [pytest.mark.airflow, pytest.mark.spark, pytest.mark.slow]
+# The live tier (tests/live) runs the same DAGs under real Airflow services; this in-process run (what `make demo`
+# uses) is the extended tier: `make test-extended`.
+pytestmark = [pytest.mark.airflow, pytest.mark.spark, pytest.mark.slow, pytest.mark.extended]
 ROOT = Path(__file__).resolve().parents[2]
 
 

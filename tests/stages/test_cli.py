@@ -95,6 +95,7 @@ def test_config_errors_stop_the_job_at_start_naming_file_and_key(spark_warehouse
     assert code == 2 and f"{config}: inferred_columns[0].mapper_expr: it is not one SQL expression" in report["error"]
 
 
+@pytest.mark.extended  # the fault tier's forward test kills the same way, and more (tests/faults/test_kill_points.py)
 def test_a_run_killed_between_its_commits_is_repaired_by_the_next_run(spark, spark_warehouse, namespace, tmp_path):
     raw, cfg = load(namespace)
     config = write_config(tmp_path, namespace)
