@@ -73,8 +73,9 @@ def test_ingest_refuses_files_that_do_not_fit_and_names_them(spark, spark_wareho
     assert "no_member.parquet" in report["error"] and "['member']" in report["error"]
     assert not spark.catalog.tableExists(cfg.source_table), "no table is created from a file that lacks config columns"
 
-    submit(config, spark_warehouse, "--mode", "ingest", "--path", str(good))
-    code, report, output = submit(config, spark_warehouse, "--mode", "ingest", "--path", str(text_balance), check=False)
+    # one process: the good file lands, then the next one is refused by name and the run exits 2
+    both = (str(good), str(text_balance))
+    code, report, output = submit(config, spark_warehouse, "--mode", "ingest", "--path", *both, check=False)
     assert code == 2
     assert "text_balance.parquet" in output and "column 'bal' is string but the source table has int" in report["error"]
     assert spark.table(cfg.source_table).count() == 1
@@ -86,7 +87,9 @@ def test_config_errors_stop_the_job_at_start_naming_file_and_key(spark_warehouse
     raw["inferred_columns"][0]["mapper_expr"] = "CASE WHEN dpd < 30 THEN '0' ELSE"  # balanced, but not SQL
     raw["rolling_columns"][0]["type"] = "Float"
     config.write_text(json.dumps(raw))
-    code, report, output = submit(config, spark_warehouse, "--mode", "forward", "--start-month", "2024-01", check=False)
+    # refused before Spark starts: `python spark_jobs/summary_pipeline.py` shows it without a JVM
+    code, report, output = submit(config, spark_warehouse, "--mode", "forward", "--start-month", "2024-01", check=False,
+                                  runner=[sys.executable])  # fmt: skip
     assert code == 2 and f"{config}: rolling_columns[0].type: unsupported rolling column type 'Float'" in output
 
     raw["rolling_columns"][0]["type"] = "Integer"
