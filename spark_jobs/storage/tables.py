@@ -8,7 +8,10 @@
 * ``<summary>_staging``: partitioned by run id; the rows a run computed before
   it commits them, which makes its two table commits recoverable.
 * ``<summary>_rejects``: rejected source records with their reason.
-* ``<summary>_control``: its table properties hold the run lock (and, later, backfill marks).
+* ``<summary>_backfill``: partitioned by run id; a classification's records, waiting for their case stage
+  (created by ``stages/backfill.py``).
+* ``<summary>_control``: its rows are unused; its table properties hold the run lock, the backfill mark,
+  pending classifications and the months since maintenance (``names.py``).
 
 Every table created here is tagged with its role and its owner (the config's
 destination table). The pipeline deletes from, merges into and locks only
