@@ -23,7 +23,7 @@ from spark_jobs.config import SummaryConfig
 from spark_jobs.names import MONTHS_SINCE_MAINTENANCE as MONTHS_SINCE
 from spark_jobs.report import RunReport
 from spark_jobs.stages.runs import exclusive_run
-from spark_jobs.storage.iceberg import table_properties, update_properties
+from spark_jobs.storage.iceberg import java_table, table_properties, update_properties
 from spark_jobs.storage.tables import sql_string, table_exists
 
 
@@ -39,7 +39,19 @@ def _call(spark: SparkSession, identifier: str, procedure: str, **arguments: obj
     # The full identifier: a two-part name would first be looked up as catalog.table (and logged as not found).
     args = ", ".join([f"table => {sql_string(identifier)}"] + [f"{k} => {v}" for k, v in arguments.items()])
     rows = spark.sql(f"CALL {catalog}.system.{procedure}({args})").collect()
+    if procedure == "remove_orphan_files":  # one row per file removed, its location
+        return {"removed_files_count": len(rows)}
     return {k: v for k, v in rows[0].asDict().items() if isinstance(v, (int, float))} if rows else {}
+
+
+# Locations Hadoop's FileSystem lists (distributed over the executors); any other scheme is an object
+# store whose files only the table's FileIO can list (S3FileIO, GCSFileIO, ADLSFileIO: prefix listing).
+HADOOP_LISTED_SCHEMES = ("", "file", "hdfs", "viewfs")
+
+
+def lists_through_file_io(location: str) -> bool:
+    scheme = location.split("://", 1)[0].lower() if "://" in location else ""
+    return scheme not in HADOOP_LISTED_SCHEMES
 
 
 def maintain(spark: SparkSession, cfg: SummaryConfig, report: RunReport, lock_wait_seconds: float = 600) -> None:
@@ -59,7 +71,10 @@ def maintain(spark: SparkSession, cfg: SummaryConfig, report: RunReport, lock_wa
 
     def remove_orphans(identifier: str) -> dict[str, int | float]:
         # Files younger than a day may belong to a commit in flight from another catalog client.
-        return _call(spark, identifier, "remove_orphan_files", older_than=_days_ago(max(1, retention_days)))
+        arguments: dict[str, object] = {"older_than": _days_ago(max(1, retention_days))}
+        if lists_through_file_io(java_table(spark, identifier).location()):
+            arguments["prefix_listing"] = "true"
+        return _call(spark, identifier, "remove_orphan_files", **arguments)
 
     results = {}
     with exclusive_run(spark, cfg, report, lock_wait_seconds) as lock:
