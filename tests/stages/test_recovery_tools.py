@@ -70,9 +70,7 @@ def test_check_passes_correct_tables_and_counts_every_kind_of_damage(spark, name
 
 def test_check_refuses_to_pass_a_latest_row_that_is_not_the_newest(spark, namespace):
     raw, cfg, rows = built_tables(spark, namespace)
-    spark.sql(
-        f"INSERT INTO {cfg.latest_table} SELECT * FROM {cfg.summary_table} WHERE acct = 2 AND month = '2024-03'"
-    )
+    spark.sql(f"INSERT INTO {cfg.latest_table} SELECT * FROM {cfg.summary_table} WHERE acct = 2 AND month = '2024-03'")
     found, _ = check(spark, cfg)
     assert {name: n for name, n in found.items() if n} == {"latest_summary.unique": 1, "latest_summary.unexpected": 1}
 
