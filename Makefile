@@ -49,6 +49,7 @@ test-airflow-live: setup
 # Lint and type-check: needs the venv only, no network and no jars.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
 # The whole product on a laptop: sample feed -> Airflow DAGs (real spark-submit tasks) -> report.
