@@ -39,9 +39,10 @@ class Artifact:
 
 def spark_minor(version: str | None = None) -> str:
     if version is None:
-        import pyspark
+        # The installed distribution's version, without importing pyspark (the Airflow side calls this).
+        from importlib.metadata import version as installed_version
 
-        version = pyspark.__version__
+        version = installed_version("pyspark")
     return ".".join(version.split(".")[:2])
 
 

@@ -65,10 +65,10 @@ def build_session(
     warehouse = warehouse or warehouse_location(cfg)
     if "://" not in warehouse:
         Path(warehouse).mkdir(parents=True, exist_ok=True)
-    jar_paths = jars.ensure_jars(log=log.info)
+    jar_paths: list[str] = [str(p) for p in jars.ensure_jars(log=log.info)]
     under_spark_submit = "PYSPARK_GATEWAY_PORT" in os.environ
     if under_spark_submit:
-        _add_jars_to_driver(jar_paths)
+        jar_paths = _with_submitted_jars(jar_paths)
 
     builder = SparkSession.builder.appName(app_name or f"summary-pipeline-{cfg.name}")
     if not under_spark_submit and "spark.master" not in (extra_conf or {}):
@@ -89,16 +89,32 @@ def build_session(
     return spark
 
 
-def _add_jars_to_driver(jar_paths: Iterable[Path]) -> None:
-    """Put the cached jars on the driver's class path when spark-submit already started the JVM.
+def _with_submitted_jars(jar_paths: list[str]) -> list[str]:
+    """The jars spark-submit was given (``--jars``), plus any of ours it was not given.
 
-    spark-submit starts the driver JVM before this script runs, so ``spark.jars``
-    set in the builder would reach the executors but not the driver. The driver's
-    context class loader is Spark's MutableURLClassLoader, which accepts more jars.
+    ``--jars`` is the supported way: spark-submit puts them on the driver's class path
+    and serves them to every executor. A bare ``spark-submit summary_pipeline.py``
+    (the README's shortest form) has none; the driver JVM is already running by
+    then, so ours go on its class path by its class loader and reach the executors
+    through ``spark.jars``. Keeping the submitted list keeps a user's own jars
+    (a JDBC driver, say) on the executors too.
     """
-    from pyspark import SparkContext
+    from pyspark import SparkConf, SparkContext
 
     SparkContext._ensure_initialized()
+    submitted = [j for j in SparkConf().get("spark.jars", "").split(",") if j]
+    given = {Path(j.split(":", 1)[-1] if j.startswith("file:") else j).name for j in submitted}
+    missing = [p for p in jar_paths if Path(p).name not in given]
+    if missing:
+        log.info("adding %s to the driver's class path (pass them with --jars to avoid this)", ", ".join(missing))
+        _add_jars_to_driver(missing)
+    return submitted + missing
+
+
+def _add_jars_to_driver(jar_paths: Iterable[str]) -> None:
+    """Put jars on the class path of a driver JVM that spark-submit already started."""
+    from pyspark import SparkContext
+
     jvm: JavaObject = SparkContext._jvm  # declared Optional by pyspark; set by _ensure_initialized()
     loader = jvm.java.lang.Thread.currentThread().getContextClassLoader()
     known = {str(url) for url in loader.getURLs()} if hasattr(loader, "getURLs") else set()

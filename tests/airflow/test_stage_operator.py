@@ -28,7 +28,7 @@ class TaskInstance(SimpleNamespace):
         return None
 
 
-def run_stage(config, stage, params, tmp_path, monkeypatch):
+def run_stage(config, stage, params, tmp_path, monkeypatch, operators=None):
     from summary_airflow.operators import SummaryStageOperator
 
     monkeypatch.setenv("AIRFLOW_CONN_SPARK_SUMMARY", json.dumps({"conn_type": "spark", "host": "local[1]"}))
@@ -38,6 +38,8 @@ def run_stage(config, stage, params, tmp_path, monkeypatch):
         task_id=stage, config_path=config, stage=stage, months="params", backfill_params=True, lock_wait_seconds=0
     )
     ti = TaskInstance(dag_id="test", task_id=stage, try_number=1)
+    if operators is not None:
+        operators.append(operator)
     return operator.execute({"params": params, "ti": ti, "dag_run": None})
 
 
@@ -61,8 +63,13 @@ def test_bad_input_fails_without_retries_and_a_busy_lock_is_retried(spark, spark
     holder = {PREFIX + "token": "t", PREFIX + "owner": "other-run", PREFIX + "host": "elsewhere", PREFIX + "expires-at": "4e9"}
     update_properties(spark, cfg.control_table, lambda _: holder)
     monkeypatch.setenv("SPARK_SUBMIT_OPTS", "-XX:TieredStopAtLevel=1")
+    operators = []
     with pytest.raises(AirflowException) as busy:
-        run_stage(config, "maintenance", {}, tmp_path, monkeypatch)
+        run_stage(config, "maintenance", {}, tmp_path, monkeypatch, operators)
+    # The jars went by --jars (to the driver and every executor), not only the driver's class loader.
+    command = operators[0]._hook._build_spark_submit_command(operators[0].application)
+    jars = command[command.index("--jars") + 1].split(",")
+    assert any(Path(j).name.startswith("iceberg-spark-runtime-") and Path(j).exists() for j in jars), command
     assert not isinstance(busy.value, AirflowFailException), "a busy lock is worth a retry"
     report = json.loads(next((tmp_path / "reports").glob("test.maintenance.*.json")).read_text())
     assert report["exit_code"] == EXIT_LOCK_HELD and "in use by run other-run" in report["error"]
