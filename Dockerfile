@@ -5,8 +5,10 @@ FROM ${AIRFLOW_IMAGE}
 USER root
 RUN apt-get update \
  && apt-get install -y --no-install-recommends openjdk-17-jre-headless procps \
- && rm -rf /var/lib/apt/lists/*
-ENV JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64
+ && rm -rf /var/lib/apt/lists/* \
+ && ln -sfn "$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")" /usr/lib/jvm/default-java
+# One path on every CPU architecture: the JDK directory Debian installs is named after the architecture.
+ENV JAVA_HOME=/usr/lib/jvm/default-java
 USER airflow
 COPY requirements.txt /tmp/requirements.txt
 RUN pip install --no-cache-dir -r /tmp/requirements.txt

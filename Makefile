@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 # spark-submit finds its Spark home through the venv's python: the venv must come first on PATH.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup jars test test-extended test-fast test-faults test-airflow-live lint demo demo-cli airflow-ui bench clean
+.PHONY: setup jars cluster-jars test test-cluster test-extended test-fast test-faults test-airflow-live lint demo demo-cli airflow-ui bench clean
 
 setup: $(STAMP) jars
 
@@ -29,7 +29,7 @@ jars: $(STAMP)
 	$(PY) -m spark_jobs.storage.jars
 
 test: setup
-	$(PY) -m pytest -m "not extended" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not extended and not cluster" $(PYTEST_ARGS)
 
 # What make test leaves out: the DAGs end to end through `airflow dags test` (the live tier covers them under real services).
 test-extended: setup
@@ -45,6 +45,14 @@ test-faults: setup
 # The DAGs under real Airflow services on PostgreSQL, driven through the REST API (make test runs a reduced scenario).
 test-airflow-live: setup
 	SUMMARY_LIVE_FULL=1 $(PY) -m pytest -m live $(PYTEST_ARGS)
+
+# Scale-out: the jobs and the DAGs on a Spark standalone cluster, Iceberg's REST catalog (its server resolved by
+# Maven into cluster/rest-catalog/.jars) and an S3 object store, all on loopback (not part of make test: ~10 minutes).
+cluster-jars:
+	mvn -q -B -f cluster/rest-catalog/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/cluster/rest-catalog/.jars -DincludeScope=runtime
+
+test-cluster: setup cluster-jars
+	$(PY) -m pytest -m cluster $(PYTEST_ARGS)
 
 # Lint and type-check: needs the venv only, no network and no jars.
 lint: $(STAMP)
