@@ -94,7 +94,11 @@ class ObjectStore:
         self.server = None
 
     def start(self):
+        import logging
+
         from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one log line per S3 request otherwise
 
         # In this process, not a child: the test ages a file it planted (S3 has no API to backdate an object).
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)

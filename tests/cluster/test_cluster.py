@@ -189,7 +189,9 @@ def test_the_jobs_and_the_dags_on_a_cluster_a_rest_catalog_and_an_object_store(e
     # the stages above, the concurrent pair, and the DAGs' forward, classify and case-iii tasks
     assert len(applications) >= len(submitted) + 2 + 3, (len(applications), names)
     executor_apps = {path.parent.parent.name for path in spark_cluster.executor_logs()}
-    assert {app["id"] for app in applications} <= executor_apps, "every application had executors on the worker"
+    # A stage that lost the lock race may end before its executor starts; every other ran on the worker.
+    without_executors = {app["id"] for app in applications} - executor_apps
+    assert len(without_executors) <= codes.count(EXIT_LOCK_HELD), (without_executors, executor_apps)
 
     # 8. The REST server holds the metadata, the object store the files; nothing was written locally.
     keys = store.keys(f"{NAMESPACE}/")
