@@ -21,6 +21,8 @@ from pathlib import Path
 
 import psutil
 
+from bench import fixed_cost
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULT_PREFIX = "BENCH-RESULT "  # bench.scenarios prints each result on a line starting with this
 FULL = {
@@ -80,7 +82,8 @@ def table(results):
             rate = f"{r['rows'] / r['ours_s']:,.0f} account-months/s ours, {r['v4_rows'] / r['v4_s']:,.0f} v4"
             lines.append(
                 f"| forward month | {r['accounts']:,} accounts | {r['ours_s']} | {r['v4_s']} | {ratio(r['v4_s'], r['ours_s'])} | "
-                f"{r['ours_heap_gb']} | {r['v4_heap_gb']} | {r['peak_rss_gb']} | {rate}; phases {r['phases']} |"
+                f"{r['ours_heap_gb']} | {r['v4_heap_gb']} | {r['peak_rss_gb']} | {rate}; phases {r['phases']}; "
+                f"files written {r.get('files_written')} |"
             )
         else:
             scanned = r.get("classify_scans", {})
@@ -124,7 +127,11 @@ def main(argv=None):
         results += run_plan(scenarios)
         print(f"  done in {time.monotonic() - started:.0f} s: {json.dumps(results[-len(scenarios) :])}", flush=True)
     results.sort(key=lambda r: (ORDER.index(r["scenario"]), r["accounts"], r.get("history", 0)))
-    text = table(results)
+    print("running the fixed cost of small stages (fresh spark-submits) ...", flush=True)
+    small_stages = fixed_cost.measure()
+    heading = f"Fixed cost of a small stage (medians of {small_stages['repeats']})"
+    text = f"{table(results)}\n\n{heading}:\n\n{fixed_cost.table(small_stages)}"
+    results.append({"scenario": "fixed_cost", **small_stages})
     print(text)
     out = ROOT / "bench" / ("RESULTS-small.md" if args.small else "RESULTS.md")
     previous = out.read_text() if out.exists() else ""

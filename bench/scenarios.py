@@ -208,13 +208,24 @@ def forward(accounts, driver_memory="4g"):
     forward_report = report("forward")
     ours, ours_heap = timed(spark, lambda: run_months(spark, cfg, months[2:], forward_report, one_batch=False))
     v4, v4_heap = timed(spark, lambda: v4_baseline.forward_month(spark, cfg, months[2], summary_v4, latest_v4))
+    # How many files each wide write produced: one file means the write ran in one task.
+    files_written = {t: files_added_by_last_append(spark, t) for t in (cfg.summary_table, cfg.latest_table, cfg.staging_table)}
     ours_rows = spark.table(cfg.summary_table).where(F.col(cfg.month_column) == months[2]).count()
     v4_rows = spark.table(summary_v4).where(F.col(cfg.month_column) == months[2]).count()
     return {
         "scenario": "forward", "accounts": accounts, "ours_s": ours, "v4_s": v4, "ours_heap_gb": ours_heap,
         "v4_heap_gb": v4_heap, "rows": ours_rows, "v4_rows": v4_rows,
-        "phases": forward_report.details["phase_seconds"], "setup_seconds": watch.seconds,
+        "phases": forward_report.details["phase_seconds"], "setup_seconds": watch.seconds, "files_written": files_written,
     }  # fmt: skip
+
+
+def files_added_by_last_append(spark, table):
+    """Data files the table's newest append or overwrite added (its snapshot summary's count)."""
+    row = spark.sql(
+        f"SELECT summary['added-data-files'] AS files FROM {table}.snapshots "
+        "WHERE operation IN ('append', 'overwrite') ORDER BY committed_at DESC LIMIT 1"
+    ).first()
+    return int(row.files) if row and row.files else 0
 
 
 LOADED = {}  # config of each Case III scenario of this process, with its tables' snapshots right after the initial load

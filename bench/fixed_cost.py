@@ -1,0 +1,107 @@
+"""The fixed cost of a small stage, next to Spark's own start-up, timed in the same run.
+
+A small run (a forward month of a few hundred accounts, the ingest of one small
+file) should cost little more than ``spark-submit`` of a one-line PySpark job:
+that is the floor every stage pays. Each measurement is one fresh
+``spark-submit``, as Airflow runs a stage, on the example config
+(``include/configs/summary_config.json``) in a throw-away warehouse; the
+figures are medians of ``repeats`` runs.
+
+    python -m bench.fixed_cost [--repeats 3] [--accounts 300]
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from spark_jobs.months import add_months
+from spark_jobs.sample_data import generate
+
+ROOT = Path(__file__).resolve().parents[1]
+SPARK_SUBMIT = str(Path(sys.executable).parent / "spark-submit")
+HELLO = "from pyspark.sql import SparkSession\nprint(SparkSession.builder.getOrCreate().range(1).count())\n"
+FIRST_MONTH = "2024-01"
+
+
+def _timed(command: list[str], env: dict[str, str]) -> float:
+    started = time.monotonic()
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    seconds = time.monotonic() - started
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{(result.stdout + result.stderr)[-3000:]}")
+    return round(seconds, 2)
+
+
+def measure(repeats: int = 3, accounts: int = 300) -> dict[str, Any]:
+    """Medians (s) of: a bare spark-submit, --mode ingest of one month's file, --mode forward of one month."""
+    with tempfile.TemporaryDirectory(prefix="bench-fixed-cost-") as tmp:
+        base = Path(tmp)
+        env = {
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "SUMMARY_WAREHOUSE": str(base / "warehouse"),
+        }
+        config = base / "summary_config.json"
+        config.write_text((ROOT / "include" / "configs" / "summary_config.json").read_text().replace("local.db.", "local.bench."))
+        hello = base / "hello.py"
+        hello.write_text(HELLO)
+        counts = generate(base / "source", accounts, FIRST_MONTH, repeats + 1, seed=7)
+        months = [add_months(FIRST_MONTH, i) for i in range(repeats + 1)]
+        stage = [SPARK_SUBMIT, str(ROOT / "spark_jobs" / "summary_pipeline.py"), "--config", str(config)]
+
+        def source(month: str) -> str:
+            return str(base / "source" / f"accounts_all_{month}.parquet")
+
+        _timed([*stage, "--mode", "ingest", "--path", source(months[0])], env)  # the tables exist from here on
+        _timed([*stage, "--mode", "initial", "--start-month", months[0], "--end-month", months[0]], env)
+        bare, ingest, forward = [], [], []
+        for month in months[1:]:  # interleaved, so a noisy minute on a shared machine hits all three alike
+            bare.append(_timed([SPARK_SUBMIT, str(hello)], env))
+            ingest.append(_timed([*stage, "--mode", "ingest", "--path", source(month)], env))
+            forward.append(_timed([*stage, "--mode", "forward", "--start-month", month], env))
+    result = {
+        "accounts": accounts,
+        "records_per_month": round(statistics.median(counts.values())),
+        "repeats": repeats,
+        "bare_s": statistics.median(bare),
+        "ingest_s": statistics.median(ingest),
+        "forward_s": statistics.median(forward),
+        "runs": {"bare": bare, "ingest": ingest, "forward": forward},
+    }
+    result["ingest_vs_bare"] = round(result["ingest_s"] / result["bare_s"], 2)
+    result["forward_vs_bare"] = round(result["forward_s"] / result["bare_s"], 2)
+    return result
+
+
+def table(result: dict[str, Any]) -> str:
+    rows = [
+        "| run (one spark-submit each) | median (s) | x bare | runs (s) |",
+        "|---|---|---|---|",
+        f"| bare `spark-submit` of a one-line PySpark job | {result['bare_s']} | 1.0x | {result['runs']['bare']} |",
+        f"| `--mode ingest` of one file ({result['records_per_month']:,} records) | {result['ingest_s']} | "
+        f"{result['ingest_vs_bare']}x | {result['runs']['ingest']} |",
+        f"| `--mode forward` of one month ({result['accounts']:,} accounts) | {result['forward_s']} | "
+        f"{result['forward_vs_bare']}x | {result['runs']['forward']} |",
+    ]
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--accounts", type=int, default=300)
+    args = parser.parse_args(argv)
+    result = measure(args.repeats, args.accounts)
+    print(table(result))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
