@@ -48,7 +48,9 @@ def write_rejects(spark: SparkSession, cfg: SummaryConfig, rejects: DataFrame) -
 
 
 def stage(cfg: SummaryConfig, rows: DataFrame, run_id: str) -> None:
-    rows.select(*cfg.summary_columns, INSERT).withColumn(RUN_ID, F.lit(run_id)).writeTo(cfg.staging_table).append()
+    # One run id is one partition value: Iceberg's default (hash) distribution would send every row to one task.
+    staged = rows.select(*cfg.summary_columns, INSERT).withColumn(RUN_ID, F.lit(run_id))
+    staged.writeTo(cfg.staging_table).option("distribution-mode", "none").append()
 
 
 def pending_run_ids(spark: SparkSession, cfg: SummaryConfig) -> list[str]:
@@ -83,7 +85,10 @@ def commit_staged(
     if stats.rows:
         lock.check()
         if fresh and stats.inserts:
-            staged.where(F.col(INSERT)).select(*cfg.summary_columns).writeTo(cfg.summary_table).append()
+            # Sorted by (month, key) within each task, so no shuffle is needed: with the table's hash
+            # distribution a one-month append would run in one task.
+            inserts = staged.where(F.col(INSERT)).select(*cfg.summary_columns)
+            inserts.writeTo(cfg.summary_table).option("distribution-mode", "none").append()
         if stats.merge_months:
             merge_summary(spark, cfg, run_id, sorted(stats.merge_months), only_updates=fresh)
         written["summary"] = stats.rows
