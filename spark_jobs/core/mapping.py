@@ -55,19 +55,24 @@ def reject_reason(cfg: SummaryConfig) -> Column:
 def map_records(source: DataFrame, cfg: SummaryConfig) -> DataFrame:
     """§1: rename, column_transformations, inferred_columns, rolling mappers (cast to their type).
 
-    Adds the record digest (of the renamed record), the original record as JSON
-    (kept for the rejects table) and the reject reason.
+    Adds the record digest (of the renamed record), the reject reason and, for
+    rejected records only, the original record as JSON (kept for the rejects
+    table; building it for every record cost a JSON string per valid record).
     """
+    originals = [f"__as_sent_{i}" for i in range(len(cfg.columns))]
     renamed = source.select(
         *[F.col(f"`{src}`").alias(dst) for src, dst in cfg.columns.items()],
-        F.to_json(F.struct(*[F.col(f"`{src}`") for src in cfg.columns]), {"ignoreNullFields": "false"}).alias(SOURCE_RECORD),
+        *[F.col(f"`{src}`").alias(original) for src, original in zip(cfg.columns, originals)],
     )
     mapped = renamed.withColumn(RECORD_DIGEST, record_digest(list(cfg.columns.values())))
     for derived in (*cfg.column_transformations, *cfg.inferred_columns):
         mapped = mapped.withColumn(derived.name, F.expr(derived.mapper_expr))
     for rolling in cfg.rolling_columns:
         mapped = mapped.withColumn(rolling.mapper_column, F.expr(rolling.mapper_expr).cast(rolling.sql_type))
-    return mapped.withColumn(REJECT_REASON, reject_reason(cfg))
+    mapped = mapped.withColumn(REJECT_REASON, reject_reason(cfg))
+    as_sent = F.struct(*[F.col(original).alias(src) for src, original in zip(cfg.columns, originals)])
+    record = F.when(F.col(REJECT_REASON) != "", F.to_json(as_sent, {"ignoreNullFields": "false"}))
+    return mapped.withColumn(SOURCE_RECORD, record).drop(*originals)
 
 
 def valid_records(mapped: DataFrame, cfg: SummaryConfig) -> DataFrame:
