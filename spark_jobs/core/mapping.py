@@ -62,7 +62,7 @@ def map_records(source: DataFrame, cfg: SummaryConfig) -> DataFrame:
     originals = [f"__as_sent_{i}" for i in range(len(cfg.columns))]
     renamed = source.select(
         *[F.col(f"`{src}`").alias(dst) for src, dst in cfg.columns.items()],
-        *[F.col(f"`{src}`").alias(original) for src, original in zip(cfg.columns, originals)],
+        *[F.col(f"`{src}`").alias(original) for src, original in zip(cfg.columns, originals, strict=True)],
     )
     mapped = renamed.withColumn(RECORD_DIGEST, record_digest(list(cfg.columns.values())))
     for derived in (*cfg.column_transformations, *cfg.inferred_columns):
@@ -70,7 +70,7 @@ def map_records(source: DataFrame, cfg: SummaryConfig) -> DataFrame:
     for rolling in cfg.rolling_columns:
         mapped = mapped.withColumn(rolling.mapper_column, F.expr(rolling.mapper_expr).cast(rolling.sql_type))
     mapped = mapped.withColumn(REJECT_REASON, reject_reason(cfg))
-    as_sent = F.struct(*[F.col(original).alias(src) for src, original in zip(cfg.columns, originals)])
+    as_sent = F.struct(*[F.col(original).alias(src) for src, original in zip(cfg.columns, originals, strict=True)])
     record = F.when(F.col(REJECT_REASON) != "", F.to_json(as_sent, {"ignoreNullFields": "false"}))
     return mapped.withColumn(SOURCE_RECORD, record).drop(*originals)
 
