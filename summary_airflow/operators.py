@@ -11,7 +11,7 @@ from airflow.sdk import BaseHook, Context
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from spark_jobs.names import REPORTS_DIR_ENV, RETRYABLE_EXIT_CODES
-from spark_jobs.storage.jars import ensure_jars
+from spark_jobs.storage.jars import ensure_jars, with_jars
 from summary_airflow import settings
 from summary_airflow.months import run_month
 from summary_airflow.stages import application_args
@@ -96,8 +96,7 @@ class SummaryStageOperator(SparkSubmitOperator):
         )
         # The Iceberg runtime and the catalog's jars reach the driver and every executor the supported way.
         ours = [str(path) for path in ensure_jars(log=self.log.info)]
-        given = [jar for jar in (self.jars or "").split(",") if jar]
-        self.jars = ",".join(given + [jar for jar in ours if jar not in given])
+        self.jars = ",".join(with_jars([jar for jar in (self.jars or "").split(",") if jar], ours))
         self.log.info("stage %s: spark-submit %s %s", self.stage, self.application, " ".join(self.application_args))
         try:
             super().execute(context)

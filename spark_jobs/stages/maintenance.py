@@ -17,7 +17,7 @@ control table; the report says ``maintenance_due`` once the count reaches v4's
 
 import datetime as dt
 
-from pyspark.sql import SparkSession
+from pyspark.sql import Row, SparkSession
 
 from spark_jobs.config import SummaryConfig
 from spark_jobs.names import MONTHS_SINCE_MAINTENANCE as MONTHS_SINCE
@@ -33,14 +33,17 @@ def _days_ago(days: float) -> str:
     return f"TIMESTAMP {sql_string(cutoff.strftime('%Y-%m-%d %H:%M:%S.%f'))}"
 
 
-def _call(spark: SparkSession, identifier: str, procedure: str, **arguments: object) -> dict[str, int | float]:
+def _call_rows(spark: SparkSession, identifier: str, procedure: str, **arguments: object) -> list[Row]:
     parts = identifier.split(".")
     catalog = parts[0] if len(parts) == 3 else spark.conf.get("spark.sql.defaultCatalog")
     # The full identifier: a two-part name would first be looked up as catalog.table (and logged as not found).
     args = ", ".join([f"table => {sql_string(identifier)}"] + [f"{k} => {v}" for k, v in arguments.items()])
-    rows = spark.sql(f"CALL {catalog}.system.{procedure}({args})").collect()
-    if procedure == "remove_orphan_files":  # one row per file removed, its location
-        return {"removed_files_count": len(rows)}
+    return spark.sql(f"CALL {catalog}.system.{procedure}({args})").collect()
+
+
+def _call(spark: SparkSession, identifier: str, procedure: str, **arguments: object) -> dict[str, int | float]:
+    """A procedure that answers one row of figures: those figures."""
+    rows = _call_rows(spark, identifier, procedure, **arguments)
     return {k: v for k, v in rows[0].asDict().items() if isinstance(v, (int, float))} if rows else {}
 
 
@@ -74,7 +77,8 @@ def maintain(spark: SparkSession, cfg: SummaryConfig, report: RunReport, lock_wa
         arguments: dict[str, object] = {"older_than": _days_ago(max(1, retention_days))}
         if lists_through_file_io(java_table(spark, identifier).location()):
             arguments["prefix_listing"] = "true"
-        return _call(spark, identifier, "remove_orphan_files", **arguments)
+        removed = _call_rows(spark, identifier, "remove_orphan_files", **arguments)  # one row per file removed
+        return {"removed_files_count": len(removed)}
 
     results = {}
     with exclusive_run(spark, cfg, report, lock_wait_seconds) as lock:

@@ -74,6 +74,12 @@ def extra_artifacts() -> tuple[Artifact, ...]:
     return tuple(artifacts)
 
 
+def with_jars(given: list[str], ours: list[str]) -> list[str]:
+    """``given`` (a --jars list: paths or file: URIs) plus each of ``ours`` whose file name it lacks."""
+    names = {Path(j.removeprefix("file:")).name for j in given}
+    return given + [j for j in ours if Path(j).name not in names]
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("SUMMARY_JARS_DIR", PROJECT_ROOT / ".jars"))
 

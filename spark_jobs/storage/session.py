@@ -103,12 +103,12 @@ def _with_submitted_jars(jar_paths: list[str]) -> list[str]:
 
     SparkContext._ensure_initialized()
     submitted = [j for j in SparkConf().get("spark.jars", "").split(",") if j]
-    given = {Path(j.split(":", 1)[-1] if j.startswith("file:") else j).name for j in submitted}
-    missing = [p for p in jar_paths if Path(p).name not in given]
+    all_jars = jars.with_jars(submitted, jar_paths)
+    missing = all_jars[len(submitted) :]
     if missing:
         log.info("adding %s to the driver's class path (pass them with --jars to avoid this)", ", ".join(missing))
         _add_jars_to_driver(missing)
-    return submitted + missing
+    return all_jars
 
 
 def _add_jars_to_driver(jar_paths: Iterable[str]) -> None:

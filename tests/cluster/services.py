@@ -247,3 +247,7 @@ class SparkStandalone:
     def stop(self):
         self.worker.stop()
         self.master.stop()
+
+
+if __name__ == "__main__":  # make cluster-jars
+    print(rest_catalog_jars())

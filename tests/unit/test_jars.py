@@ -25,3 +25,12 @@ def test_deployments_add_jars_by_maven_coordinates(monkeypatch):
     monkeypatch.setenv("SUMMARY_EXTRA_PACKAGES", "iceberg-aws-bundle")
     with pytest.raises(RuntimeError, match="'iceberg-aws-bundle' is not group:artifact:version"):
         extra_artifacts()
+
+
+def test_our_jars_are_added_only_where_the_given_list_lacks_their_file():
+    from spark_jobs.storage.jars import with_jars
+
+    given = ["file:/opt/jars/iceberg-spark-runtime-4.1_2.13-1.12.0.jar", "/opt/jars/postgresql-42.jar"]
+    ours = ["/cache/iceberg-spark-runtime-4.1_2.13-1.12.0.jar", "/cache/sqlite-jdbc-3.54.1.0.jar"]
+    assert with_jars(given, ours) == [*given, "/cache/sqlite-jdbc-3.54.1.0.jar"]
+    assert with_jars([], ours) == ours
