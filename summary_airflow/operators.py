@@ -1,8 +1,6 @@
 """A SparkSubmitOperator that runs one pipeline stage and returns its JSON report (to XCom)."""
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -10,7 +8,7 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.sdk import BaseHook, Context
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from spark_jobs.names import REPORTS_DIR_ENV, RETRYABLE_EXIT_CODES
+from spark_jobs.names import RETRYABLE_EXIT_CODES
 from spark_jobs.storage.jars import ensure_jars, with_jars
 from summary_airflow import settings
 from summary_airflow.months import run_month
@@ -80,7 +78,7 @@ class SummaryStageOperator(SparkSubmitOperator):
         if self.run_id_from:
             classified = context["ti"].xcom_pull(task_ids=self.run_id_from) or {}
             run_id = classified.get("run_id")
-        report_dir = Path(os.environ.get(REPORTS_DIR_ENV) or tempfile.mkdtemp(prefix="summary-report-"))
+        report_dir = settings.reports_dir()
         report_dir.mkdir(parents=True, exist_ok=True)
         report_file = report_dir / f"{context['ti'].dag_id}.{context['ti'].task_id}.{context['ti'].try_number}.json"
         self.application_args = application_args(

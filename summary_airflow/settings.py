@@ -4,7 +4,7 @@ import os
 from pathlib import Path
 
 import spark_jobs
-from spark_jobs.names import CONFIGS_DIR_ENV, SPARK_CONN_ENV
+from spark_jobs.names import CONFIGS_DIR_ENV, REPORTS_DIR_ENV, SPARK_CONN_ENV
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]  # the checkout the project is installed from (pip install -e .)
 ENTRY_SCRIPT = Path(spark_jobs.__file__).resolve().parent / "summary_pipeline.py"
@@ -27,3 +27,11 @@ def pool_name(config_name: str) -> str:
 
 def dag_id(config_name: str, kind: str) -> str:
     return f"{config_name}_{kind}"
+
+
+def reports_dir() -> Path:
+    """Where stage tasks write their run reports and the pipeline page reads them: $SUMMARY_REPORTS_DIR, else
+    $AIRFLOW_HOME/summary_reports. Workers and the api-server must see the same folder (a shared volume)."""
+    if os.environ.get(REPORTS_DIR_ENV):
+        return Path(os.environ[REPORTS_DIR_ENV])
+    return Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow") / "summary_reports"
