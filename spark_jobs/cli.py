@@ -49,7 +49,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--config", required=True, help="path to the summary config JSON")
     parser.add_argument("--mode", choices=STAGES, default="forward", help="stage to run (default: forward)")
     parser.add_argument("--start-month", help="first month, YYYY-MM (initial/forward: default this month; backfill: optional)")
-    parser.add_argument("--end-month", help="last month, YYYY-MM (default: the start month)")
+    parser.add_argument(
+        "--end-month", help="last month, YYYY-MM (default: the start month; check: the newest month, when only --start-month)"
+    )
     parser.add_argument("--backfill-filter", help="backfill/classify: one boolean expression over the source columns")
     parser.add_argument("--run-id", help="case-i/case-ii/case-iii: the classification to apply (printed by classify)")
     parser.add_argument("--path", nargs="+", help="ingest: Parquet or CSV file(s), directories or globs")
@@ -80,6 +82,18 @@ def months_from_args(args: argparse.Namespace) -> list[str]:
         raise UsageError(str(exc)) from None
 
 
+def check_months(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """``check``'s scope: no month flag checks the whole table; ``--start-month`` alone, from there to the newest month."""
+    if args.end_month and not args.start_month:
+        raise UsageError("--mode check takes --end-month only with --start-month")
+    for flag, value in (("--start-month", args.start_month), ("--end-month", args.end_month)):
+        if value is not None and not is_valid_month(value):
+            raise UsageError(f"{flag} {value!r} is not a YYYY-MM month")
+    if args.end_month and args.end_month < args.start_month:
+        raise UsageError(f"--end-month {args.end_month} is before --start-month {args.start_month}")
+    return args.start_month, args.end_month
+
+
 def new_run_id(mode: str) -> str:
     return f"{mode}-{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
 
@@ -96,7 +110,9 @@ def run(args: argparse.Namespace, report: RunReport) -> SparkSession:
     if same_tables:
         raise ConfigError(cfg.path, same_tables)
     months = None
-    if args.mode in MONTH_RANGE_STAGES or args.start_month or args.end_month:
+    if args.mode == "check":
+        check_scope = check_months(args)
+    elif args.mode in MONTH_RANGE_STAGES or args.start_month or args.end_month:
         months = months_from_args(args)
     if args.mode == "ingest" and not args.path:
         raise UsageError("--mode ingest needs --path FILE [FILE ...]")
@@ -141,7 +157,7 @@ def run(args: argparse.Namespace, report: RunReport) -> SparkSession:
         elif args.mode == "check":
             from spark_jobs.stages.check import check_tables
 
-            check_tables(spark, cfg, report)
+            check_tables(spark, cfg, report, start_month=check_scope[0], end_month=check_scope[1])
         elif args.mode == "rebuild-latest":
             from spark_jobs.stages.rebuild import rebuild_latest
 

@@ -21,6 +21,7 @@ from spark_jobs.core.history import grid
 from spark_jobs.core.mapping import map_records, valid_records
 from spark_jobs.core.month_columns import month_number_col
 from spark_jobs.errors import RuleViolations
+from spark_jobs.months import add_months
 from spark_jobs.names import MONTH_NUMBER, PREVIOUS_MONTH
 from spark_jobs.report import RunReport
 from spark_jobs.storage.tables import table_exists
@@ -35,14 +36,26 @@ def _q(name: str) -> str:
     return f"`{name}`"
 
 
-def with_previous_row(summary: DataFrame, cfg: SummaryConfig, columns: Iterable[str]) -> DataFrame:
-    """Each summary row with ``columns`` of the account's previous row (by month) and the gap in months."""
-    key = cfg.key_column
+def with_previous_row(
+    summary: DataFrame, cfg: SummaryConfig, columns: Iterable[str], window_start: str | None = None
+) -> DataFrame:
+    """Each summary row with ``columns`` of the account's previous row (by month) and the gap in months.
+
+    ``summary`` may hold only the months from ``window_start`` on (a scoped check): a row whose previous row
+    is older than that takes the previous month, hence the gap, from its own ``_previous_month`` pointer; the
+    previous row's other columns stay NULL, so only the rules that need nothing but the gap judge it.
+    """
+    key, month = cfg.key_column, cfg.month_column
     by_month = Window.partitionBy(key).orderBy(MONTH_NUMBER)
-    rows = summary.withColumn(MONTH_NUMBER, month_number_col(cfg.month_column))
+    rows = summary.withColumn(MONTH_NUMBER, month_number_col(month))
     for column in columns:
         rows = rows.withColumn(PREVIOUS + column, F.lag(column).over(by_month))
-    return rows.withColumn(GAP, F.col(MONTH_NUMBER) - F.lag(MONTH_NUMBER).over(by_month))
+    previous_month = F.lag(month).over(by_month)
+    if window_start is not None:
+        pointer = F.col(PREVIOUS_MONTH)
+        previous_month = F.coalesce(previous_month, F.when(pointer < F.lit(window_start), pointer))
+    rows = rows.withColumn(PREVIOUS + month, previous_month)
+    return rows.withColumn(GAP, F.col(MONTH_NUMBER) - month_number_col(PREVIOUS + month))
 
 
 def shift_broken(rolling: RollingColumn, gap: Column) -> F.Column:
@@ -110,14 +123,27 @@ def rule_checks(cfg: SummaryConfig) -> list[tuple[str, str, Column]]:
     return checks
 
 
-def check_tables(spark: SparkSession, cfg: SummaryConfig, report: RunReport, sample: int = EXAMPLES) -> None:
-    """Run every check; fill ``report.details``; raise RuleViolations when any rule is broken."""
+def check_tables(
+    spark: SparkSession,
+    cfg: SummaryConfig,
+    report: RunReport,
+    sample: int = EXAMPLES,
+    start_month: str | None = None,
+    end_month: str | None = None,
+) -> None:
+    """Run every check; fill ``report.details``; raise RuleViolations when any rule is broken.
+
+    With ``start_month`` (and ``end_month``, else through the newest month) only the rows of those months are
+    judged: the quality gate after a run checks what the run touched, reading the months before them only as
+    far back as a history array reaches.
+    """
     for table in (cfg.summary_table, cfg.latest_table):
         if not table_exists(spark, table):
             raise RuleViolations(f"table {table} does not exist: nothing to check (run initial or forward first)")
     key, month = cfg.key_column, cfg.month_column
     summary = spark.table(cfg.summary_table)
     latest = spark.table(cfg.latest_table)
+    in_scope = _in_months(month, start_month, end_month)
     results: dict[str, dict[str, Any]] = {}
 
     def record(name: str, meaning: str, offending: DataFrame, describe_key: Callable[[Row], str]) -> None:
@@ -129,7 +155,7 @@ def check_tables(spark: SparkSession, cfg: SummaryConfig, report: RunReport, sam
     record(
         "summary.unique",
         f"more than one summary row for one {key} and {month}",
-        summary.groupBy(key, month).count().where("count > 1"),
+        summary.where(in_scope).groupBy(key, month).count().where("count > 1"),
         pair,
     )
     record(
@@ -140,7 +166,9 @@ def check_tables(spark: SparkSession, cfg: SummaryConfig, report: RunReport, sam
     )
 
     carried = [c for c in cfg.carry_columns if c not in cfg.date_col_list]
-    rows = with_previous_row(summary, cfg, [*cfg.history_columns, *carried, month]).cache()
+    window_start = add_months(start_month, -cfg.max_history_length) if start_month else None
+    judged = summary.where(_in_months(month, window_start, end_month))
+    rows = with_previous_row(judged, cfg, [*cfg.history_columns, *carried], window_start).where(in_scope).cache()
     try:
         checks = rule_checks(cfg)
         flags = rows.select(key, month, *[c.alias(f"__c{i}") for i, (_, _, c) in enumerate(checks)])
@@ -153,8 +181,8 @@ def check_tables(spark: SparkSession, cfg: SummaryConfig, report: RunReport, sam
     finally:
         rows.unpersist()
 
-    expected_latest = newest_per_account(summary, cfg)
-    actual_latest = latest.select(*cfg.summary_columns)
+    expected_latest = _newest_rows(summary, cfg, start_month, end_month)
+    actual_latest = latest.where(in_scope).select(*cfg.summary_columns)
     record(
         "latest_summary.missing_or_stale",
         "an account's newest summary row is not its latest_summary row",
@@ -171,19 +199,56 @@ def check_tables(spark: SparkSession, cfg: SummaryConfig, report: RunReport, sam
     violations = sum(r["violations"] for r in results.values())
     report.details["checks"] = results
     report.details["violations"] = violations
-    report.details["months"] = month_counts(spark, cfg)
+    report.details["scope"] = {"start_month": start_month, "end_month": end_month}
+    report.details["months"] = month_counts(spark, cfg, start_month, end_month)
     if violations:
-        broken = ", ".join(f"{name} ({r['violations']})" for name, r in results.items() if r["violations"])
-        raise RuleViolations(f"{violations} violation(s) of the table rules: {broken}; see details.checks in the report")
+        raise RuleViolations(violations_message(results))
 
 
-def month_counts(spark: SparkSession, cfg: SummaryConfig) -> dict[str, dict[str, int]]:
+def violations_message(results: dict[str, dict[str, Any]], examples: int = 3) -> str:
+    """One line naming every broken rule with its count and a few example keys (for the log and the task's error)."""
+    broken = [
+        f"{name} ({r['violations']}; e.g. {', '.join(r['examples'][:examples])})"
+        for name, r in results.items()
+        if r["violations"]
+    ]
+    total = sum(r["violations"] for r in results.values())
+    return f"{total} violation(s) of the table rules: {'; '.join(broken)}; see details.checks in the report"
+
+
+def _in_months(month: str, start: str | None, end: str | None) -> Column:
+    condition = F.lit(True)
+    if start:
+        condition &= F.col(month) >= F.lit(start)
+    if end:
+        condition &= F.col(month) <= F.lit(end)
+    return condition
+
+
+def _newest_rows(summary: DataFrame, cfg: SummaryConfig, start: str | None, end: str | None) -> DataFrame:
+    """Each account's newest summary row, for the accounts whose newest row lies in the months checked.
+
+    An account's newest month is found on the narrow key and month columns; whole rows are read only there.
+    """
+    if start is None and end is None:
+        return newest_per_account(summary, cfg)
+    key, month = cfg.key_column, cfg.month_column
+    newest = summary.where(_in_months(month, start, None)).groupBy(key).agg(F.max(month).alias(month))
+    newest = newest.where(_in_months(month, start, end))
+    return summary.where(_in_months(month, start, end)).join(newest, [key, month]).select(*cfg.summary_columns)
+
+
+def month_counts(
+    spark: SparkSession, cfg: SummaryConfig, start: str | None = None, end: str | None = None
+) -> dict[str, dict[str, int]]:
     """Rows per month in summary next to valid account-months in the source (a month still to be run shows up here)."""
     month = cfg.month_column
-    in_summary = {r[0]: r[1] for r in spark.table(cfg.summary_table).groupBy(month).count().collect()}
+    summary = spark.table(cfg.summary_table).where(_in_months(month, start, end))
+    in_summary = {r[0]: r[1] for r in summary.groupBy(month).count().collect()}
     in_source = {}
     if table_exists(spark, cfg.source_table):
-        valid = valid_records(map_records(spark.table(cfg.source_table), cfg), cfg)
+        source = spark.table(cfg.source_table).where(_in_months(cfg.source_column(month), start, end))
+        valid = valid_records(map_records(source, cfg), cfg)
         in_source = {r[0]: r[1] for r in valid.select(cfg.key_column, month).distinct().groupBy(month).count().collect()}
     return {
         m: {"summary_rows": in_summary.get(m, 0), "source_account_months": in_source.get(m, 0)}

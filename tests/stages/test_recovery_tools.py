@@ -29,12 +29,12 @@ def built_tables(spark, namespace):
     return raw, cfg, rows
 
 
-def check(spark, cfg):
+def check(spark, cfg, start_month=None, end_month=None):
     report = RunReport(mode="check", config=cfg.path, run_id="check-test")
     try:
-        check_tables(spark, cfg, report)
-    except RuleViolations:
-        pass
+        check_tables(spark, cfg, report, start_month=start_month, end_month=end_month)
+    except RuleViolations as exc:
+        report.error = str(exc)
     return {name: r["violations"] for name, r in report.details["checks"].items()}, report
 
 
@@ -73,6 +73,52 @@ def test_check_refuses_to_pass_a_latest_row_that_is_not_the_newest(spark, namesp
     spark.sql(f"INSERT INTO {cfg.latest_table} SELECT * FROM {cfg.summary_table} WHERE acct = 2 AND month = '2024-03'")
     found, _ = check(spark, cfg)
     assert {name: n for name, n in found.items() if n} == {"latest_summary.unique": 1, "latest_summary.unexpected": 1}
+
+
+def test_scoped_check_judges_only_the_months_given(spark, namespace):
+    """The quality gate checks the months a run touched. Account 4 has a gap longer than its arrays (4 months), so
+    its 2024-07 row's previous row lies before the months the scoped check reads: its pointer stands in for it."""
+    raw, cfg = load(namespace)
+    rows = [
+        record(1, "2024-01", 1, bal=10),
+        record(1, "2024-02", 1, bal=20),
+        record(2, "2024-03", 1, bal=300, dpd=40),
+        record(2, "2024-07", 1, bal=700),
+        record(4, "2024-01", 1, bal=1),
+        record(4, "2024-07", 1, bal=7),
+    ]
+    append_source(spark, cfg, rows)
+    run(spark, cfg, "forward", "2024-01", "2024-07")
+    assert_matches_model(spark, cfg, raw, rows)
+
+    clean, report = check(spark, cfg, start_month="2024-07")
+    assert set(clean.values()) == {0}, report.error
+    assert report.details["scope"] == {"start_month": "2024-07", "end_month": None}
+    assert report.details["months"] == {"2024-07": {"summary_rows": 2, "source_account_months": 2}}
+
+    summary = cfg.summary_table
+    spark.sql(f"UPDATE {summary} SET rating_grid = 'x' WHERE acct = 2 AND month = '2024-03'")
+    spark.sql(f"UPDATE {summary} SET balance_history = array(7, 1, NULL, NULL) WHERE acct = 4 AND month = '2024-07'")
+
+    found, report = check(spark, cfg, start_month="2024-07")
+    assert {name: n for name, n in found.items() if n} == {
+        "balance_history.shift": 1,  # nothing may reach 6 months back into a 4-element array
+        "latest_summary.missing_or_stale": 1,  # account 4's newest row changed, its latest row did not
+        "latest_summary.unexpected": 1,
+    }
+    assert "balance_history.shift (1; e.g. 4 2024-07)" in report.error
+
+    found, report = check(spark, cfg, start_month="2024-03", end_month="2024-03")
+    assert {name: n for name, n in found.items() if n} == {"rating_grid.grid": 1}
+    assert list(report.details["months"]) == ["2024-03"]
+
+    found, _ = check(spark, cfg)
+    assert {name: n for name, n in found.items() if n} == {
+        "rating_grid.grid": 1,
+        "balance_history.shift": 1,
+        "latest_summary.missing_or_stale": 1,
+        "latest_summary.unexpected": 1,
+    }
 
 
 def test_rebuild_latest_restores_latest_summary_from_summary(spark, namespace):

@@ -20,6 +20,9 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "include" / "configs" / "summary
         (["--mode", "forward", "--start-month", "2024-13"], "--start-month '2024-13' is not a YYYY-MM month"),
         (["--mode", "forward", "--start-month", "2024-02\n"], "is not a YYYY-MM month"),
         (["--mode", "forward", "--start-month", "2024-05", "--end-month", "2024-01"], "end month 2024-01 is before start"),
+        (["--mode", "check", "--end-month", "2024-01"], "--mode check takes --end-month only with --start-month"),
+        (["--mode", "check", "--start-month", "2024-1"], "--start-month '2024-1' is not a YYYY-MM month"),
+        (["--mode", "check", "--start-month", "2024-05", "--end-month", "2024-01"], "--end-month 2024-01 is before"),
     ],
 )
 def test_usage_errors_exit_2_with_the_reason_in_the_report(capsys, args, message):
