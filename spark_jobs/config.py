@@ -116,6 +116,36 @@ class CatalogSettings:
 
 
 @dataclass(frozen=True)
+class AlertSettings:
+    """Where failures and a late monthly run are reported (``airflow.alerts``); empty: nowhere."""
+
+    webhook_url: str | None = None
+    webhook_url_env: str | None = None
+    webhook_timeout_seconds: int = 10
+    email_to: tuple[str, ...] = ()
+    smtp_conn_id: str | None = None
+    from_email: str | None = None
+    forward_deadline_day: int | None = None
+
+    @classmethod
+    def from_raw(cls, raw: dict[str, Any]) -> "AlertSettings":
+        webhook, email = raw.get("webhook", {}), raw.get("email", {})
+        return cls(
+            webhook_url=webhook.get("url"),
+            webhook_url_env=webhook.get("url_env"),
+            webhook_timeout_seconds=webhook.get("timeout_seconds", 10),
+            email_to=tuple(email.get("to", ())),
+            smtp_conn_id=email.get("smtp_conn_id"),
+            from_email=email.get("from_email"),
+            forward_deadline_day=raw.get("forward_deadline_day"),
+        )
+
+    @property
+    def has_webhook(self) -> bool:
+        return bool(self.webhook_url or self.webhook_url_env)
+
+
+@dataclass(frozen=True)
 class AirflowSettings:
     start_month: str | None = None
     end_month: str | None = None
@@ -125,6 +155,8 @@ class AirflowSettings:
     maintenance_schedule: str = "@weekly"
     retries: int = 3
     stage_timeout_minutes: int = 360
+    landing_dir: str | None = None
+    alerts: AlertSettings = AlertSettings()
     tags: tuple = ()
 
 
@@ -370,6 +402,10 @@ def conf_key_allowed(key: str) -> bool:
     return key in ALLOWED_CONF_KEYS or key.startswith(ALLOWED_CONF_PREFIXES)
 
 
+def _airflow_settings(raw: dict[str, Any]) -> AirflowSettings:
+    return AirflowSettings(**{**raw, "tags": tuple(raw.get("tags", ())), "alerts": AlertSettings.from_raw(raw.get("alerts", {}))})
+
+
 def semantic_problems(raw: dict[str, Any]) -> list[str]:
     """Rules a JSON Schema cannot express. ``raw`` has already passed the schema."""
     problems = []
@@ -506,6 +542,9 @@ def semantic_problems(raw: dict[str, Any]) -> list[str]:
     first = airflow.get("start_month") or (initial and add_months(initial["end_month"], 1))
     if airflow.get("end_month") and first and airflow["end_month"] < first:
         problems.append(f"airflow.end_month: before the forward DAG's first month ({first})")
+    alerts = airflow.get("alerts", {})
+    if "forward_deadline_day" in alerts and not ({"webhook", "email"} & set(alerts)):
+        problems.append("airflow.alerts.forward_deadline_day: nobody to tell; add airflow.alerts.webhook or airflow.alerts.email")
     catalog = raw.get("catalog", {})
     for name, props in catalog.get("catalogs", {}).items():
         if "type" not in props and "catalog-impl" not in props:
@@ -590,5 +629,5 @@ def _build(raw: dict[str, Any], path: Path) -> SummaryConfig:
         performance=Performance(**raw.get("performance", {})),
         spark=SparkSettings(**spark),
         catalog=CatalogSettings(**catalog),
-        airflow=AirflowSettings(**{**raw.get("airflow", {}), "tags": tuple(raw.get("airflow", {}).get("tags", ()))}),
+        airflow=_airflow_settings(raw.get("airflow", {})),
     )

@@ -6,17 +6,29 @@ from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
+from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator, ShortCircuitOperator
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TaskGroup, TriggerRule
+from airflow.sdk import (
+    DAG,
+    Asset,
+    AssetOrTimeSchedule,
+    CronDataIntervalTimetable,
+    CronTriggerTimetable,
+    Param,
+    TaskGroup,
+    TriggerRule,
+)
 from airflow.sdk.types import DagRunProtocol, RuntimeTaskInstanceProtocol
 
+from spark_jobs.catalogs import split_identifier
 from spark_jobs.config import SummaryConfig
 from spark_jobs.core.expressions import FILTER
 from spark_jobs.errors import ConfigError
 from spark_jobs.months import MONTH_LENGTH, MONTH_REGEX
 from spark_jobs.names import CASE_STAGES, CASES
 from summary_airflow import settings
+from summary_airflow.alerts import failure_notifiers, forward_deadline
 from summary_airflow.loader import import_error_message, load_all
 from summary_airflow.months import first_scheduled_month, initial_load_months, run_month
 from summary_airflow.operators import SummaryStageOperator
@@ -29,13 +41,36 @@ log = logging.getLogger(__name__)
 
 
 def _default_args(cfg: SummaryConfig) -> dict[str, Any]:
-    return {
+    args: dict[str, Any] = {
         "owner": "summary-pipeline",
         "retries": cfg.airflow.retries,
         "retry_delay": dt.timedelta(minutes=2),
         "retry_exponential_backoff": True,
         "max_retry_delay": dt.timedelta(minutes=30),
     }
+    notifiers = failure_notifiers(cfg)
+    if notifiers:
+        args["on_failure_callback"] = notifiers  # called once a task fails for good, not on each retry
+    return args
+
+
+def source_asset(cfg: SummaryConfig) -> Asset:
+    """The source table as an Airflow Asset: the ingest DAG updates it, the backfill DAG runs on it."""
+    catalog, name = split_identifier(cfg, cfg.source_table)
+    return Asset(name=f"{cfg.name}_source", uri=f"iceberg://{catalog}/{name.replace('.', '/')}")
+
+
+def _quality_gate(cfg: SummaryConfig, touched_from: tuple[str, ...], through_newest: bool) -> SummaryStageOperator:
+    return _stage(
+        cfg,
+        "quality_gate",
+        "check",
+        "Check the table rules on the months this run touched (`--mode check --start-month ...`); broken rules fail "
+        "the run, naming each rule with example keys (log, and XCom key `report`).",
+        months="touched",
+        touched_from=touched_from,
+        through_newest=through_newest,
+    )
 
 
 def _month_param(description: str) -> Param:
@@ -61,7 +96,7 @@ def _tags(cfg: SummaryConfig, kind: str) -> list[str]:
 def _dag(
     cfg: SummaryConfig,
     kind: str,
-    schedule: str | CronDataIntervalTimetable,
+    schedule: Any,
     description: str,
     doc: str,
     start_date: dt.datetime = START_DATE_FALLBACK,
@@ -114,6 +149,7 @@ def forward_dag(cfg: SummaryConfig) -> DAG:
         start_date=start,  # the first data interval starts here
         end_date=_month_start(cfg.airflow.end_month) if cfg.airflow.end_month else None,  # the last one
         catchup=True,
+        deadline=forward_deadline(cfg),
         params={
             "month": _month_param("Process this month (YYYY-MM) instead of the run's"),
             "initial_load": Param(False, type="boolean", description="Also run the initial-load months of the config"),
@@ -126,7 +162,8 @@ strictly in order (one active run; each month waits for the previous month's suc
 date 2024-03-01 processes **2024-02**; trigger with param `month` to re-process any month (safe: nothing changes
 unless its source records did). The first scheduled run ({first_month or "n/a"}) also runs the initial load
 ({f"{initial[0]}..{initial[-1]}" if initial else "none configured"}) as chained per-month tasks.
-Every `forward_*` task pushes its run report to XCom. Config: `{cfg.path}`.
+`quality_gate` then checks the table rules on the months the run applied; a broken rule fails the run, and
+the next month waits for it. Every stage task pushes its run report to XCom. Config: `{cfg.path}`.
 """,
     )
     with dag:
@@ -137,8 +174,10 @@ Every `forward_*` task pushes its run report to XCom. Config: `{cfg.path}`.
             "Apply the run's month (`spark_jobs --mode forward`); report in XCom.",
             months="run",
             depends_on_past=True,
+            wait_for_downstream=True,  # and for the previous month's quality gate: never build on broken rows
             trigger_rule=TriggerRule.NONE_FAILED,
         )
+        forward_tasks = ["forward_month"]
         if initial:
             needs_initial = ShortCircuitOperator(
                 task_id="initial_load_needed",
@@ -156,6 +195,7 @@ Every `forward_*` task pushes its run report to XCom. Config: `{cfg.path}`.
                     if previous is not None:
                         previous >> task
                     previous = task
+                    forward_tasks.append(task.task_id)
             needs_initial >> group >> forward
         due = ShortCircuitOperator(
             task_id="maintenance_due",
@@ -169,7 +209,8 @@ Every `forward_*` task pushes its run report to XCom. Config: `{cfg.path}`.
             trigger_dag_id=settings.dag_id(cfg.name, "maintenance"),
             doc_md="Start the maintenance DAG (compaction, snapshot expiry).",
         )
-        forward >> due >> trigger
+        gate = _quality_gate(cfg, tuple(forward_tasks), through_newest=False)
+        forward >> gate >> due >> trigger
     return dag
 
 
@@ -189,10 +230,16 @@ def _initial_load_needed(
 # ---------------------------------------------------------------------------------------
 def backfill_dag(cfg: SummaryConfig) -> DAG:
     """Sensor -> classify -> only the cases with records, one after another -> report."""
+    asset = source_asset(cfg)
+    schedule: Any = [asset]
+    if cfg.airflow.backfill_schedule:
+        timetable = CronTriggerTimetable(cfg.airflow.backfill_schedule, timezone="UTC")
+        timetable.validate()  # DAG() checks a schedule string, not a timetable object
+        schedule = AssetOrTimeSchedule(timetable=timetable, assets=asset)
     dag = _dag(
         cfg,
         "backfill",
-        cfg.airflow.backfill_schedule,
+        schedule,
         f"Apply late and corrected records to {cfg.summary_table}",
         params={
             "backfill_filter": Param(
@@ -209,10 +256,12 @@ def backfill_dag(cfg: SummaryConfig) -> DAG:
         doc=f"""
 ### {cfg.name}: backfill
 
-Waits (deferred, in the triggerer) until `{cfg.source_table}` has appended records no backfill has applied, then
-classifies them against `{cfg.latest_table}` and runs only the Case I/II/III stages that have accounts,
-one after another. Trigger it by hand with a `backfill_filter`, a month range or `dry_run`. Each stage's run
-report is in XCom; `backfill_report` sums them up. Config: `{cfg.path}`.
+Runs when the `{cfg.name}_ingest` DAG appended records (Asset `{asset.uri}`) and on its schedule
+(`{cfg.airflow.backfill_schedule}`), which catches writers outside Airflow. Waits (deferred, in the triggerer) until
+`{cfg.source_table}` has appended records no backfill has applied, then classifies them against
+`{cfg.latest_table}` and runs only the Case I/II/III stages that have accounts, one after another; `quality_gate`
+checks the table rules from the first month they applied on. Trigger it by hand with a `backfill_filter`, a
+month range or `dry_run`. Each stage's run report is in XCom; `backfill_report` sums them up. Config: `{cfg.path}`.
 """,
     )
     with dag:
@@ -251,6 +300,7 @@ report is in XCom; `backfill_report` sums them up. Config: `{cfg.path}`.
         )
         wait >> classify >> branch >> [*cases, report]
         cases[0] >> cases[1] >> cases[2] >> report  # never two commits to the same tables at once
+        report >> _quality_gate(cfg, tuple(case_task_id(case) for case in CASES), through_newest=True)
     return dag
 
 
@@ -292,6 +342,48 @@ has applied `performance.snapshot_interval` ({cfg.performance.snapshot_interval}
 
 
 # ---------------------------------------------------------------------------------------
+def ingest_dag(cfg: SummaryConfig) -> DAG:
+    """Append files to the source table; when records arrived, announce it (the Asset the backfill DAG runs on)."""
+    asset = source_asset(cfg)
+    landing = cfg.airflow.landing_dir
+    dag = _dag(
+        cfg,
+        "ingest",
+        None,
+        f"Append source files to {cfg.source_table}",
+        params={
+            "path": Param(
+                landing,
+                type=["null", "string"],
+                minLength=1,
+                description="A file, folder or glob of Parquet/CSV files (default: airflow.landing_dir of the config)",
+            )
+        },
+        doc=f"""
+### {cfg.name}: ingest
+
+Appends the Parquet/CSV files at the run's `path` (default `{landing or "none: give one"}`) to `{cfg.source_table}`;
+files already ingested (same content) are skipped, so a landing folder can be ingested again and again.
+When records arrived, `source_updated` records an event of the Asset `{asset.uri}`, which starts
+`{settings.dag_id(cfg.name, "backfill")}` at once. Config: `{cfg.path}`.
+""",
+    )
+    with dag:
+        ingest = _stage(
+            cfg, "ingest", "ingest", "`--mode ingest --path ...`; report (files, records, skipped) in XCom.",
+            path_param="path", landing_dir=landing,
+        )  # fmt: skip
+        arrived = ShortCircuitOperator(
+            task_id="records_arrived",
+            python_callable=lambda ti: bool(((ti.xcom_pull(task_ids="ingest") or {}).get("rows_written") or {}).get("source")),
+            doc_md="False when every file was already ingested (or empty): then no Asset event.",
+        )
+        announce = EmptyOperator(task_id="source_updated", outlets=[asset], doc_md=f"Records an event of `{asset.uri}`.")
+        ingest >> arrived >> announce
+    return dag
+
+
+# ---------------------------------------------------------------------------------------
 def build_dags(folder: Path | None = None) -> tuple[dict[str, DAG], tuple[ConfigError, ...]]:
     """(dags by id, config errors) for every config in ``folder`` (default: settings.configs_dir()).
 
@@ -303,7 +395,8 @@ def build_dags(folder: Path | None = None) -> tuple[dict[str, DAG], tuple[Config
     dags, errors = {}, list(loaded.errors)
     for cfg in loaded.configs:
         built, problems = [], []
-        for kind, build in (("forward", forward_dag), ("backfill", backfill_dag), ("maintenance", maintenance_dag)):
+        kinds = (("forward", forward_dag), ("backfill", backfill_dag), ("maintenance", maintenance_dag), ("ingest", ingest_dag))
+        for kind, build in kinds:
             try:
                 dag = build(cfg)
                 dag.validate()  # what the DagBag checks after import: schedules, params, ...

@@ -6,13 +6,13 @@ from typing import Any, Literal
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import BaseHook, Context
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 from spark_jobs.names import RETRYABLE_EXIT_CODES
 from spark_jobs.storage.jars import ensure_jars, with_jars
 from summary_airflow import settings
 from summary_airflow.months import run_month
-from summary_airflow.stages import application_args
+from summary_airflow.stages import application_args, touched_months
 
 
 class MissingSparkConnection(RuntimeError):
@@ -31,9 +31,13 @@ class SummaryStageOperator(SparkSubmitOperator):
     """Run ``spark_jobs/summary_pipeline.py --mode <stage>`` and push the run report to XCom.
 
     ``months``: a fixed (start, end) pair, ``"run"`` for the month the run
-    processes (see ``months.run_month``), or ``"params"`` for the optional
-    start/end month params of a manual backfill. ``run_id_from`` names the task
-    whose report carries the classification run id (case stages).
+    processes (see ``months.run_month``), ``"params"`` for the optional
+    start/end month params of a manual backfill, or ``"touched"`` for the months
+    the reports of the ``touched_from`` tasks applied (the quality gate; with
+    ``through_newest``, from the first of them to the newest month, as a Case III
+    correction rewrites every later row of its account). ``run_id_from`` names
+    the task whose report carries the classification run id (case stages).
+    ``path_param``: the param holding the files to ingest (``landing_dir`` when empty).
     """
 
     ui_color = "#f4d7a1"
@@ -43,7 +47,11 @@ class SummaryStageOperator(SparkSubmitOperator):
         *,
         config_path: str | Path,
         stage: str,
-        months: Literal["run", "params"] | tuple[str, str] | None = None,
+        months: Literal["run", "params", "touched"] | tuple[str, str] | None = None,
+        touched_from: tuple[str, ...] = (),
+        through_newest: bool = False,
+        path_param: str | None = None,
+        landing_dir: str | None = None,
         run_id_from: str | None = None,
         backfill_params: bool = False,
         lock_wait_seconds: int | None = None,
@@ -56,6 +64,10 @@ class SummaryStageOperator(SparkSubmitOperator):
         self.config_path = str(config_path)
         self.stage = stage
         self.months = months
+        self.touched_from = tuple(touched_from)
+        self.through_newest = through_newest
+        self.path_param = path_param
+        self.landing_dir = landing_dir
         self.run_id_from = run_id_from
         self.backfill_params = backfill_params
         self.lock_wait_seconds = lock_wait_seconds  # None: the job's default (600 s)
@@ -72,8 +84,22 @@ class SummaryStageOperator(SparkSubmitOperator):
             start, end = params.get("start_month") or None, params.get("end_month") or None
             if end and not start:
                 start = end
+        elif self.months == "touched":
+            reports = [context["ti"].xcom_pull(task_ids=task_id) for task_id in self.touched_from]
+            start, end = touched_months(reports)
+            if start is None:
+                raise AirflowSkipException(f"{', '.join(self.touched_from)} applied no month: nothing to check")
         elif self.months:
             start, end = self.months
+        paths: list[str] = []
+        if self.path_param is not None:
+            given = params.get(self.path_param) or self.landing_dir
+            if not given:
+                raise AirflowFailException(
+                    f"no files to {self.stage}: give the run's `{self.path_param}` param or set airflow.landing_dir in "
+                    f"{self.config_path}"
+                )
+            paths = [given]
         run_id = None
         if self.run_id_from:
             classified = context["ti"].xcom_pull(task_ids=self.run_id_from) or {}
@@ -91,6 +117,8 @@ class SummaryStageOperator(SparkSubmitOperator):
             backfill_filter=params.get("backfill_filter") if self.backfill_params else None,
             dry_run=bool(params.get("dry_run")) if self.backfill_params else False,
             lock_wait_seconds=self.lock_wait_seconds,
+            paths=paths,
+            through_newest=self.through_newest,
         )
         # The Iceberg runtime and the catalog's jars reach the driver and every executor the supported way.
         ours = [str(path) for path in ensure_jars(log=self.log.info)]
@@ -102,6 +130,7 @@ class SummaryStageOperator(SparkSubmitOperator):
             report = _read_report(report_file)
             if report:
                 self.log.error("run report: %s", json.dumps(report, indent=1))
+                context["ti"].xcom_push(key="report", value=report)  # a failed task has no return value to show it
             code = (report or {}).get("exit_code")
             if code is not None and code not in RETRYABLE_EXIT_CODES:
                 # Bad input or broken table rules: the same run would fail the same way, so do not retry it.

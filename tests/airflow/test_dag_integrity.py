@@ -29,12 +29,12 @@ def downstream(dag, task_id):
     return sorted(dag.get_task(task_id).downstream_task_ids)
 
 
-def test_every_config_gets_three_dags_and_no_import_error(bag):
+KINDS = ("backfill", "forward", "ingest", "maintenance")
+
+
+def test_every_config_gets_four_dags_and_no_import_error(bag):
     assert bag.import_errors == {}
-    assert sorted(bag.dag_ids) == [
-        "cards_backfill", "cards_forward", "cards_maintenance",
-        "mortgages_backfill", "mortgages_forward", "mortgages_maintenance",
-    ]  # fmt: skip
+    assert sorted(bag.dag_ids) == [f"{name}_{kind}" for name in ("cards", "mortgages") for kind in KINDS]
 
 
 def test_dags_have_no_cycles_and_are_documented(bag):
@@ -59,29 +59,41 @@ def test_forward_is_monthly_on_data_intervals_in_order_with_the_initial_load_cha
     for earlier, later in zip(initial, initial[1:], strict=False):
         assert downstream(dag, earlier) == [later]
     assert downstream(dag, initial[-1]) == ["forward_month"]
-    assert downstream(dag, "forward_month") == ["maintenance_due"]
+    assert downstream(dag, "forward_month") == ["quality_gate"]
+    assert downstream(dag, "quality_gate") == ["maintenance_due"]
     assert downstream(dag, "maintenance_due") == ["trigger_maintenance"]
     forward = dag.get_task("forward_month")
     assert forward.depends_on_past is True and forward.pool == "summary_cards_writers"
     assert forward.retries == 2 and forward.retry_exponential_backoff
     assert forward.trigger_rule == "none_failed"
+    assert forward.wait_for_downstream is True  # a month waits for the previous month's quality gate
+    gate = dag.get_task("quality_gate")
+    assert gate.stage == "check" and gate.months == "touched" and gate.through_newest is False
+    assert gate.touched_from == ("forward_month", *initial)
     assert set(dag.params.keys()) == {"month", "initial_load"}
     assert dag.get_task("initial_load.forward_2024_03").months == ("2024-03", "2024-03")
 
 
 def test_a_config_without_initial_load_has_only_the_monthly_task(bag):
     dag = bag.dags["mortgages_forward"]
-    assert sorted(t.task_id for t in dag.tasks) == ["forward_month", "maintenance_due", "trigger_maintenance"]
+    assert sorted(t.task_id for t in dag.tasks) == ["forward_month", "maintenance_due", "quality_gate", "trigger_maintenance"]
 
 
 def test_backfill_waits_classifies_and_branches_to_serialised_cases(bag):
+    from airflow.sdk import AssetOrTimeSchedule
+
     dag = bag.dags["cards_backfill"]
-    assert dag.schedule == "*/30 * * * *" and dag.catchup is False and dag.max_active_runs == 1
+    assert isinstance(dag.timetable, AssetOrTimeSchedule) and dag.catchup is False and dag.max_active_runs == 1
+    assert dag.timetable.timetable.expression == "*/30 * * * *"
+    assert dag.timetable.asset_condition.uri == "iceberg://local/cards/accounts_all"
     assert downstream(dag, "wait_for_new_records") == ["classify"]
     assert downstream(dag, "classify") == ["choose_cases"]
     assert downstream(dag, "choose_cases") == ["backfill_report", "case_i", "case_ii", "case_iii"]
     assert downstream(dag, "case_i") == ["case_ii"] and downstream(dag, "case_ii") == ["case_iii"]
     assert downstream(dag, "case_iii") == ["backfill_report"]
+    assert downstream(dag, "backfill_report") == ["quality_gate"]
+    gate = dag.get_task("quality_gate")
+    assert gate.stage == "check" and gate.through_newest is True and gate.touched_from == ("case_i", "case_ii", "case_iii")
     sensor = dag.get_task("wait_for_new_records")
     assert sensor.deferrable is True and sensor.soft_fail is False  # see test_plugin_logic: only a timeout skips
     assert [dag.get_task(f"case_{c}").stage for c in ("i", "ii", "iii")] == ["case-i", "case-ii", "case-iii"]
@@ -90,6 +102,41 @@ def test_backfill_waits_classifies_and_branches_to_serialised_cases(bag):
     assert dag.params.get_param("start_month").schema["pattern"].startswith("^[0-9]{4}")
     assert dag.params.get_param("start_month").schema["maxLength"] == 7, "'2024-02\\n' must not pass the pattern's $"
     assert dag.params.get_param("backfill_filter").schema["maxLength"] == 1000
+
+
+def test_ingest_appends_then_announces_the_source_asset_only_when_records_arrived(bag):
+    dag = bag.dags["cards_ingest"]
+    assert dag.schedule is None  # manual runs (with a path) or triggered from outside
+    assert downstream(dag, "ingest") == ["records_arrived"] and downstream(dag, "records_arrived") == ["source_updated"]
+    assert [a.uri for a in dag.get_task("source_updated").outlets] == ["iceberg://local/cards/accounts_all"]
+    assert dag.get_task("ingest").outlets == []  # an ingest that skipped every file must not start a backfill
+    assert dag.params.get_param("path").value == "/data/landing/cards"
+    assert bag.dags["mortgages_ingest"].params.get_param("path").value is None
+
+
+def test_alerts_reach_every_task_and_the_forward_run_has_its_deadline(bag):
+    import datetime as dt
+
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+    from summary_airflow.alerts import WebhookNotifier
+
+    for kind in KINDS:
+        for task in bag.dags[f"cards_{kind}"].tasks:
+            kinds = sorted(type(n).__name__ for n in task.on_failure_callback)
+            assert kinds == ["SmtpNotifier", "WebhookNotifier"], f"cards_{kind}.{task.task_id}"
+    webhook, email = sorted(
+        bag.dags["cards_forward"].get_task("forward_month").on_failure_callback, key=lambda n: type(n).__name__
+    )[::-1]
+    assert isinstance(webhook, WebhookNotifier) and webhook.alerts.webhook_url_env == "CARDS_ALERT_WEBHOOK"
+    assert isinstance(email, SmtpNotifier) and email.to == ["risk-data@example.com"] and email.smtp_conn_id == "smtp_cards"
+    deadline = bag.dags["cards_forward"].deadline
+    deadline = deadline[0] if isinstance(deadline, list) else deadline
+    assert deadline.interval == dt.timedelta(days=5)
+    assert deadline.callback.path == "summary_airflow.alerts.deadline_missed"
+    assert deadline.callback.kwargs["webhook_url_env"] == "CARDS_ALERT_WEBHOOK"
+    assert not bag.dags["mortgages_forward"].get_task("forward_month").on_failure_callback
+    assert not bag.dags["mortgages_forward"].deadline
 
 
 def test_maintenance_runs_on_its_schedule(bag):
@@ -106,7 +153,7 @@ def test_a_bad_config_is_an_import_error_naming_file_and_key_and_the_others_stil
         f"{BAD / 'broken.json'}: rolling_columns[1].type: unsupported rolling column type 'Float'"
         in errors["summary_config_errors.py"]
     )
-    assert sorted(bag.dag_ids) == ["mortgages_backfill", "mortgages_forward", "mortgages_maintenance"]
+    assert sorted(bag.dag_ids) == [f"mortgages_{kind}" for kind in KINDS]
 
 
 @pytest.mark.faults
@@ -124,7 +171,7 @@ def test_a_config_airflow_cannot_build_is_reported_and_the_others_still_load(mon
     assert list(errors) == ["summary_config_errors.py"]
     assert f"{tmp_path / 'cards.json'}: its backfill DAG cannot be built:" in errors["summary_config_errors.py"]
     assert "every second tuesday" in errors["summary_config_errors.py"]
-    assert sorted(bag.dag_ids) == ["mortgages_backfill", "mortgages_forward", "mortgages_maintenance"]
+    assert sorted(bag.dag_ids) == [f"mortgages_{kind}" for kind in KINDS]
     tally.add("bad input: config (hardening)")
 
 
@@ -137,7 +184,7 @@ def test_the_shipped_configs_load(monkeypatch):
     assert os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
 
 
-def test_airflow_dags_list_in_the_project_environment_shows_three_dags_per_config(tmp_path):
+def test_airflow_dags_list_in_the_project_environment_shows_four_dags_per_config(tmp_path):
     import json
     import subprocess
 
@@ -149,7 +196,7 @@ def test_airflow_dags_list_in_the_project_environment_shows_three_dags_per_confi
     assert listed.returncode == 0, listed.stderr[-2000:]
     table = next(line for line in listed.stdout.splitlines() if line.startswith("[{"))
     dag_ids = sorted(d["dag_id"] for d in json.loads(table))
-    assert dag_ids == sorted(f"{n}_{k}" for n in ("cards", "mortgages") for k in ("forward", "backfill", "maintenance"))
+    assert dag_ids == sorted(f"{n}_{k}" for n in ("cards", "mortgages") for k in KINDS)
     errors = subprocess.run(
         [str(ROOT / "bin" / "airflow"), "dags", "list-import-errors", "-o", "json"], env=env, capture_output=True, text=True
     )

@@ -9,7 +9,7 @@ import pytest
 from spark_jobs.catalogs import pyiceberg_properties
 from spark_jobs.config import config_from_dict
 from summary_airflow.months import first_scheduled_month, initial_load_months, run_month
-from summary_airflow.stages import application_args, cases_to_run
+from summary_airflow.stages import application_args, cases_to_run, touched_months
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "include" / "configs" / "summary_config.json"
 UTC = dt.timezone.utc
@@ -63,6 +63,16 @@ def test_stage_arguments_are_the_v4_command_line():
     assert application_args("c.json", "case-iii", "/r.json", run_id="classify-1")[-2:] == ["--run-id", "classify-1"]
     with pytest.raises(ValueError, match="unknown stage 'case-iv'"):
         application_args("c.json", "case-iv", "/r.json")
+    assert application_args("c.json", "check", "/r.json", start_month="2024-02", through_newest=True)[-2:] == [
+        "--start-month", "2024-02",
+    ]  # fmt: skip
+    assert application_args("c.json", "ingest", "/r.json", paths=["/landing/*.parquet"])[-2:] == ["--path", "/landing/*.parquet"]
+
+
+def test_the_quality_gate_checks_the_months_the_run_applied():
+    assert touched_months([{"months": ["2024-03", "2024-01"]}, None, {"months": ["2024-02"]}]) == ("2024-01", "2024-03")
+    assert touched_months([None, {"months": []}]) == (None, None)
+    assert touched_months([{"months": ["2024-01"], "dry_run": True}]) == (None, None)  # a dry run applied nothing
 
 
 def test_the_sensor_reads_the_same_catalog_as_the_jobs():

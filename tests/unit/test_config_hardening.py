@@ -68,6 +68,13 @@ def airflow(**settings):
         # a line break after a name or month: Python's '$' accepts it, ECMA's does not
         (lambda r: r.update(destination_table="local.db.summary\n"), "destination_table: 'local.db.summary\\n' is not a table"),
         (airflow(start_month="2024-02\n"), "airflow.start_month: '2024-02\\n' is not a YYYY-MM"),
+        # alerts that could never be delivered
+        (airflow(alerts={"webhook": {"url": "ftp://hooks.example/x"}}), "airflow.alerts.webhook.url: "),
+        (airflow(alerts={"webhook": {"url": "https://h.example/x", "url_env": "HOOK"}}), "airflow.alerts.webhook: "),
+        (airflow(alerts={"webhook": {}}), "airflow.alerts.webhook: "),
+        (airflow(alerts={"email": {"to": ["not-an-address"]}}), "airflow.alerts.email.to[0]: "),
+        (airflow(alerts={"forward_deadline_day": 5}), "airflow.alerts.forward_deadline_day: nobody to tell"),
+        (airflow(alerts={"forward_deadline_day": 31, "email": {"to": ["a@b.example"]}}), "airflow.alerts.forward_deadline_day: "),
     ],
 )
 def test_dangerous_configs_are_refused_naming_the_key(raw, tmp_path, change, expected, tally):
