@@ -40,6 +40,8 @@ from spark_jobs.report import RunReport
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+log = logging.getLogger(__name__)
+
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -121,6 +123,7 @@ def run(args: argparse.Namespace, report: RunReport) -> SparkSession:
     if args.backfill_filter and args.mode not in FILTER_STAGES:
         raise UsageError(f"--backfill-filter applies to backfill and classify, not {args.mode}")
     spark = build_session(cfg, warehouse_location(cfg, args.warehouse))
+    announce_spark_application(spark, report)
     try:
         problems = spark_expression_problems(spark, cfg)
         if problems:
@@ -172,6 +175,28 @@ def run(args: argparse.Namespace, report: RunReport) -> SparkSession:
         spark.stop()
         raise
     return spark
+
+
+def announce_spark_application(spark: SparkSession, report: RunReport) -> None:
+    """Where to watch this stage (the Spark UI, while it runs) and to read it afterwards (the event log).
+
+    Printed at once, so an Airflow task's log shows it while the stage runs; also kept in the report.
+    """
+    context = spark.sparkContext
+    event_log = None
+    try:  # the path Spark writes to (a rolling log is a folder named eventlog_v2_<application>)
+        logger = context._jsc.sc().eventLogger()
+        event_log = str(logger.get().logWriter().logPath()) if logger.isDefined() else None
+    except Exception:  # an internal API of Spark: losing the path must not fail the stage
+        log.warning("could not read the event log's path", exc_info=True)
+    facts = {"application_id": context.applicationId, "ui_url": context.uiWebUrl, "event_log": event_log}
+    report.details["spark"] = facts
+    ui = facts["ui_url"] or "disabled (spark.ui.enabled)"
+    print(
+        f"spark application {facts['application_id']}: Spark UI {ui} while this stage runs; "
+        f"event log {event_log or 'off (spark.eventLog.enabled)'}",
+        flush=True,
+    )
 
 
 def error_summary(exc: BaseException) -> str:

@@ -19,6 +19,17 @@ class MissingSparkConnection(RuntimeError):
     pass
 
 
+def event_log_conf() -> dict[str, str]:
+    """Spark conf that keeps each stage's event log in ``settings.event_log_dir()`` (created when it is a path)."""
+    folder = settings.event_log_dir()
+    if folder is None:
+        return {}
+    if "://" not in folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        folder = Path(folder).resolve().as_uri()
+    return {"spark.eventLog.enabled": "true", "spark.eventLog.dir": folder}
+
+
 def _read_report(path: str | Path) -> dict[str, Any] | None:
     """The stage's JSON report, or None when the process died before writing it."""
     try:
@@ -120,6 +131,7 @@ class SummaryStageOperator(SparkSubmitOperator):
             paths=paths,
             through_newest=self.through_newest,
         )
+        self.conf = {**event_log_conf(), **(self.conf or {})}  # the DAG author's conf wins
         # The Iceberg runtime and the catalog's jars reach the driver and every executor the supported way.
         ours = [str(path) for path in ensure_jars(log=self.log.info)]
         self.jars = ",".join(with_jars([jar for jar in (self.jars or "").split(",") if jar], ours))
@@ -139,6 +151,9 @@ class SummaryStageOperator(SparkSubmitOperator):
             raise  # killed, out of memory, a busy lock: retrying the stage is safe and may succeed
         report = json.loads(report_file.read_text(encoding="utf-8"))
         self.log.info("run report: %s", json.dumps(report, indent=1))
+        event_log = (report.get("details", {}).get("spark") or {}).get("event_log")
+        if event_log:
+            self.log.info("Spark event log of this stage (open it with Spark's history server): %s", event_log)
         return report
 
     def _check_connection(self) -> None:

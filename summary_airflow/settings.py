@@ -35,3 +35,14 @@ def reports_dir() -> Path:
     if os.environ.get(REPORTS_DIR_ENV):
         return Path(os.environ[REPORTS_DIR_ENV])
     return Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow") / "summary_reports"
+
+
+def event_log_dir() -> str | None:
+    """Where stage tasks keep Spark event logs (for Spark's history server): $SUMMARY_SPARK_EVENT_LOG_DIR (a path or
+    a URI such as s3a://bucket/spark-events; "off" turns them off), else $AIRFLOW_HOME/spark-events."""
+    chosen = os.environ.get("SUMMARY_SPARK_EVENT_LOG_DIR")
+    if chosen == "off":
+        return None
+    if chosen:
+        return chosen
+    return str(Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow") / "spark-events")

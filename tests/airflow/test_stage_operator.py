@@ -22,13 +22,16 @@ pytestmark = [pytest.mark.airflow, pytest.mark.spark, pytest.mark.slow]
 
 
 class TaskInstance(SimpleNamespace):
-    """What the operator reads from its context's task instance (ids for the report file, one XCom pull)."""
+    """What the operator uses of its context's task instance: ids for the report file, XCom pull and push."""
 
     def xcom_pull(self, task_ids=None):
         return None
 
+    def xcom_push(self, key, value):
+        self.pushed[key] = value
 
-def run_stage(config, stage, params, tmp_path, monkeypatch, operators=None):
+
+def run_stage(config, stage, params, tmp_path, monkeypatch, operators=None, ti=None):
     from summary_airflow.operators import SummaryStageOperator
 
     monkeypatch.setenv("AIRFLOW_CONN_SPARK_SUMMARY", json.dumps({"conn_type": "spark", "host": "local[1]"}))
@@ -37,7 +40,7 @@ def run_stage(config, stage, params, tmp_path, monkeypatch, operators=None):
     operator = SummaryStageOperator(
         task_id=stage, config_path=config, stage=stage, months="params", backfill_params=True, lock_wait_seconds=0
     )
-    ti = TaskInstance(dag_id="test", task_id=stage, try_number=1)
+    ti = ti or TaskInstance(dag_id="test", task_id=stage, try_number=1, pushed={})
     if operators is not None:
         operators.append(operator)
     return operator.execute({"params": params, "ti": ti, "dag_run": None})
@@ -57,8 +60,11 @@ def test_bad_input_fails_without_retries_and_a_busy_lock_is_retried(spark, spark
     monkeypatch.setenv("SUMMARY_WAREHOUSE", str(spark_warehouse))
 
     hostile = {"backfill_filter": "IDENTIFIER('reflect')('java.lang.System', 'getProperty', 'java.home') IS NULL"}
+    refused = TaskInstance(dag_id="test", task_id="classify", try_number=1, pushed={})
     with pytest.raises(AirflowFailException, match=f"exit code {EXIT_BAD_INPUT}, not retried: .*IDENTIFIER"):
-        run_stage(config, "classify", hostile, tmp_path, monkeypatch)
+        run_stage(config, "classify", hostile, tmp_path, monkeypatch, ti=refused)
+    # a failed task has no return value: its report is pushed under its own key, for the UI's XCom tab
+    assert refused.pushed["report"]["exit_code"] == EXIT_BAD_INPUT and "IDENTIFIER" in refused.pushed["report"]["error"]
 
     holder = {PREFIX + "token": "t", PREFIX + "owner": "other-run", PREFIX + "host": "elsewhere", PREFIX + "expires-at": "4e9"}
     update_properties(spark, cfg.control_table, lambda _: holder)
@@ -73,3 +79,20 @@ def test_bad_input_fails_without_retries_and_a_busy_lock_is_retried(spark, spark
     assert not isinstance(busy.value, AirflowFailException), "a busy lock is worth a retry"
     report = json.loads(next((tmp_path / "reports").glob("test.maintenance.*.json")).read_text())
     assert report["exit_code"] == EXIT_LOCK_HELD and "in use by run other-run" in report["error"]
+
+
+def test_a_stage_says_where_its_spark_ui_is_and_keeps_its_event_log(spark, spark_warehouse, namespace, tmp_path, monkeypatch):
+    raw, cfg = load(namespace)
+    append_source(spark, cfg, [record(1, "2024-01", 1, bal=1)])
+    config = write_config(tmp_path, namespace)
+    monkeypatch.setenv("SUMMARY_WAREHOUSE", str(spark_warehouse))
+    monkeypatch.setenv("SUMMARY_SPARK_EVENT_LOG_DIR", str(tmp_path / "events"))
+    monkeypatch.setenv("SPARK_SUBMIT_OPTS", "-XX:TieredStopAtLevel=1")
+    report = run_stage(config, "describe", {}, tmp_path, monkeypatch)
+    spark_facts = report["details"]["spark"]
+    assert spark_facts["application_id"].startswith("local-") and spark_facts["ui_url"].startswith("http://")
+    assert spark_facts["event_log"] == f"{(tmp_path / 'events').as_uri()}/eventlog_v2_{spark_facts['application_id']}".replace(
+        "file:///", "file:/"
+    )
+    written = [p.name for p in (tmp_path / "events").iterdir()]
+    assert written == [f"eventlog_v2_{spark_facts['application_id']}"], written  # a rolling log: one folder per stage
