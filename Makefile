@@ -74,7 +74,7 @@ demo: setup
 	@echo "== backfill DAG: the sensor sees the late records, classify branches to the cases"
 	$(DAG_RUN) $(DEMO_DIR)/backfill.log summary_backfill 2025-01-02
 	$(SUBMIT) --mode describe
-	$(PY) -m spark_jobs.report $(DEMO_DIR)/reports/summary_backfill.classify.1.json $(DEMO_DIR)/reports/summary_backfill.case_*.json
+	$(PY) -m spark_jobs.report $(DEMO_DIR)/reports/summary_backfill.classify.*.json $(DEMO_DIR)/reports/summary_backfill.case_*.json
 
 # The same without Airflow: the v4 command line only.
 demo-cli: setup

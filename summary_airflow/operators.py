@@ -117,7 +117,8 @@ class SummaryStageOperator(SparkSubmitOperator):
             run_id = classified.get("run_id")
         report_dir = settings.reports_dir()
         report_dir.mkdir(parents=True, exist_ok=True)
-        report_file = report_dir / f"{context['ti'].dag_id}.{context['ti'].task_id}.{context['ti'].try_number}.json"
+        ti = context["ti"]
+        report_file = report_dir / settings.report_file_name(ti.dag_id, ti.task_id, ti.run_id, ti.try_number)
         self.application_args = application_args(
             self.config_path,
             self.stage,

@@ -230,7 +230,7 @@ class StoredReport:
 def read_reports(folder: Path, cfg: SummaryConfig, limit: int = REPORTS_READ) -> list[StoredReport]:
     """The newest ``limit`` reports of ``cfg``'s DAGs, oldest first; unreadable files (one being written) are skipped.
 
-    A file is ``{dag_id}.{task_id}.{try_number}.json`` (operators.py). Its DAG id starts with the config's name,
+    A file is named by ``settings.report_file_name``. Its DAG id starts with the config's name,
     and its report names the config file: both must match, since one config's name may prefix another's.
     """
     if not folder.is_dir():
@@ -250,8 +250,10 @@ def read_reports(folder: Path, cfg: SummaryConfig, limit: int = REPORTS_READ) ->
 
 
 def _stored_report(path: Path, mtime: float) -> StoredReport | None:
-    dag_id, _, rest = path.name.removesuffix(".json").partition(".")
-    task_id, _, try_number = rest.rpartition(".")
+    parsed = settings.parse_report_file_name(path.name)
+    if parsed is None:
+        return None
+    dag_id, task_id, _, try_number = parsed
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -259,7 +261,7 @@ def _stored_report(path: Path, mtime: float) -> StoredReport | None:
     if not isinstance(report, dict) or not task_id:
         return None
     finished = _iso(dt.datetime.fromtimestamp(mtime, dt.timezone.utc))
-    return StoredReport(dag_id, task_id, int(try_number) if try_number.isdigit() else 0, finished, report)
+    return StoredReport(dag_id, task_id, try_number, finished, report)
 
 
 def backfill_runs(reports: Sequence[StoredReport], runs: int = RECENT_BACKFILLS) -> list[dict[str, Any]]:

@@ -1,6 +1,7 @@
 """Names and places the Airflow side shares with the rest of the project: one place for each."""
 
 import os
+import re
 from pathlib import Path
 
 import spark_jobs
@@ -46,3 +47,17 @@ def event_log_dir() -> str | None:
     if chosen:
         return chosen
     return str(Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow") / "spark-events")
+
+
+def report_file_name(dag_id: str, task_id: str, run_id: str, try_number: int) -> str:
+    """``{dag_id}.{task_id}.{run}.{try}.json``: one file per task try of each DAG run (``run``: the run id with
+    everything but letters, digits, ``-`` and ``_`` replaced, so it holds no dot). Task ids may hold dots (groups)."""
+    return f"{dag_id}.{task_id}.{re.sub(r'[^A-Za-z0-9_-]', '_', run_id)}.{try_number}.json"
+
+
+def parse_report_file_name(name: str) -> tuple[str, str, str, int] | None:
+    """(dag_id, task_id, run, try_number) of a ``report_file_name``; None for any other name."""
+    parts = name.removesuffix(".json").split(".")
+    if not name.endswith(".json") or len(parts) < 4 or not parts[-1].isdigit():
+        return None
+    return parts[0], ".".join(parts[1:-2]), parts[-2], int(parts[-1])

@@ -1,40 +1,21 @@
 """Alerts reach a real HTTP receiver on loopback: a failed task's message, a missed deadline's, and clear errors."""
 
 import asyncio
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
 import pytest
 
 from spark_jobs.config import AlertSettings
 from summary_airflow.alerts import AlertDeliveryError, WebhookNotifier, deadline_missed
+from tests.webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.airflow
 
 
 @pytest.fixture
 def receiver():
-    """An HTTP server on 127.0.0.1 keeping every POSTed JSON body; path /fail answers 500."""
-    received = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802  # http.server's name
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append({"path": self.path, "type": self.headers["Content-Type"], "body": json.loads(body)})
-            self.send_response(500 if self.path == "/fail" else 204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", received
-    server.shutdown()
-    server.server_close()
+    with WebhookReceiver() as hook:
+        yield hook.url, hook.received
 
 
 def failed_task_context():

@@ -17,6 +17,8 @@ from tests.support_browser import browser, colour_counts, read_png, screenshot, 
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "include" / "configs" / "summary_config.json"
+# The run part of report file names (settings.report_file_name): two DAG runs.
+RUN_1, RUN_2 = "manual__2024-07-01T12_00_00_00_00", "scheduled__2024-07-02T00_00_00_00_00"
 UTC = dt.timezone.utc
 EVIL = "<script>alert(1)</script>"
 
@@ -105,32 +107,56 @@ def _report(folder, name, minute, config, **fields):
 def _write_reports(folder, config, other_config):
     cases = lambda i, ii, iii: {"I": i, "II": ii, "III": iii}  # noqa: E731
     forward = {"mode": "forward", "details": {"phase_seconds": {"read": 2.5, "commit": 4.0}}}
-    _report(folder, "summary_forward.initial_load.forward_2024_01.1.json", 1, config, run_id="forward-1", seconds=30.0, **forward)
-    _report(folder, "summary_forward.forward_month.1.json", 2, config, run_id=EVIL, seconds=42.5, **forward)
-    _report(folder, "summary_backfill.classify.1.json", 3, config, mode="classify", run_id="classify-1", seconds=12.0,
+    _report(
+        folder,
+        f"summary_forward.initial_load.forward_2024_01.{RUN_1}.1.json",
+        1,
+        config,
+        run_id="forward-1",
+        seconds=30.0,
+        **forward,
+    )
+    _report(
+        folder,
+        f"summary_forward.forward_month.{RUN_1}.1.json",
+        2,
+        config,
+        run_id=EVIL,
+        seconds=42.5,
+        **forward,
+    )
+    _report(folder, f"summary_backfill.classify.{RUN_1}.1.json", 3, config, mode="classify", run_id="classify-1", seconds=12.0,
             accounts_by_case=cases(5, 0, 2))  # fmt: skip
-    _report(folder, "summary_backfill.case_i.1.json", 4, config, mode="case-i", run_id="case-i-1", seconds=20.0,
+    _report(folder, f"summary_backfill.case_i.{RUN_1}.1.json", 4, config, mode="case-i", run_id="case-i-1", seconds=20.0,
             details={"classification": "classify-1"})  # fmt: skip
-    _report(folder, "summary_backfill.case_iii.1.json", 5, config, mode="case-iii", run_id="case-iii-1", seconds=3.0,
+    _report(folder, f"summary_backfill.case_iii.{RUN_1}.1.json", 5, config, mode="case-iii", run_id="case-iii-1", seconds=3.0,
             status="failed", exit_code=4, details={"classification": "classify-1"})  # fmt: skip
-    _report(folder, "summary_backfill.case_iii.2.json", 6, config, mode="case-iii", run_id="case-iii-2", seconds=25.0,
+    _report(folder, f"summary_backfill.case_iii.{RUN_2}.2.json", 6, config, mode="case-iii", run_id="case-iii-2", seconds=25.0,
             details={"classification": "classify-1"})  # fmt: skip
     passed = {"checks": {"summary.unique": {"violations": 0, "rule": "one row", "examples": []}}, "violations": 0}
-    _report(folder, "summary_forward.quality_gate.1.json", 7, config, mode="check", run_id="check-old", seconds=8.0,
+    _report(folder, f"summary_forward.quality_gate.{RUN_1}.1.json", 7, config, mode="check", run_id="check-old", seconds=8.0,
             details=passed)  # fmt: skip
-    _report(folder, "summary_backfill.classify.2.json", 8, config, mode="classify", run_id="classify-2", seconds=11.0,
+    _report(folder, f"summary_backfill.classify.{RUN_2}.2.json", 8, config, mode="classify", run_id="classify-2", seconds=11.0,
             accounts_by_case=cases(1, 4, 0), dry_run=True)  # fmt: skip
     checks = {
         "summary.unique": {"violations": 0, "rule": "more than one summary row", "examples": []},
         "balance_am_history.shift": {"violations": 3, "rule": "does not continue", "examples": ["1 2024-02", "7 2024-02"]},
         "latest_summary.unexpected": {"violations": 1, "rule": "not the newest row", "examples": ["9 2024-04"]},
     }
-    _report(folder, "summary_forward.quality_gate.2.json", 9, config, mode="check", run_id="check-new", seconds=9.0,
+    _report(folder, f"summary_forward.quality_gate.{RUN_2}.2.json", 9, config, mode="check", run_id="check-new", seconds=9.0,
             status="failed", exit_code=3, error="4 violation(s) of the table rules",
             details={"checks": checks, "violations": 4, "scope": {"start_month": "2024-02", "end_month": None}})  # fmt: skip
     # Another config whose name the first one prefixes: its reports must stay on its own page.
-    _report(folder, "summary_eu_forward.forward_month.1.json", 10, other_config, mode="forward", run_id="eu-1", seconds=999.0)
-    (folder / "summary_forward.forward_month.2.json").write_text('{"mode": "forw')  # a report being written
+    _report(
+        folder,
+        f"summary_eu_forward.forward_month.{RUN_1}.1.json",
+        10,
+        other_config,
+        mode="forward",
+        run_id="eu-1",
+        seconds=999.0,
+    )
+    (folder / f"summary_forward.forward_month.{RUN_2}.2.json").write_text('{"mode": "forw')  # a report being written
 
 
 @pytest.fixture

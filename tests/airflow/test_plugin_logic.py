@@ -115,3 +115,20 @@ def test_the_initial_load_question_works_without_a_data_interval():
     assert _initial_load_needed(params={}, dag_run=manual, first_month="2024-03") is True
     assert _initial_load_needed(params={"month": "2024-05"}, dag_run=manual, first_month="2024-03") is False
     assert _initial_load_needed(params={"month": "2024-05", "initial_load": True}, dag_run=manual, first_month="2024-03")
+
+
+def test_report_files_are_one_per_task_try_of_each_run_and_parse_back():
+    from summary_airflow.settings import parse_report_file_name, report_file_name
+
+    name = report_file_name("cards_forward", "initial_load.forward_2024_01", "scheduled__2024-08-01T00:00:00+00:00", 2)
+    assert name == "cards_forward.initial_load.forward_2024_01.scheduled__2024-08-01T00_00_00_00_00.2.json"
+    assert parse_report_file_name(name) == (
+        "cards_forward",
+        "initial_load.forward_2024_01",
+        "scheduled__2024-08-01T00_00_00_00_00",
+        2,
+    )
+    other_run = report_file_name("cards_forward", "initial_load.forward_2024_01", "manual__2024-08-01T00:00:00+00:00", 2)
+    assert other_run != name  # a second run of the task must not overwrite the first run's report
+    assert parse_report_file_name("cards_forward.forward_month.1.json") is None  # not one of ours
+    assert parse_report_file_name("notes.txt") is None

@@ -40,7 +40,7 @@ def run_stage(config, stage, params, tmp_path, monkeypatch, operators=None, ti=N
     operator = SummaryStageOperator(
         task_id=stage, config_path=config, stage=stage, months="params", backfill_params=True, lock_wait_seconds=0
     )
-    ti = ti or TaskInstance(dag_id="test", task_id=stage, try_number=1, pushed={})
+    ti = ti or TaskInstance(dag_id="test", task_id=stage, run_id="manual__2024-07-01T00:00:00+00:00", try_number=1, pushed={})
     if operators is not None:
         operators.append(operator)
     return operator.execute({"params": params, "ti": ti, "dag_run": None})
@@ -60,7 +60,7 @@ def test_bad_input_fails_without_retries_and_a_busy_lock_is_retried(spark, spark
     monkeypatch.setenv("SUMMARY_WAREHOUSE", str(spark_warehouse))
 
     hostile = {"backfill_filter": "IDENTIFIER('reflect')('java.lang.System', 'getProperty', 'java.home') IS NULL"}
-    refused = TaskInstance(dag_id="test", task_id="classify", try_number=1, pushed={})
+    refused = TaskInstance(dag_id="test", task_id="classify", run_id="manual__1", try_number=1, pushed={})
     with pytest.raises(AirflowFailException, match=f"exit code {EXIT_BAD_INPUT}, not retried: .*IDENTIFIER"):
         run_stage(config, "classify", hostile, tmp_path, monkeypatch, ti=refused)
     # a failed task has no return value: its report is pushed under its own key, for the UI's XCom tab

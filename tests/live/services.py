@@ -270,8 +270,11 @@ class AirflowServices:
         rows = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{_quote(run_id)}/taskInstances?limit=100")["task_instances"]
         return {ti["task_id"]: ti for ti in rows}
 
-    def xcom(self, dag_id, run_id, task_id):
-        path = f"/api/v2/dags/{dag_id}/dagRuns/{_quote(run_id)}/taskInstances/{task_id}/xcomEntries/return_value"
+    def get_text(self, path):
+        return self._request("GET", path, accept="text/html")
+
+    def xcom(self, dag_id, run_id, task_id, key="return_value"):
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{_quote(run_id)}/taskInstances/{task_id}/xcomEntries/{key}"
         value = self.get(path + "?deserialize=true")["value"]
         return json.loads(value) if isinstance(value, str) else value
 

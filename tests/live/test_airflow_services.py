@@ -22,6 +22,8 @@ from spark_jobs.storage.iceberg import current_snapshot
 from tests.live.services import AirflowServices, Postgres, postgres_bindir, wait_for
 from tests.stages.test_backfill import backfill as backfill_in_process
 from tests.support import append_source, assert_matches_model, load, model_config, record
+from tests.support_browser import browser, colour_counts, screenshot
+from tests.webhook_receiver import WebhookReceiver
 
 pytestmark = [pytest.mark.live, pytest.mark.airflow, pytest.mark.spark, pytest.mark.slow]
 FULL = os.environ.get("SUMMARY_LIVE_FULL") == "1"
@@ -45,7 +47,14 @@ def database(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def scenario(tmp_path_factory, spark_warehouse):
+def webhook():
+    """Where the config's alerts go: a receiver on loopback, up before the services start."""
+    with WebhookReceiver() as hook:
+        yield hook
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory, spark_warehouse, webhook):
     """The config and the months it schedules: forward catch-up stops at end_month, the backfill DAG is manual."""
     namespace = f"live_{os.getpid()}"
     initial = ("2024-01", "2024-02") if FULL else ("2024-01", "2024-01")
@@ -55,6 +64,7 @@ def scenario(tmp_path_factory, spark_warehouse):
         "start_month": monthly[0], "end_month": monthly[-1],
         "backfill_schedule": None, "maintenance_schedule": None,
         "retries": 0, "backfill_poke_seconds": 5,
+        "alerts": {"webhook": {"url_env": "LIVE_ALERT_WEBHOOK"}},
     })  # fmt: skip
     configs = tmp_path_factory.mktemp("configs")
     (configs / f"{NAME}.json").write_text(json.dumps(raw))
@@ -62,7 +72,7 @@ def scenario(tmp_path_factory, spark_warehouse):
 
 
 @pytest.fixture(scope="module")
-def airflow(database, scenario, spark_warehouse, tmp_path_factory):
+def airflow(database, scenario, spark_warehouse, tmp_path_factory, webhook):
     services = AirflowServices(
         tmp_path_factory.mktemp("airflow_home"),
         database,
@@ -72,6 +82,7 @@ def airflow(database, scenario, spark_warehouse, tmp_path_factory):
             "SUMMARY_REPORTS_DIR": str(tmp_path_factory.mktemp("reports")),
             "AIRFLOW_CONN_SPARK_SUMMARY": json.dumps({"conn_type": "spark", "host": "local[2]"}),
             "SPARK_SUBMIT_OPTS": "-XX:TieredStopAtLevel=1",  # short-lived test JVMs start faster on C1
+            "LIVE_ALERT_WEBHOOK": f"{webhook.url}/alerts",
         },
     )
     try:
@@ -120,7 +131,11 @@ def test_scheduled_catch_up_deferred_backfill_and_manual_runs(spark, airflow, sc
     assert all(first[a]["end_date"] <= first[b]["start_date"] for a, b in zip(chain, [*chain[1:], "forward_month"], strict=True))
     report = airflow.xcom(forward, runs[-1]["dag_run_id"], "forward_month")
     assert report["status"] == "ok" and report["mode"] == "forward", report
-    assert "run report:" in airflow.task_log(forward, runs[-1]["dag_run_id"], "forward_month")
+    gate = airflow.xcom(forward, runs[-1]["dag_run_id"], "quality_gate")
+    assert gate["details"]["violations"] == 0 and gate["details"]["scope"]["start_month"] == scenario["monthly"][-1], gate
+    forward_log = airflow.task_log(forward, runs[-1]["dag_run_id"], "forward_month")
+    assert "run report:" in forward_log
+    assert "Spark UI http://" in forward_log and "Spark event log of this stage" in forward_log  # where to watch it
     assert_matches_model(spark, cfg, raw, on_time)
 
     # 2. The backfill DAG: a first backfill applies what is there (nothing new) and sets the mark (through the DAG
@@ -189,6 +204,79 @@ def test_scheduled_catch_up_deferred_backfill_and_manual_runs(spark, airflow, sc
         assert_matches_model(spark, cfg, raw, on_time + late)
 
     assert airflow.log_errors() == [], "import or trigger-load errors in the services' logs"
+
+
+def test_ingest_asset_quality_gate_alerts_and_the_pipeline_page(spark, airflow, scenario, webhook, tmp_path):
+    """After the scenario above: files ingested by the ingest DAG start the backfill DAG through the source Asset;
+    a broken table rule fails the quality gate, and the failure reaches the webhook; the page shows it all."""
+    raw, cfg = load(scenario["namespace"], name=NAME, airflow=scenario["raw"]["airflow"])
+    last = scenario["monthly"][-1]
+
+    # 1. Ingest a file through Airflow: the Asset event starts a backfill run, without a trigger or a schedule.
+    backfill, ingest = f"{NAME}_backfill", f"{NAME}_ingest"
+    before = {r["dag_run_id"] for r in airflow.dag_runs(backfill)}
+    late = [record(3, "2024-06", 40, bal=306)]  # account 3's month after its newest: Case II
+    landing = tmp_path / "landing"
+    spark.createDataFrame(late, spark.table(cfg.source_table).schema).coalesce(1).write.parquet(str(landing))
+    wait_for_dag(airflow, ingest)
+    airflow.unpause(ingest)
+    ingested = airflow.wait_for_run(ingest, airflow.trigger(ingest, {"path": str(landing)})["dag_run_id"], RUN_TIMEOUT)
+    assert ingested["state"] == "success", airflow.explain(ingest, ingested["dag_run_id"])
+    assert airflow.xcom(ingest, ingested["dag_run_id"], "ingest")["rows_written"]["source"] == 1
+    started = wait_for(
+        "the Asset event to start a backfill run",
+        lambda: [r for r in airflow.dag_runs(backfill) if r["dag_run_id"] not in before],
+        180,
+        3,
+    )
+    assert started[0]["run_type"] == "asset_triggered", started
+    run = airflow.wait_for_run(backfill, started[0]["dag_run_id"], RUN_TIMEOUT)
+    assert run["state"] == "success", airflow.explain(backfill, run["dag_run_id"])
+    assert airflow.xcom(backfill, run["dag_run_id"], "classify")["accounts_by_case"] == {"I": 0, "II": 1, "III": 0}
+    gate = airflow.xcom(backfill, run["dag_run_id"], "quality_gate")
+    assert gate["details"]["violations"] == 0 and gate["details"]["scope"] == {"start_month": "2024-06", "end_month": None}
+    # ingesting the same file again appends nothing, so no Asset event and no backfill run
+    again = airflow.wait_for_run(ingest, airflow.trigger(ingest, {"path": str(landing)})["dag_run_id"], RUN_TIMEOUT)
+    assert airflow.task_instances(ingest, again["dag_run_id"])["source_updated"]["state"] == "skipped"
+
+    # 2. A broken table rule: re-running the month changes nothing, and its quality gate fails naming the rule.
+    spark.sql(f"UPDATE {cfg.summary_table} SET rating_grid = 'x' WHERE acct = 3 AND month = '{last}'")
+    forward = f"{NAME}_forward"
+    rerun = airflow.wait_for_run(forward, airflow.trigger(forward, {"month": last})["dag_run_id"], RUN_TIMEOUT)
+    tasks = airflow.task_instances(forward, rerun["dag_run_id"])
+    assert rerun["state"] == "failed" and tasks["forward_month"]["state"] == "success", airflow.explain(
+        forward, rerun["dag_run_id"]
+    )
+    assert tasks["quality_gate"]["state"] == "failed"
+    failed_gate = airflow.xcom(forward, rerun["dag_run_id"], "quality_gate", key="report")
+    assert failed_gate["details"]["checks"]["rating_grid.grid"]["examples"] == [f"3 {last}"], failed_gate
+    assert f"rating_grid.grid (1; e.g. 3 {last})" in airflow.task_log(forward, rerun["dag_run_id"], "quality_gate")
+
+    # 3. The failure reached the webhook (the task's on_failure_callback, on the worker).
+    alerts = wait_for("the failure alert", lambda: webhook.bodies(task_id="quality_gate"), 60, 1)
+    assert alerts[0]["dag_id"] == forward and alerts[0]["run_id"] == rerun["dag_run_id"], alerts
+    assert "rating_grid.grid" in alerts[0]["error"], alerts
+    assert {r["path"] for r in webhook.received} == {"/alerts"}
+
+    # 4. The pipeline page, through the api-server, shows the tables' figures and the failed gate.
+    plugins = airflow.get("/api/v2/plugins")["plugins"]
+    views = [v for p in plugins if p["name"] == "summary_pipeline" for v in p["external_views"]]
+    assert any(v["href"].endswith("/summary-pipeline/page") for v in views), plugins
+    data = airflow.get(f"/summary-pipeline/page-data/{NAME}")
+    assert [r["rule"] for r in data["quality_gate"]["broken_rules"]] == ["rating_grid.grid"], data["quality_gate"]
+    cases = [b["accounts_by_case"] for b in data["backfills"] if not b["dry_run"]]
+    assert {"I": 1, "II": 1, "III": 1} in cases and cases[-1] == {"I": 0, "II": 1, "III": 0}, data["backfills"]
+    assert {m["month"]: m["source_records"] for m in data["months"]}["2024-06"] == 1, data["months"]
+    html = airflow.get_text(f"/summary-pipeline/page/{NAME}")
+    assert "rating_grid.grid" in html and "<svg" in html and last in html
+    page = tmp_path / "pipeline-page.html"
+    page.write_text(html)
+    print(f"\npipeline page data: {json.dumps(data)[:2000]}")
+    if browser() is None:
+        pytest.skip("chromium is not installed: the page's screenshot was not taken")
+    png = screenshot(page, tmp_path / "pipeline-page.png")
+    print(f"pipeline page screenshot (a test artifact): {png}")
+    assert sum(colour_counts(png).values()) > 0
 
 
 def _all_finished(runs, count):
