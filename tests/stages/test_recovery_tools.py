@@ -121,6 +121,37 @@ def test_scoped_check_judges_only_the_months_given(spark, namespace):
     }
 
 
+def test_a_broken_account_is_rebuilt_by_deleting_it_and_a_filtered_backfill(spark, namespace):
+    """What docs/operations.md tells an operator after a failed quality gate: with every row of the account gone from
+    both tables, a backfill filtered to it applies all of its records again, as a new account (Case I).
+
+    Deleting only the broken row is not enough: the next row's ``_previous_month`` still names it, so a backfill
+    would rebuild it without the rows before it (this test first shows that the gate catches that state)."""
+    from tests.stages.test_backfill import backfill
+
+    raw, cfg, rows = built_tables(spark, namespace)
+    summary, latest = cfg.summary_table, cfg.latest_table
+    spark.sql(f"UPDATE {summary} SET rating_grid = 'x' WHERE acct = 1 AND month = '2024-02'")
+    found, _ = check(spark, cfg, start_month="2024-02", end_month="2024-02")
+    assert {name: n for name, n in found.items() if n} == {"rating_grid.grid": 1}
+    spark.sql(f"DELETE FROM {summary} WHERE acct = 1 AND month = '2024-02'")
+    found, _ = check(spark, cfg, start_month="2024-02")
+    # 2024-04 names the gone row, and its arrays no longer continue the row before it (2024-01 is now 3 months back)
+    assert {name: n for name, n in found.items() if n} == {
+        "_previous_month.pointer": 1,
+        "balance_history.shift": 1,
+        "rating_history.shift": 1,
+    }
+
+    spark.sql(f"DELETE FROM {summary} WHERE acct = 1")
+    spark.sql(f"DELETE FROM {latest} WHERE acct = 1")
+    report = backfill(spark, cfg, backfill_filter="acct_id = 1")  # source column names
+    assert report.accounts_by_case == {"I": 1, "II": 0, "III": 0}, report
+    assert_matches_model(spark, cfg, raw, rows)
+    clean, report = check(spark, cfg)
+    assert set(clean.values()) == {0}, report.error
+
+
 def test_rebuild_latest_restores_latest_summary_from_summary(spark, namespace):
     raw, cfg, rows = built_tables(spark, namespace)
     latest = cfg.latest_table
