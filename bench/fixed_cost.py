@@ -27,6 +27,15 @@ from spark_jobs.sample_data import generate
 ROOT = Path(__file__).resolve().parents[1]
 SPARK_SUBMIT = str(Path(sys.executable).parent / "spark-submit")
 HELLO = "from pyspark.sql import SparkSession\nprint(SparkSession.builder.getOrCreate().range(1).count())\n"
+# The least a stage on Iceberg does: the project's session (catalog, Iceberg extensions, jars), one append, one read.
+ICEBERG_FLOOR = """import sys
+from spark_jobs.config import load_config
+from spark_jobs.storage.session import build_session
+spark = build_session(load_config(sys.argv[1]))
+spark.sql("CREATE TABLE IF NOT EXISTS local.bench.floor (k BIGINT) USING iceberg")
+spark.range(1).withColumnRenamed("id", "k").writeTo("local.bench.floor").append()
+print(spark.table("local.bench.floor").count())
+"""
 FIRST_MONTH = "2024-01"
 
 
@@ -52,6 +61,8 @@ def measure(repeats: int = 3, accounts: int = 300) -> dict[str, Any]:
         config.write_text((ROOT / "include" / "configs" / "summary_config.json").read_text().replace("local.db.", "local.bench."))
         hello = base / "hello.py"
         hello.write_text(HELLO)
+        iceberg_floor = base / "iceberg_floor.py"
+        iceberg_floor.write_text(ICEBERG_FLOOR)
         counts = generate(base / "source", accounts, FIRST_MONTH, repeats + 1, seed=7)
         months = [add_months(FIRST_MONTH, i) for i in range(repeats + 1)]
         stage = [SPARK_SUBMIT, str(ROOT / "spark_jobs" / "summary_pipeline.py"), "--config", str(config)]
@@ -61,9 +72,10 @@ def measure(repeats: int = 3, accounts: int = 300) -> dict[str, Any]:
 
         _timed([*stage, "--mode", "ingest", "--path", source(months[0])], env)  # the tables exist from here on
         _timed([*stage, "--mode", "initial", "--start-month", months[0], "--end-month", months[0]], env)
-        bare, ingest, forward = [], [], []
-        for month in months[1:]:  # interleaved, so a noisy minute on a shared machine hits all three alike
+        bare, floor, ingest, forward = [], [], [], []
+        for month in months[1:]:  # interleaved, so a noisy minute on a shared machine hits all four alike
             bare.append(_timed([SPARK_SUBMIT, str(hello)], env))
+            floor.append(_timed([SPARK_SUBMIT, str(iceberg_floor), str(config)], env))
             ingest.append(_timed([*stage, "--mode", "ingest", "--path", source(month)], env))
             forward.append(_timed([*stage, "--mode", "forward", "--start-month", month], env))
     result = {
@@ -71,10 +83,12 @@ def measure(repeats: int = 3, accounts: int = 300) -> dict[str, Any]:
         "records_per_month": round(statistics.median(counts.values())),
         "repeats": repeats,
         "bare_s": statistics.median(bare),
+        "iceberg_floor_s": statistics.median(floor),
         "ingest_s": statistics.median(ingest),
         "forward_s": statistics.median(forward),
-        "runs": {"bare": bare, "ingest": ingest, "forward": forward},
+        "runs": {"bare": bare, "iceberg_floor": floor, "ingest": ingest, "forward": forward},
     }
+    result["iceberg_floor_vs_bare"] = round(result["iceberg_floor_s"] / result["bare_s"], 2)
     result["ingest_vs_bare"] = round(result["ingest_s"] / result["bare_s"], 2)
     result["forward_vs_bare"] = round(result["forward_s"] / result["bare_s"], 2)
     return result
@@ -85,6 +99,8 @@ def table(result: dict[str, Any]) -> str:
         "| run (one spark-submit each) | median (s) | x bare | runs (s) |",
         "|---|---|---|---|",
         f"| bare `spark-submit` of a one-line PySpark job | {result['bare_s']} | 1.0x | {result['runs']['bare']} |",
+        f"| floor: the project's Iceberg session, one append and one read of a one-row table | {result['iceberg_floor_s']} | "
+        f"{result['iceberg_floor_vs_bare']}x | {result['runs']['iceberg_floor']} |",
         f"| `--mode ingest` of one file ({result['records_per_month']:,} records) | {result['ingest_s']} | "
         f"{result['ingest_vs_bare']}x | {result['runs']['ingest']} |",
         f"| `--mode forward` of one month ({result['accounts']:,} accounts) | {result['forward_s']} | "

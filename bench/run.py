@@ -71,19 +71,36 @@ def ratio(v4, ours):
     return f"{v4 / ours:.1f}x" if ours else "n/a"
 
 
+TARGET_SPEEDUP = {"forward": 2.0, ("case_iii", 24): 10.0, ("case_iii", 48): 20.0}  # issue 15: v4's time divided by
+
+
+def target(r):
+    """The seconds a target allows (v4's time over the speed-up asked for), or None when none is set."""
+    speedup = TARGET_SPEEDUP.get("forward" if r["scenario"] == "forward" else (r["scenario"], r.get("history")))
+    return round(r["v4_s"] / speedup, 1) if speedup else None
+
+
+def floor_cells(r):
+    floor, allowed = r.get("floor_s"), target(r)
+    verdict = ""
+    if floor is not None and allowed is not None:
+        verdict = " (floor above target)" if floor > allowed else " (floor below target)"
+    return f"{allowed if allowed is not None else ''} | {floor if floor is not None else ''}{verdict}"
+
+
 def table(results):
     lines = [
-        "| scenario | scale | ours (s) | v4 (s) | v4/ours | ours heap peak (GB) | v4 heap peak (GB) "
+        "| scenario | scale | ours (s) | v4 (s) | v4/ours | target (s) | floor (s) | ours heap peak (GB) | v4 heap peak (GB) "
         "| process RSS peak (GB) | notes |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         if r["scenario"] == "forward":
             rate = f"{r['rows'] / r['ours_s']:,.0f} account-months/s ours, {r['v4_rows'] / r['v4_s']:,.0f} v4"
             lines.append(
                 f"| forward month | {r['accounts']:,} accounts | {r['ours_s']} | {r['v4_s']} | {ratio(r['v4_s'], r['ours_s'])} | "
-                f"{r['ours_heap_gb']} | {r['v4_heap_gb']} | {r['peak_rss_gb']} | {rate}; phases {r['phases']}; "
-                f"files written {r.get('files_written')} |"
+                f"{floor_cells(r)} | {r['ours_heap_gb']} | {r['v4_heap_gb']} | {r['peak_rss_gb']} | {rate}; "
+                f"phases {r['phases']}; files written {r.get('files_written')}; floor parts {r.get('floor_parts')} |"
             )
         else:
             scanned = r.get("classify_scans", {})
@@ -91,12 +108,21 @@ def table(results):
             share = f"{100 * summary_scan / r['summary_bytes']:.1f}%" if r["summary_bytes"] else "n/a"
             lines.append(
                 f"| Case III backfill | {r['accounts']:,} accounts x {r['history']} months, {r['corrections']} corrections | "
-                f"{r['ours_s']} | {r['v4_s']} | {ratio(r['v4_s'], r['ours_s'])} | {r['ours_heap_gb']} | {r['v4_heap_gb']} | "
-                f"{r['peak_rss_gb']} | rows written {r['rows_written']} |"
+                f"{r['ours_s']} | {r['v4_s']} | {ratio(r['v4_s'], r['ours_s'])} | {floor_cells(r)} | {r['ours_heap_gb']} | "
+                f"{r['v4_heap_gb']} | {r['peak_rss_gb']} | rows written {r['rows_written']}; floor parts {r.get('floor_parts')} |"
+            )
+            summary_scans = [v for k, v in scanned.items() if k.endswith(".summary") and isinstance(v, dict)]
+            columns = [c for v in summary_scans for c in v.get("columns", [])]
+            column_share = r.get("classify_column_share")
+            needed = (
+                f"; of those files it reads only the columns {', '.join(columns)}: {100 * column_share:.1f}% of their bytes, "
+                f"about {summary_scan * column_share / 2**20:,.1f} MB"
+                if column_share is not None
+                else ""
             )
             lines.append(
-                f"| classifier (dry run) | same data | {r['classify_s']} | | | | | | reads {share} of summary's bytes "
-                f"({summary_scan:,} of {r['summary_bytes']:,}); accounts by case {r['accounts_by_case']} |"
+                f"| classifier (dry run) | same data | {r['classify_s']} | | | | | | | | opens {share} of summary's file bytes "
+                f"({summary_scan:,} of {r['summary_bytes']:,}){needed}; accounts by case {r['accounts_by_case']} |"
             )
     return "\n".join(lines)
 

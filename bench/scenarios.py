@@ -18,7 +18,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from bench import v4_baseline
+from bench import floors, v4_baseline
 from spark_jobs.config import config_from_dict
 from spark_jobs.months import add_months, month_range
 from spark_jobs.names import BOOKKEEPING_COLUMNS
@@ -111,14 +111,23 @@ def scanned(spark, after_execution_id):
             if not node.name().startswith("BatchScan "):
                 continue
             table = node.name().split(" ", 1)[1].split("[", 1)[0].strip()
-            entry = totals.setdefault(table, {"scans": 0, "files": 0, "bytes": 0})
+            entry = totals.setdefault(table, {"scans": 0, "files": 0, "bytes": 0, "columns": []})
             entry["scans"] += 1
+            for column in scan_columns(node.desc()):
+                if column not in entry["columns"]:
+                    entry["columns"].append(column)
             for metric in _java(node.metrics(), jvm):
                 field = SCAN_METRICS.get(metric.name())
                 value = values.get(metric.accumulatorId())
                 if field and value:
                     entry[field] += int(str(value).replace(",", "").split()[0])
     return totals
+
+
+def scan_columns(description):
+    """The columns a BatchScan node reads, from its description "BatchScan t[a#1, b#2, ...] ..."."""
+    inside = description.split("[", 1)[1].split("]", 1)[0] if "[" in description else ""
+    return [part.strip().split("#", 1)[0] for part in inside.split(",") if part.strip()]
 
 
 def heap(jvm, reset=False):
@@ -208,6 +217,7 @@ def forward(accounts, driver_memory="4g"):
     forward_report = report("forward")
     ours, ours_heap = timed(spark, lambda: run_months(spark, cfg, months[2:], forward_report, one_batch=False))
     v4, v4_heap = timed(spark, lambda: v4_baseline.forward_month(spark, cfg, months[2], summary_v4, latest_v4))
+    floor = floors.forward_floor(spark, cfg, months[2])
     # How many files each wide write produced: one file means the write ran in one task.
     files_written = {t: files_added_by_last_append(spark, t) for t in (cfg.summary_table, cfg.latest_table, cfg.staging_table)}
     ours_rows = spark.table(cfg.summary_table).where(F.col(cfg.month_column) == months[2]).count()
@@ -216,6 +226,7 @@ def forward(accounts, driver_memory="4g"):
         "scenario": "forward", "accounts": accounts, "ours_s": ours, "v4_s": v4, "ours_heap_gb": ours_heap,
         "v4_heap_gb": v4_heap, "rows": ours_rows, "v4_rows": v4_rows,
         "phases": forward_report.details["phase_seconds"], "setup_seconds": watch.seconds, "files_written": files_written,
+        **floor,
     }  # fmt: skip
 
 
@@ -300,6 +311,12 @@ def case_iii(accounts, history, driver_memory="4g", copy_from_history=None):
     ours, ours_heap = timed(spark, lambda: run_backfill(spark, cfg, backfill_report, selector))
     corrected = spark.table(cfg.source_table).where(selector)
     v4, v4_heap = timed(spark, lambda: v4_baseline.case_iii(spark, cfg, corrected, summary_v4, latest_v4))
+    floor = floors.case_iii_floor(spark, cfg, corrected, backfill_report.rows_written["summary"])
+    read_columns = classify_scans.get(cfg.summary_table, {}).get("columns", []) if isinstance(classify_scans, dict) else []
+    try:
+        column_share = floors.classifier_column_share(spark, cfg.summary_table, read_columns) if read_columns else None
+    except ValueError as exc:
+        column_share, classify_scans["column_share_error"] = None, str(exc)
     rows = spark.table(cfg.summary_table).count()
     return {
         "scenario": "case_iii", "accounts": accounts, "history": history, "summary_rows": rows,
@@ -307,7 +324,7 @@ def case_iii(accounts, history, driver_memory="4g", copy_from_history=None):
         "ours_s": ours, "v4_s": v4, "ours_heap_gb": ours_heap, "v4_heap_gb": v4_heap, "classify_s": classify,
         "summary_bytes": summary_bytes, "rows_written": backfill_report.rows_written,
         "phases": backfill_report.details.get("phase_seconds"), "classify_scans": classify_scans,
-        "setup_seconds": watch.seconds,
+        "classify_column_share": column_share, "setup_seconds": watch.seconds, **floor,
     }  # fmt: skip
 
 
