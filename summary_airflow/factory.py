@@ -1,4 +1,4 @@
-"""Build the forward, backfill and maintenance DAGs of every config (the DAG files only call ``register``)."""
+"""Build the forward, backfill, maintenance and ingest DAGs of every config (the DAG files only call ``register``)."""
 
 import datetime as dt
 import logging
