@@ -75,6 +75,8 @@ demo: setup
 	$(DAG_RUN) $(DEMO_DIR)/backfill.log summary_backfill 2025-01-02
 	$(SUBMIT) --mode describe
 	$(PY) -m spark_jobs.report $(DEMO_DIR)/reports/summary_backfill.classify.*.json $(DEMO_DIR)/reports/summary_backfill.case_*.json
+	@echo "== the pipeline page over these tables: run 'make airflow-ui', log in, then Browse > Summary pipeline"
+	@echo "   (the page itself: http://localhost:8080/summary-pipeline/page)"
 
 # The same without Airflow: the v4 command line only.
 demo-cli: setup
