@@ -542,6 +542,11 @@ def semantic_problems(raw: dict[str, Any]) -> list[str]:
     first = airflow.get("start_month") or (initial and add_months(initial["end_month"], 1))
     if airflow.get("end_month") and first and airflow["end_month"] < first:
         problems.append(f"airflow.end_month: before the forward DAG's first month ({first})")
+    if airflow.get("backfill_schedule") in ("@once", "@continuous"):
+        problems.append(
+            f"airflow.backfill_schedule: {airflow['backfill_schedule']!r} is not a repeating schedule the backfill DAG can "
+            "combine with its Asset; give a cron expression or preset such as @hourly, or null"
+        )
     alerts = airflow.get("alerts", {})
     if "forward_deadline_day" in alerts and not ({"webhook", "email"} & set(alerts)):
         problems.append("airflow.alerts.forward_deadline_day: nobody to tell; add airflow.alerts.webhook or airflow.alerts.email")

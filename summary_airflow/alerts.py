@@ -157,7 +157,7 @@ def deadline_message(config_name: str, deadline_day: int, context: Any) -> dict[
         "event": "deadline_missed",
         "config": config_name,
         "dag_id": get("dag_id"),
-        "run_id": get("run_id"),
+        "run_id": get("dag_run_id") or get("run_id"),  # Airflow passes the run as its API model: dag_run_id
         "logical_date": _text(get("logical_date")),
         "deadline": f"the forward run must be done by the end of day {deadline_day} after its month",
     }

@@ -57,7 +57,8 @@ def _default_args(cfg: SummaryConfig) -> dict[str, Any]:
 def source_asset(cfg: SummaryConfig) -> Asset:
     """The source table as an Airflow Asset: the ingest DAG updates it, the backfill DAG runs on it."""
     catalog, name = split_identifier(cfg, cfg.source_table)
-    return Asset(name=f"{cfg.name}_source", uri=f"iceberg://{catalog}/{name.replace('.', '/')}")
+    uri = f"iceberg://{catalog}/{name.replace('.', '/')}"
+    return Asset(name=uri, uri=uri)  # one Asset per table: configs sharing a source table share it
 
 
 def _quality_gate(cfg: SummaryConfig, touched_from: tuple[str, ...], through_newest: bool) -> SummaryStageOperator:
@@ -163,7 +164,7 @@ date 2024-03-01 processes **2024-02**; trigger with param `month` to re-process 
 unless its source records did). The first scheduled run ({first_month or "n/a"}) also runs the initial load
 ({f"{initial[0]}..{initial[-1]}" if initial else "none configured"}) as chained per-month tasks.
 `quality_gate` then checks the table rules on the months the run applied; a broken rule fails the run, and
-the next month waits for it. Every stage task pushes its run report to XCom. Config: `{cfg.path}`.
+the next scheduled month waits for it. Every stage task pushes its run report to XCom. Config: `{cfg.path}`.
 """,
     )
     with dag:
@@ -209,7 +210,9 @@ the next month waits for it. Every stage task pushes its run report to XCom. Con
             trigger_dag_id=settings.dag_id(cfg.name, "maintenance"),
             doc_md="Start the maintenance DAG (compaction, snapshot expiry).",
         )
-        gate = _quality_gate(cfg, tuple(forward_tasks), through_newest=False)
+        # Through the newest month: re-running an older month (param `month`, `airflow backfill create`) may
+        # rewrite the later rows of its accounts; for the ordinary run its month is the newest anyway.
+        gate = _quality_gate(cfg, tuple(forward_tasks), through_newest=True)
         forward >> gate >> due >> trigger
     return dag
 

@@ -30,6 +30,7 @@ from spark_jobs.storage.writers import newest_per_account
 EXAMPLES = 5
 PREVIOUS = "__previous_"
 GAP = "__gap"
+OLDER_MONTH = "__older_month"
 
 
 def _q(name: str) -> str:
@@ -37,13 +38,14 @@ def _q(name: str) -> str:
 
 
 def with_previous_row(
-    summary: DataFrame, cfg: SummaryConfig, columns: Iterable[str], window_start: str | None = None
+    summary: DataFrame, cfg: SummaryConfig, columns: Iterable[str], older: DataFrame | None = None
 ) -> DataFrame:
     """Each summary row with ``columns`` of the account's previous row (by month) and the gap in months.
 
-    ``summary`` may hold only the months from ``window_start`` on (a scoped check): a row whose previous row
-    is older than that takes the previous month, hence the gap, from its own ``_previous_month`` pointer; the
-    previous row's other columns stay NULL, so only the rules that need nothing but the gap judge it.
+    ``summary`` may hold only the months of a window (a scoped check); ``older`` then gives each account's
+    newest month before it (key and ``OLDER_MONTH``): a row whose previous row lies there takes its month,
+    hence the gap, from it; the previous row's other columns stay NULL, so only the rules that need nothing
+    but the gap and the previous month judge it.
     """
     key, month = cfg.key_column, cfg.month_column
     by_month = Window.partitionBy(key).orderBy(MONTH_NUMBER)
@@ -51,9 +53,9 @@ def with_previous_row(
     for column in columns:
         rows = rows.withColumn(PREVIOUS + column, F.lag(column).over(by_month))
     previous_month = F.lag(month).over(by_month)
-    if window_start is not None:
-        pointer = F.col(PREVIOUS_MONTH)
-        previous_month = F.coalesce(previous_month, F.when(pointer < F.lit(window_start), pointer))
+    if older is not None:
+        rows = rows.join(older, key, "left")
+        previous_month = F.coalesce(previous_month, F.col(OLDER_MONTH))
     rows = rows.withColumn(PREVIOUS + month, previous_month)
     return rows.withColumn(GAP, F.col(MONTH_NUMBER) - month_number_col(PREVIOUS + month))
 
@@ -168,7 +170,10 @@ def check_tables(
     carried = [c for c in cfg.carry_columns if c not in cfg.date_col_list]
     window_start = add_months(start_month, -cfg.max_history_length) if start_month else None
     judged = summary.where(_in_months(month, window_start, end_month))
-    rows = with_previous_row(judged, cfg, [*cfg.history_columns, *carried], window_start).where(in_scope).cache()
+    older = None
+    if window_start:  # each account's newest month before the window: key and month columns only
+        older = summary.where(F.col(month) < F.lit(window_start)).groupBy(key).agg(F.max(month).alias(OLDER_MONTH))
+    rows = with_previous_row(judged, cfg, [*cfg.history_columns, *carried], older).where(in_scope).cache()
     try:
         checks = rule_checks(cfg)
         flags = rows.select(key, month, *[c.alias(f"__c{i}") for i, (_, _, c) in enumerate(checks)])

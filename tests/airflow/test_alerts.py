@@ -53,7 +53,10 @@ def test_a_receiver_error_is_an_error_not_silence(receiver):
 
 def test_a_missed_deadline_posts_the_run_that_is_late(receiver):
     url, received = receiver
-    context = {"dag_run": {"dag_id": "cards_forward", "run_id": "scheduled__2024-08-01", "logical_date": "2024-08-01T00:00:00"}}
+    # what Airflow's deadline handling passes: the run as the REST API's model, dumped to JSON
+    context = {
+        "dag_run": {"dag_id": "cards_forward", "dag_run_id": "scheduled__2024-08-01", "logical_date": "2024-08-01T00:00:00Z"}
+    }
     asyncio.run(deadline_missed(context, config_name="cards", deadline_day=5, webhook_url=f"{url}/hook"))
     message = received[0]["body"]
     assert message["event"] == "deadline_missed" and message["run_id"] == "scheduled__2024-08-01"

@@ -68,7 +68,7 @@ def test_forward_is_monthly_on_data_intervals_in_order_with_the_initial_load_cha
     assert forward.trigger_rule == "none_failed"
     assert forward.wait_for_downstream is True  # a month waits for the previous month's quality gate
     gate = dag.get_task("quality_gate")
-    assert gate.stage == "check" and gate.months == "touched" and gate.through_newest is False
+    assert gate.stage == "check" and gate.months == "touched" and gate.through_newest is True
     assert gate.touched_from == ("forward_month", *initial)
     assert set(dag.params.keys()) == {"month", "initial_load"}
     assert dag.get_task("initial_load.forward_2024_03").months == ("2024-03", "2024-03")

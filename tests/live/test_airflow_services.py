@@ -134,7 +134,7 @@ def test_scheduled_catch_up_deferred_backfill_and_manual_runs(spark, airflow, sc
     gate = airflow.xcom(forward, runs[-1]["dag_run_id"], "quality_gate")
     # the gate judged the months its run applied: with one monthly run, that run also did the initial load
     first_applied = scenario["initial"][0] if len(runs) == 1 else scenario["monthly"][-1]
-    assert gate["details"]["scope"] == {"start_month": first_applied, "end_month": scenario["monthly"][-1]}, gate
+    assert gate["details"]["scope"] == {"start_month": first_applied, "end_month": None}, gate
     assert gate["details"]["violations"] == 0, gate
     forward_log = airflow.task_log(forward, runs[-1]["dag_run_id"], "forward_month")
     assert "run report:" in forward_log

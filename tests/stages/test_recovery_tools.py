@@ -112,10 +112,18 @@ def test_scoped_check_judges_only_the_months_given(spark, namespace):
     assert {name: n for name, n in found.items() if n} == {"rating_grid.grid": 1}
     assert list(report.details["months"]) == ["2024-03"]
 
+    # A pointer lost while the previous row lies before the months read is still caught (from the older rows' keys).
+    spark.sql(f"UPDATE {summary} SET _previous_month = NULL WHERE acct = 4 AND month = '2024-07'")
+    found, report = check(spark, cfg, start_month="2024-07")
+    assert found["_previous_month.pointer"] == 1 and report.details["checks"]["_previous_month.pointer"]["examples"] == [
+        "4 2024-07"
+    ]
+
     found, _ = check(spark, cfg)
     assert {name: n for name, n in found.items() if n} == {
         "rating_grid.grid": 1,
         "balance_history.shift": 1,
+        "_previous_month.pointer": 1,
         "latest_summary.missing_or_stale": 1,
         "latest_summary.unexpected": 1,
     }

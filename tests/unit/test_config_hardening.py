@@ -68,6 +68,7 @@ def airflow(**settings):
         # a line break after a name or month: Python's '$' accepts it, ECMA's does not
         (lambda r: r.update(destination_table="local.db.summary\n"), "destination_table: 'local.db.summary\\n' is not a table"),
         (airflow(start_month="2024-02\n"), "airflow.start_month: '2024-02\\n' is not a YYYY-MM"),
+        (airflow(backfill_schedule="@once"), "airflow.backfill_schedule: '@once' is not a repeating schedule"),
         # alerts that could never be delivered
         (airflow(alerts={"webhook": {"url": "ftp://hooks.example/x"}}), "airflow.alerts.webhook.url: "),
         (airflow(alerts={"webhook": {"url": "https://h.example/x", "url_env": "HOOK"}}), "airflow.alerts.webhook: "),
