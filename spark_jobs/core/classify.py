@@ -18,17 +18,26 @@ from pyspark.sql import functions as F
 
 from spark_jobs.names import CASE, CASES, CHANGED_MONTHS, FIRST_CHANGED, LATEST_MONTH, MONTH_NUMBER
 
+STORED_MONTHS = "__stored_months"  # changed months at or before the account's latest month
+
 CASE_NAMES = dict(enumerate(CASES, start=1))  # the CASE column's numbers -> "I", "II", "III"
 
 
 def classify_accounts(changes: DataFrame, latest_months: DataFrame, key: str) -> DataFrame:
-    """One row per changed account: key, first changed month number, how many months change, latest stored
-    month number, case (1/2/3).
+    """One row per changed account: key, first changed month number, how many months change, how many of
+    them are at or before the latest stored month (records of Case III, docs/table-contract.md §7), the
+    latest stored month number, and the account's case (1/2/3).
 
     ``latest_months`` has ``key`` and ``LATEST_MONTH`` (a month number), one row per account.
     """
-    accounts = changes.groupBy(key).agg(F.min(MONTH_NUMBER).alias(FIRST_CHANGED), F.count(F.lit(1)).alias(CHANGED_MONTHS))
-    return accounts.join(latest_months, key, "left").withColumn(
+    with_latest = changes.select(key, MONTH_NUMBER).join(latest_months, key, "left")
+    accounts = with_latest.groupBy(key).agg(
+        F.min(MONTH_NUMBER).alias(FIRST_CHANGED),
+        F.count(F.lit(1)).alias(CHANGED_MONTHS),
+        F.count(F.when(F.col(MONTH_NUMBER) <= F.col(LATEST_MONTH), 1)).alias(STORED_MONTHS),
+        F.first(LATEST_MONTH).alias(LATEST_MONTH),
+    )
+    return accounts.withColumn(
         CASE,
         F.when(F.col(LATEST_MONTH).isNull(), F.lit(1))
         .when(F.col(LATEST_MONTH) < F.col(FIRST_CHANGED), F.lit(2))
@@ -41,12 +50,13 @@ def is_single_new_month() -> Column:
     return (F.col(CASE) < 3) & (F.col(CHANGED_MONTHS) == 1)
 
 
-def record_cases(changes: DataFrame, accounts: DataFrame, key: str) -> DataFrame:
-    """Each changed record with the docs/table-contract.md §7 case of the record itself (for reports)."""
-    joined = changes.select(key, MONTH_NUMBER).join(accounts.select(key, LATEST_MONTH), key)
-    return joined.withColumn(
-        CASE,
-        F.when(F.col(LATEST_MONTH).isNull(), F.lit(1))
-        .when(F.col(LATEST_MONTH) < F.col(MONTH_NUMBER), F.lit(2))
-        .otherwise(F.lit(3)),
-    )
+def records_of_case(case: int) -> Column:
+    """How many of an account's changed records are of ``case`` by their own month (for reports; §7).
+
+    An account handled as Case III may hold records after its latest row: those report as Case II.
+    """
+    if case == 1:
+        return F.when(F.col(CASE) == 1, F.col(CHANGED_MONTHS)).otherwise(0)
+    if case == 2:
+        return F.when(F.col(CASE) > 1, F.col(CHANGED_MONTHS) - F.col(STORED_MONTHS)).otherwise(0)
+    return F.col(STORED_MONTHS)

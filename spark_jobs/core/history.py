@@ -17,25 +17,30 @@ def clean_date(col: str | Column) -> Column:
 
 def grid(grid_column: GridColumn, history_column: str) -> Column:
     """``concat_ws(separator, [coalesce(cast(x as string), placeholder) for x in history])``."""
-    return F.concat_ws(
-        grid_column.separator,
-        F.transform(F.col(history_column), lambda x: F.coalesce(x.cast("string"), F.lit(grid_column.placeholder))),
-    )
+    return grid_of(grid_column, F.col(history_column))
 
 
-def history_array(rolling: RollingColumn, month: Column, recent: Column, anchor_month: Column, anchor_history: Column) -> Column:
-    """The ``num_cols`` values of ``rolling`` ending at ``month`` (element 0 = this month).
+def grid_of(grid_column: GridColumn, history: Column) -> Column:
+    """``grid`` of a history array expression: one ``array_join`` (no per-element lambda)."""
+    as_strings = history.cast("array<string>")
+    return F.coalesce(F.array_join(as_strings, grid_column.separator, grid_column.placeholder), F.lit(""))
 
-    ``recent`` is a map month number -> struct of mapper values for the rows of
-    this account's timeline at or after the earliest changed month; months at or
-    before ``anchor_month`` come from the anchor row's stored history array
-    (element ``anchor_month - m``). A month with neither is a gap: NULL.
+
+def month_segment(rolling: RollingColumn, value: Column, gap: Column) -> Column:
+    """What a row adds to the history arrays of its own and later rows: its value, then NULL for each
+    month between it and the account's previous row ``gap`` months before (NULL gap: no previous row).
+
+    The segments of a row and of the rows before it, newest first, are its history array (``history``).
     """
+    this_month = F.array(value.cast(rolling.sql_type))
+    nulls = F.array_repeat(F.lit(None).cast(rolling.sql_type), F.least(gap - 1, F.lit(rolling.num_cols)).cast("int"))
+    return F.when(gap.isNull(), this_month).otherwise(F.concat(this_month, nulls))
 
-    def value_at(offset: Column) -> Column:
-        target = month - offset
-        from_recent = F.element_at(recent, target).getField(rolling.mapper_column)
-        from_anchor = F.try_element_at(anchor_history, (anchor_month - target + 1).cast("int"))
-        return F.when(anchor_month.isNull() | (target > anchor_month), from_recent).otherwise(from_anchor)
 
-    return F.transform(F.sequence(F.lit(0), F.lit(rolling.num_cols - 1)), value_at).cast(f"array<{rolling.sql_type}>")
+def history(rolling: RollingColumn, segments: Column) -> Column:
+    """The ``num_cols`` values of ``rolling`` ending at a row (element 0 = its month), from the ``month_segment``
+    of that row and the rows before it, oldest first (``num_cols`` rows are always enough: each adds one month
+    or more). Months before the account's first row are NULL."""
+    newest_first = F.flatten(F.reverse(segments))
+    padded = F.concat(newest_first, F.array_repeat(F.lit(None).cast(rolling.sql_type), rolling.num_cols))
+    return F.slice(padded, 1, rolling.num_cols)

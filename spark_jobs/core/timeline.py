@@ -1,18 +1,22 @@
-"""Recompute an account's summary rows from its timeline (docs/table-contract.md §4).
+"""Recompute an account's summary rows from its timeline (docs/table-contract.md §4), from scalar columns only.
 
 A timeline holds, per account, ordered by month:
 
-* the **anchor** (role 0): the stored row just before the first changed month,
-  if any. Its history arrays give every value older than the changed months and
-  its scalar values seed the carry-forward;
+* **context** rows (role 0): stored rows before the account's first changed
+  month, as far back as a history array reaches, plus the newest stored row
+  before it however old (the previous row: it seeds the carry-forward);
 * **stored** rows (role 1) at or after the first changed month that the batch
   does not replace (Case III only);
 * **new** rows (role 2): the batch's winners that beat what is stored.
 
-One pass of window functions over the timeline yields every row's arrays,
-carried-forward values and previous-month pointer, so Case I, II and III (and
-several months of one account in one batch) are the same computation. Only new
-rows and stored rows whose values change come out.
+A history array never needs to be read: element ``i`` of the row of month M is
+the rolling value of the account's row of month M - i, which ``summary``
+stores as a scalar column of that row. So timelines are built from scalar
+columns (Iceberg reads those vectorized, while whole rows with their arrays
+decode row by row), and one pass of window functions yields every row's
+arrays, carried-forward values and previous-month pointer, for Case I, II and
+III alike. The arrays a stored row holds now are rebuilt the same way from the
+values before the batch, so only rows whose values change come out.
 """
 
 from collections.abc import Iterable
@@ -20,26 +24,43 @@ from functools import reduce
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from spark_jobs.config import SummaryConfig
-from spark_jobs.core.history import clean_date, grid, history_array
+from spark_jobs.core.history import clean_date, grid, history, month_segment
 from spark_jobs.core.month_columns import first_day_col
 from spark_jobs.names import CARRIED_COLUMNS, INSERT, MONTH_NUMBER, PREVIOUS_MONTH, RECORD_DIGEST
 
 ROLE = "__role"
-ANCHOR, STORED, NEW = 0, 1, 2
+CONTEXT, STORED, NEW = 0, 1, 2
 CARRIED = "__carried"
-OLD = "__old"
+OLD = "__old"  # a stored row's scalar values as stored
+REPLACED = "__replaced"  # a new row that replaces a stored row: that row's rolling values (else NULL)
 
 
 def _empty_names() -> Column:
     return F.array().cast("array<string>")
 
 
+def rolling_values(cfg: SummaryConfig) -> Column:
+    """The struct of a row's rolling mapper values: what its month contributes to every history array."""
+    if not cfg.rolling_columns:
+        return F.lit(0)
+    return F.struct(*[F.col(r.mapper_column).alias(r.mapper_column) for r in cfg.rolling_columns])
+
+
+def scalar_columns(cfg: SummaryConfig) -> list[str]:
+    """The summary columns a timeline reads: every column but the history arrays and grids."""
+    return [*cfg.mapped_columns, RECORD_DIGEST, PREVIOUS_MONTH, CARRIED_COLUMNS]
+
+
 def new_rows(changes: DataFrame, cfg: SummaryConfig) -> DataFrame:
-    """Winners -> timeline rows: cleaned values, which carry columns the winner left NULL."""
+    """Winners -> timeline rows: cleaned values, which carry columns the winner left NULL.
+
+    ``changes`` may have ``REPLACED`` (the replaced stored row's rolling values, from ``replaced_values``).
+    """
     carried = (
-        F.filter(F.array(*[F.when(F.col(c).isNull(), F.lit(c)) for c in cfg.carry_columns]), lambda x: x.isNotNull())
+        F.array_compact(F.array(*[F.when(F.col(c).isNull(), F.lit(c)) for c in cfg.carry_columns]))
         if cfg.carry_columns
         else _empty_names()
     )
@@ -53,87 +74,114 @@ def new_rows(changes: DataFrame, cfg: SummaryConfig) -> DataFrame:
         values.append(value.alias(column))
     return changes.select(
         *values,
-        *[F.lit(None).cast(f"array<{r.sql_type}>").alias(r.history_column) for r in cfg.rolling_columns],
         F.col(RECORD_DIGEST),
         F.col(MONTH_NUMBER),
         carried.alias(CARRIED),
         F.lit(NEW).alias(ROLE),
         F.lit(None).alias(OLD),
+        (F.col(REPLACED) if REPLACED in changes.columns else F.lit(None).cast(_rolling_type(cfg))).alias(REPLACED),
         (F.col(INSERT) if INSERT in changes.columns else F.lit(False)).alias(INSERT),
     )
 
 
+def _rolling_type(cfg: SummaryConfig) -> str:
+    if not cfg.rolling_columns:
+        return "int"
+    return "struct<" + ",".join(f"`{r.mapper_column}`:{r.sql_type}" for r in cfg.rolling_columns) + ">"
+
+
 def stored_rows(stored: DataFrame, cfg: SummaryConfig, role: int) -> DataFrame:
-    """Stored summary rows -> timeline rows; stored rows keep their old values to detect changes."""
-    old = F.struct(*[F.col(c) for c in cfg.summary_columns]) if role == STORED else F.lit(None)
-    carried = F.col(CARRIED_COLUMNS) if role == STORED else _empty_names()  # an anchor seeds every carried value
+    """Stored summary rows (scalar columns and a month number) -> timeline rows of ``role`` (CONTEXT or STORED).
+
+    A stored row keeps its values as stored (``OLD``) to tell whether it changes; a context row seeds every
+    carried value with its own (its stored values are already carried forward).
+    """
+    old = F.struct(*[F.col(c) for c in scalar_columns(cfg)]) if role == STORED else F.lit(None)
+    carried = F.coalesce(F.col(CARRIED_COLUMNS), _empty_names()) if role == STORED else _empty_names()
     return stored.select(
         *[F.col(c) for c in cfg.mapped_columns],
-        *[F.col(r.history_column) for r in cfg.rolling_columns],
         F.col(RECORD_DIGEST),
         F.col(MONTH_NUMBER),
-        F.coalesce(carried, _empty_names()).alias(CARRIED),
+        carried.alias(CARRIED),
         F.lit(role).alias(ROLE),
         old.alias(OLD),
+        F.lit(None).cast(_rolling_type(cfg)).alias(REPLACED),
         F.lit(False).alias(INSERT),
     )
 
 
+def replaced_values(changes: DataFrame, stored: DataFrame, cfg: SummaryConfig) -> DataFrame:
+    """``changes`` with ``REPLACED``: the rolling values of the stored row each change replaces (NULL: none).
+
+    ``stored``: stored rows (key, month and the rolling mapper columns) that may be replaced.
+    """
+    key, month = cfg.key_column, cfg.month_column
+    old = stored.select(key, month, rolling_values(cfg).alias(REPLACED))
+    return changes.join(old, [key, month], "left")
+
+
 def build_timeline(parts: Iterable[DataFrame]) -> DataFrame:
-    """Union of new, stored and anchor timeline rows (all built by the functions above)."""
+    """Union of new, stored and context timeline rows (all built by the functions above)."""
     return reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), parts)
 
 
 def recompute(timeline: DataFrame, cfg: SummaryConfig) -> DataFrame:
-    """Every new row and every stored row whose values change, as summary rows (+ month number, role)."""
-    key = cfg.key_column
-    by_account = Window.partitionBy(key)
-    in_order = by_account.orderBy(MONTH_NUMBER)
-    so_far = in_order.rowsBetween(Window.unboundedPreceding, Window.currentRow)
-    within_window = in_order.rangeBetween(-(cfg.max_history_length - 1), 0)
-    is_anchor = F.col(ROLE) == ANCHOR
+    """Every new row and every stored row whose values change, as summary rows (+ month number, role).
 
-    anchor = F.first(
-        F.when(is_anchor, F.struct(F.col(MONTH_NUMBER).alias("month"), *[F.col(h) for h in cfg.history_columns])),
-        ignorenulls=True,
-    ).over(by_account)
-    mapper_values = F.struct(*[F.col(r.mapper_column) for r in cfg.rolling_columns]) if cfg.rolling_columns else F.lit(0)
-    recent = F.map_from_entries(
-        F.collect_list(F.when(~is_anchor, F.struct(F.col(MONTH_NUMBER), mapper_values))).over(within_window)
-    )
+    Two passes of window functions per account, in month order, with no per-element lookups: the first
+    carries values forward, links each row to the previous one and flags the months whose rolling values
+    the batch changes; the second gathers each row's history arrays from the segments of the rows before
+    it (``history.month_segment``). A stored row changes when a changed month is within reach of one of its
+    arrays, or when one of its scalar values (carried ones included) or its previous-month pointer changes.
+    """
+    key = cfg.key_column
+    has_stored = isinstance(timeline.schema[OLD].dataType, T.StructType)  # else nothing stored to compare with
+    in_order = Window.partitionBy(key).orderBy(MONTH_NUMBER)
+    so_far = in_order.rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    is_new = F.col(ROLE) == NEW
+
     carried_values = {
         c: F.last(F.when(~F.array_contains(F.col(CARRIED), c), F.struct(F.col(c).alias("v"))), ignorenulls=True)
         .over(so_far)
         .getField("v")
         for c in cfg.carry_columns
     }
-
-    windowed = timeline.select(
+    first_pass = [
         *[carried_values.get(c, F.col(c)).alias(c) for c in cfg.mapped_columns],
         F.col(RECORD_DIGEST),
         F.lag(cfg.month_column).over(in_order).alias(PREVIOUS_MONTH),
         F.col(CARRIED).alias(CARRIED_COLUMNS),
         F.col(MONTH_NUMBER),
+        (F.col(MONTH_NUMBER) - F.lag(MONTH_NUMBER).over(in_order)).alias("__gap"),
         F.col(ROLE),
         F.col(OLD),
         F.col(INSERT),
-        anchor.alias("__anchor"),
-        recent.alias("__recent"),
-    ).where(F.col(ROLE) != ANCHOR)
+    ]
+    if has_stored:  # a month whose rolling values the batch changes reaches every array within its length
+        for r in cfg.rolling_columns:
+            replaced = F.col(REPLACED).getField(r.mapper_column)
+            changed = is_new & ~F.col(r.mapper_column).cast(r.sql_type).eqNullSafe(replaced)
+            reach = in_order.rangeBetween(-(r.num_cols - 1), 0)
+            first_pass.append((F.max(changed.cast("int")).over(reach) > 0).alias(f"__reached_{r.name}"))
+    rows = timeline.select(*first_pass)
 
-    month = F.col(MONTH_NUMBER)
-    anchor_month = F.col("__anchor.month")
+    gap = F.col("__gap")
     histories = {
-        r.history_column: history_array(r, month, F.col("__recent"), anchor_month, F.col(f"__anchor.{r.history_column}"))
+        r.history_column: history(
+            r, F.collect_list(month_segment(r, F.col(r.mapper_column), gap)).over(in_order.rowsBetween(-(r.num_cols - 1), 0))
+        )
         for r in cfg.rolling_columns
     }
-    with_histories = windowed.withColumns(histories)
-    rows = with_histories.withColumns(
+    rows = rows.select("*", *[h.alias(name) for name, h in histories.items()]).where(F.col(ROLE) != CONTEXT)
+    if has_stored:
+        stored_values = F.struct(*[F.col(f"{OLD}.{c}").alias(c) for c in scalar_columns(cfg)])
+        scalars_changed = ~F.struct(*[F.col(c) for c in scalar_columns(cfg)]).eqNullSafe(stored_values)
+        arrays_changed = reduce(lambda a, b: a | b, [F.col(f"__reached_{r.name}") for r in cfg.rolling_columns], F.lit(False))
+        rows = rows.where(is_new | scalars_changed | arrays_changed)
+    rows = rows.withColumns(
         {g.name: grid(g, cfg.rolling_by_name(g.mapper_rolling_column).history_column) for g in cfg.grid_columns}
     )
-    new_values = F.struct(*[F.col(c) for c in cfg.summary_columns])
-    changed = (F.col(ROLE) == NEW) | ~new_values.eqNullSafe(F.col(OLD))
-    return rows.where(changed).select(*cfg.summary_columns, MONTH_NUMBER, ROLE, INSERT)
+    return rows.select(*cfg.summary_columns, MONTH_NUMBER, ROLE, INSERT)
 
 
 def shifted(new: DataFrame, anchors: DataFrame, cfg: SummaryConfig) -> DataFrame:

@@ -1,10 +1,9 @@
 """core/classify.py: each changed account's case from its first changed month and its latest stored month."""
 
 import pytest
-from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from spark_jobs.core.classify import classify_accounts, is_single_new_month, record_cases
+from spark_jobs.core.classify import classify_accounts, is_single_new_month, records_of_case
 from spark_jobs.names import CASE, CHANGED_MONTHS, FIRST_CHANGED, LATEST_MONTH, MONTH_NUMBER
 
 pytestmark = pytest.mark.spark
@@ -40,9 +39,8 @@ def test_only_case_i_or_ii_with_one_new_month_take_the_single_shift(changes, lat
 def test_records_are_counted_by_their_own_case_in_reports(spark, changes, latest):
     """Account 3 is handled as Case III, but its record of month 104 (after its latest row) reports as Case II."""
     accounts = classify_accounts(changes, latest, "acct")
-    cases = record_cases(changes, accounts, "acct").select("acct", MONTH_NUMBER, F.col(CASE))
+    counted = accounts.select("acct", *[records_of_case(case).alias(f"c{case}") for case in (1, 2, 3)])
     expected = spark.createDataFrame(
-        [(1, 100, 1), (2, 105, 2), (2, 106, 2), (3, 99, 3), (3, 104, 2), (4, 103, 3)],
-        f"acct bigint, {MONTH_NUMBER} int, {CASE} int",
+        [(1, 1, 0, 0), (2, 0, 2, 0), (3, 0, 1, 1), (4, 0, 0, 1)], "acct bigint, c1 bigint, c2 bigint, c3 bigint"
     )
-    assertDataFrameEqual(cases, expected)
+    assertDataFrameEqual(counted, expected)

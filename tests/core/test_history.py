@@ -7,7 +7,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from spark_jobs.config import GridColumn, RollingColumn
-from spark_jobs.core.history import clean_date, grid, history_array
+from spark_jobs.core.history import clean_date, grid, history, month_segment
 
 pytestmark = pytest.mark.spark
 
@@ -27,17 +27,26 @@ def test_a_grid_shows_every_element_with_the_placeholder_for_nulls(spark):
     assertDataFrameEqual(rows, expected)
 
 
-def test_history_comes_from_recent_months_then_from_the_anchor_with_nulls_for_gaps(spark):
-    """Month 10, history of 5: months 10 and 9 are recent (9 has no row: NULL); from month 8 back the anchor
-    row (month 8) holds the values, its element i being month 8 - i."""
+def test_history_gathers_the_segments_of_a_row_and_the_rows_before_it(spark):
+    """Rows of months 4, 6, 8, 10 (a history of 5): row 10's array is months 10, 9 (none: NULL), 8, 7 (NULL), 6;
+    month 6's own value is NULL and stays NULL; the first row has no previous row (NULL gap)."""
     balance = RollingColumn(name="balance", mapper_expr="balance", mapper_column="balance", num_cols=5, type_name="Integer")
-    rows = spark.createDataFrame(
-        [(10, {10: (100,), 7: (999,)}, 8, [80, 70, None, 50, 40]), (3, {3: (30,), 1: (10,)}, None, None)],
-        "month int, recent map<int, struct<balance:int>>, anchor_month int, anchor array<int>",
-    )
-    result = rows.select(
-        history_array(balance, F.col("month"), F.col("recent"), F.col("anchor_month"), F.col("anchor")).alias("h")
-    )
-    # row 1: month 7's recent value is older than the anchor, so the anchor's (element 1: 70) counts
-    expected = spark.createDataFrame([([100, None, 80, 70, None],), ([30, None, 10, None, None],)], "h array<int>")
+    rows = spark.createDataFrame([(4, 40, None), (6, None, 2), (8, 80, 2), (10, 100, 2)], "month int, value int, gap int")
+    segments = rows.select("month", month_segment(balance, F.col("value"), F.col("gap")).alias("s"))
+    assert [tuple(r) for r in segments.orderBy("month").collect()] == [
+        (4, [40]),
+        (6, [None, None]),
+        (8, [80, None]),
+        (10, [100, None]),
+    ]
+    oldest_first = [[40], [None, None], [80, None], [100, None]]
+    arrays = spark.createDataFrame([(oldest_first,), (oldest_first[:1],)], "segments array<array<int>>")
+    result = arrays.select(history(balance, F.col("segments")).alias("h"))
+    expected = spark.createDataFrame([([100, None, 80, None, None],), ([40, None, None, None, None],)], "h array<int>")
     assertDataFrameEqual(result, expected)
+
+
+def test_a_long_gap_adds_no_more_nulls_than_an_array_holds(spark):
+    balance = RollingColumn(name="balance", mapper_expr="balance", mapper_column="balance", num_cols=3, type_name="Integer")
+    row = spark.createDataFrame([(7, 1000)], "value int, gap int").select(month_segment(balance, F.col("value"), F.col("gap")))
+    assert row.first()[0] == [7, None, None, None]
