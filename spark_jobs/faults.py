@@ -19,10 +19,12 @@ CRASH_ENV = "SUMMARY_PIPELINE_CRASH_AT"
 POINTS = (
     "after_lock",
     "after_rejects",
-    "after_staging",
-    "after_summary_merge",
-    "after_latest_merge",
-    "after_staging_cleared",
+    "after_branches",  # the run's branches exist; nothing written
+    "after_summary_written",  # summary's rows are on its branch
+    "after_latest_written",  # both branches written, nothing decided: the retry starts again
+    "after_publish_decided",  # the point of no return: the next lock holder publishes both
+    "after_summary_published",  # summary is published, latest_summary not yet
+    "after_latest_published",  # both published, the mark not cleared yet
 )
 
 log = logging.getLogger(__name__)

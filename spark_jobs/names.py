@@ -42,6 +42,7 @@ BACKFILL_MARK = "summary-pipeline.backfill.applied-source-snapshot"  # source sn
 BACKFILL_PENDING = "summary-pipeline.backfill.pending."  # + run id -> source snapshot a classification read up to
 MONTHS_SINCE_MAINTENANCE = "summary-pipeline.maintenance.forward-months-since"
 LOCK_PREFIX = "summary-pipeline.lock."
+PUBLISH_PREFIX = "summary-pipeline.publish."  # + a run's branch -> its run id: the run decided to publish (storage/publish.py)
 
 # --- environment variables -----------------------------------------------------------------
 WAREHOUSE_ENV = "SUMMARY_WAREHOUSE"

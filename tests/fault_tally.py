@@ -2,9 +2,9 @@
 
 ``SUMMARY_FAULT_FULL=1`` (``make test-faults``) runs the whole tier: 20 timed kill points
 per stage, every named crash point, every backfill stage killed in every trial, both rounds
-of every race. Without it (``make test``, i.e. CI) a reduced set runs: the two crash points
-between the table commits and one crash followed by another run, every backfill stage killed
-once over those three trials, one round of two of the three races.
+of every race. Without it (``make test``, i.e. CI) a reduced set runs: one crash point before the
+publish decision, one between the two tables' publication, one crash followed by another run,
+every backfill stage killed once over those three trials, one round of two of the three races.
 ``SUMMARY_FAULT_POINTS`` sets the number of timed kill points (0 in the reduced set).
 """
 
@@ -15,7 +15,7 @@ from spark_jobs.faults import POINTS as ALL_CRASH_POINTS
 
 FULL = os.environ.get("SUMMARY_FAULT_FULL") == "1"
 TIMED_POINTS = int(os.environ.get("SUMMARY_FAULT_POINTS", "20" if FULL else "0"))
-CRASH_POINTS = ALL_CRASH_POINTS if FULL else ("after_summary_merge", "after_latest_merge")
+CRASH_POINTS = ALL_CRASH_POINTS if FULL else ("after_latest_written", "after_summary_published")
 
 
 class Tally:

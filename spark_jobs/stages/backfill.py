@@ -210,8 +210,9 @@ def run_case(
         )
         stage_id = f"{report.run_id}-{run_id}"
         with BatchRun(spark, cfg, stage_id, lock) as batch:
-            months = sorted(r[0] for r in winners.select(cfg.month_column).distinct().collect())
-            batch.counts.records_read = 0
+            found = winners.agg(F.count(F.lit(1)).alias("n"), F.collect_set(cfg.month_column).alias("months")).first()
+            months = sorted(found["months"]) if found else []
+            batch.sized(found["n"] if found else 0)
             if months:
                 changes = batch.changed_winners(batch.keep(winners), months)
                 if changes is not None:

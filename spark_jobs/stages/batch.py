@@ -7,46 +7,61 @@ in which source records form the batch. For any batch:
 2. keep the winners that beat what ``summary`` holds for that key and month:
    same record -> unchanged, older version -> stale, so re-runs change nothing;
 3. classify the changed accounts against ``latest_summary`` (``classify``);
-4. read only the context each case needs: Case II the latest row, Case III
-   the stored rows from the first changed month on plus the row before them,
-   found through its ``_previous_month`` pointer (no scan of older months);
-5. recompute the affected rows (``timeline``) and stage + commit only those
-   that change (``writers``).
+4. read only the context each case needs, as scalar columns: the stored rows
+   from a history array's reach before the first changed month on, plus the
+   row before them however old (found through ``_previous_month``);
+5. recompute the affected rows (``timeline``) and write only those that change,
+   on the run's branches of both tables, then publish them (``writers``).
+
+A forward month after every stored month (the scheduled run) needs none of
+steps 2-4: ``apply_next_month`` makes it one pass over ``latest_summary``.
 """
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal, cast
 
-from pyspark.sql import DataFrame, Row, SparkSession
+from pyspark.sql import DataFrame, Observation, Row, SparkSession
 from pyspark.sql import functions as F
 
 from spark_jobs.config import SummaryConfig
-from spark_jobs.core.classify import CASE_NAMES, classify_accounts, is_single_new_month, record_cases
+from spark_jobs.core.classify import CASE_NAMES, classify_accounts, is_single_new_month, records_of_case
 from spark_jobs.core.mapping import map_records, rejected_records, valid_records, winners
 from spark_jobs.core.month_columns import month_number_col
-from spark_jobs.core.timeline import ANCHOR, STORED, build_timeline, new_rows, recompute, shifted, stored_rows
+from spark_jobs.core.next_month import FIRST_ROW, FOLLOWS_LATEST, IS_NEW, next_month_rows
+from spark_jobs.core.timeline import (
+    CONTEXT,
+    STORED,
+    build_timeline,
+    new_rows,
+    recompute,
+    replaced_values,
+    shifted,
+    stored_rows,
+)
 from spark_jobs.faults import crash_point
-from spark_jobs.months import month_from_number
 from spark_jobs.names import (
     CASE,
     FIRST_CHANGED,
     INSERT,
     LATEST_MONTH,
     MONTH_NUMBER,
-    PREVIOUS_MONTH,
     RECORD_DIGEST,
     REJECT_REASON,
     VERSION_CONFLICT,
 )
 from spark_jobs.report import BatchCounts
+from spark_jobs.stages.context import latest_months, previous_rows_out_of_reach, stored_in_reach
 from spark_jobs.stages.partitioning import configure_shuffle_partitions
+from spark_jobs.storage.iceberg import has_rows_from, record_count
+from spark_jobs.storage.publish import RunBranches
 from spark_jobs.storage.runlock import HeldLock
-from spark_jobs.storage.writers import commit_staged, stage, write_rejects
+from spark_jobs.storage.writers import BROADCAST_KEYS_MAX, PARALLEL_WRITE, rows_stats, write_rejects, write_rows
 
 VERDICT = "__verdict"
-WANTED_AS = "__wanted_as"  # which role a stored row plays in its timeline
+SMALL_BATCH_RECORDS = 500_000  # records of a batch below which its intermediate results are checkpointed
+BROADCAST_WINNERS_MAX = 2_000_000  # winners of one month shipped to every task instead of shuffling latest_summary
 
 
 class PhaseClock:
@@ -66,15 +81,19 @@ def summary_with_month_number(spark: SparkSession, cfg: SummaryConfig) -> DataFr
     return spark.table(cfg.summary_table).withColumn(MONTH_NUMBER, month_number_col(cfg.month_column))
 
 
-def judge_against_stored(spark: SparkSession, cfg: SummaryConfig, batch_winners: DataFrame, months: list[str]) -> DataFrame:
-    """Each winner with a verdict: new, newer (replaces the stored winner), same (already applied) or stale."""
+def judge_against_stored(cfg: SummaryConfig, batch_winners: DataFrame, stored: DataFrame | None) -> DataFrame:
+    """Each winner with a verdict: new, newer (replaces the stored winner), same (already applied) or stale.
+
+    ``stored``: every stored row a winner can share its key and month with (``context.stored_in_reach``).
+    """
     key, month, version = cfg.key_column, cfg.month_column, cfg.version_column
-    stored = (
-        spark.table(cfg.summary_table)
-        .where(F.col(month).isin(months))
-        .select(key, month, F.col(version).alias("__stored_version"), F.col(RECORD_DIGEST).alias("__stored_digest"))
-    )
-    judged = batch_winners.join(stored, [key, month], "left")
+    if stored is None:
+        judged = batch_winners.withColumn("__stored_version", F.lit(None)).withColumn("__stored_digest", F.lit(None))
+    else:
+        versions = stored.select(
+            key, month, F.col(version).alias("__stored_version"), F.col(RECORD_DIGEST).alias("__stored_digest")
+        )
+        judged = batch_winners.join(versions, [key, month], "left")
     v, sv, d, sd = F.col(version), F.col("__stored_version"), F.col(RECORD_DIGEST), F.col("__stored_digest")
     verdict = (
         F.when(sv.isNull(), F.lit("new"))
@@ -102,6 +121,12 @@ class BatchRun:
         self.counts = BatchCounts(months=list(months_label))
         self.clock = PhaseClock(self.counts.seconds)
         self._persisted: list[DataFrame] = []
+        self.records = 0  # records in the batch (winners, for a case stage): sizes the plans below
+        self.small = False  # few records: intermediate results are checkpointed (set once the records are counted)
+        # Read once by changed_winners: (key, LATEST_MONTH) and the stored rows in reach (scalar columns).
+        self.latest: DataFrame | None = None
+        self.stored: DataFrame | None = None
+        self.reach = 0  # the month number self.stored starts at
 
     def __enter__(self) -> "BatchRun":
         return self
@@ -111,9 +136,20 @@ class BatchRun:
             df.unpersist()
         return False
 
-    def keep(self, df: DataFrame) -> DataFrame:
+    def keep(self, df: DataFrame, computed_now: bool | None = None) -> DataFrame:
+        """``df``, kept for the rest of the batch: computed now with its lineage cut when the batch is small
+        (later plans stay small, which is most of a small batch's time), else persisted (columnar, compressed).
+        """
+        if computed_now if computed_now is not None else self.small:
+            kept = df.localCheckpoint(eager=True)
+            self._persisted.append(kept)
+            return kept
         self._persisted.append(df.persist())
         return df
+
+    def sized(self, records: int) -> None:
+        """The batch holds ``records`` records: small batches checkpoint their intermediate results."""
+        self.records, self.small = records, records <= SMALL_BATCH_RECORDS
 
     def winners_from_source(self, source: DataFrame) -> tuple[DataFrame | None, list[str]]:
         """Map and count the records, write the rejects, pick winners. Returns (winners, months) or (None, [])."""
@@ -132,6 +168,7 @@ class BatchRun:
         if counts.records_read == 0:
             return None, []
         configure_shuffle_partitions(spark, counts.records_read, cfg.performance)
+        self.sized(counts.records_read)
         self.clock.lap("read")
         if counts.records_rejected and not self.dry_run:
             self.lock.check()
@@ -146,9 +183,19 @@ class BatchRun:
         return winners(valid_records(mapped, cfg), cfg), months
 
     def changed_winners(self, batch_winners: DataFrame, months: list[str]) -> DataFrame | None:
-        """The winners that beat what summary holds (None when there are none), with the verdicts counted."""
-        counts = self.counts
-        judged = self.keep(judge_against_stored(self.spark, self.cfg, batch_winners, months))
+        """The winners that beat what summary holds (None when there are none), with the verdicts counted.
+
+        Reads, once, what the rest of the batch needs too: the accounts' latest months and stored rows.
+        """
+        spark, cfg, counts = self.spark, self.cfg, self.counts
+        few = 0 < self.records <= BROADCAST_KEYS_MAX
+        batch_winners = self.keep(batch_winners)
+        keys = batch_winners.select(cfg.key_column).distinct() if few else None
+        self.latest = self.keep(latest_months(spark, cfg, keys))
+        in_reach = stored_in_reach(spark, cfg, batch_winners, self.latest, few)
+        if in_reach is not None:  # (few rows from many scan tasks: kept in fewer partitions)
+            self.stored, self.reach = self.keep(in_reach[0].coalesce(_small_partitions(spark))), in_reach[1]
+        judged = self.keep(judge_against_stored(cfg, batch_winners, self.stored))
         verdicts = judged.groupBy(VERDICT).agg(
             F.count(F.lit(1)).alias("n"), F.count(F.when(F.col(VERSION_CONFLICT), 1)).alias("conflicts")
         )
@@ -175,16 +222,15 @@ class BatchRun:
     def classify(self, changes: DataFrame) -> "Classified":
         """The changed accounts with their cases (and the per-case counts): what ``apply`` needs."""
         cfg = self.cfg
-        latest_months = self.spark.table(cfg.latest_table).select(
-            cfg.key_column, month_number_col(cfg.month_column).alias(LATEST_MONTH)
-        )
-        accounts = self.keep(classify_accounts(changes, latest_months, cfg.key_column))
-        shape = _count_cases(self.counts, changes, accounts, cfg)
+        if self.latest is None:
+            raise RuntimeError("classify() needs changed_winners() first: it reads the accounts' latest months")
+        accounts = self.keep(classify_accounts(changes, self.latest, cfg.key_column))
+        shape = _count_cases(self.counts, accounts)
         self.clock.lap("classify")
         return Classified(changes, accounts, shape)
 
     def apply(self, classified: "Classified") -> None:
-        """Recompute the affected rows; stage and commit them (a dry run only counts them).
+        """Recompute the affected rows and write them to both tables (a dry run only counts them).
 
         Takes what ``classify`` returned, so it cannot run on changes that were not classified.
         """
@@ -198,11 +244,89 @@ class BatchRun:
             counts.months = sorted(summary.months)
             self.clock.lap("recompute")
             return
+        computed = self.keep(rows, computed_now=False)  # persisted: a MERGE then knows its size and broadcasts it
+        stats = rows_stats(cfg, computed)  # (computes them)
+        self.clock.lap("recompute")
+        counts.rows_written.update(write_rows(spark, cfg, computed, self.run_id, self.lock, self.clock, stats=stats))
+
+    def apply_next_month(self, source: DataFrame, month: str) -> None:
+        """A month after every stored month (``follows_every_stored_month``): one pass, two writes, no judging.
+
+        Every winner is new (summary holds nothing at or after ``month``), so each is Case I or Case II,
+        and one join of the winners with latest_summary gives summary's new rows and the whole next
+        latest_summary. Two Spark jobs: the summary append computes (and keeps) everything, its counts
+        observed on the way; the latest_summary overwrite reads what was kept. Both go to the run's
+        branches, then are published.
+        """
+        spark, cfg, counts = self.spark, self.cfg, self.counts
+        counts.months = [month]
+        expected = record_count(spark, cfg.source_table, cfg.source_column(cfg.month_column), month)
+        if expected == 0:  # no data file holds the month (known from metadata)
+            return
+        partitions = configure_shuffle_partitions(spark, expected, cfg.performance)
+        read, picked, cases = (Observation(f"{what}-{self.run_id}") for what in ("mapping", "winners", "cases"))
+        valid = F.col(REJECT_REASON) == ""
+        # Spread the month's records by key first: mapping (the digest) then runs in every task, not in the
+        # few that read the month's files, and picking winners needs no second shuffle.
+        spread = source.repartition(partitions, F.col(f"`{cfg.source_column(cfg.key_column)}`"))
+        mapped = map_records(spread, cfg).observe(
+            read, F.count(F.lit(1)).alias("read"), F.count(F.when(~valid, 1)).alias("rejected")
+        )
+        month_winners = self.keep(
+            winners(valid_records(mapped, cfg), cfg).observe(
+                picked, F.count(F.lit(1)).alias("winners"), F.count(F.when(F.col(VERSION_CONFLICT), 1)).alias("conflicts")
+            ),
+            computed_now=False,
+        )
+        latest = spark.table(cfg.latest_table)
+        joined = next_month_rows(month_winners, latest, cfg, broadcast=expected <= BROADCAST_WINNERS_MAX)
+        rows = self.keep(
+            joined.observe(
+                cases,
+                F.count(F.when(F.col(CASE) == FIRST_ROW, 1)).alias("first"),
+                F.count(F.when(F.col(CASE) == FOLLOWS_LATEST, 1)).alias("follows"),
+            ),
+            computed_now=False,
+        )
+        branches = RunBranches(spark, cfg, self.run_id)
         self.lock.check()
-        stage(cfg, rows, self.run_id)
-        crash_point("after_staging", spark)
-        self.clock.lap("stage")
-        counts.rows_written.update(commit_staged(spark, cfg, self.run_id, self.lock, fresh=True, clock=self.clock))
+        try:
+            branches.open()
+            new_rows = rows.where(F.col(IS_NEW)).select(*cfg.summary_columns)
+            new_rows.writeTo(branches.target(cfg.summary_table)).options(**PARALLEL_WRITE).append()
+            self._count_next_month(read, picked, cases, mapped)
+            crash_point("after_summary_written", spark)
+            self.clock.lap("write_summary")
+            if counts.records_rejected:
+                self.lock.check()
+                write_rejects(spark, cfg, rejected_records(map_records(source, cfg), cfg, self.run_id))
+                counts.rows_written["rejects"] = counts.records_rejected
+                crash_point("after_rejects", spark)
+                self.clock.lap("rejects")
+            if counts.changed_records == 0:
+                branches.discard()
+                return
+            latest_rows = rows.select(*cfg.summary_columns).writeTo(branches.target(cfg.latest_table))
+            latest_rows.options(**PARALLEL_WRITE).overwrite(F.lit(True))
+            crash_point("after_latest_written", spark)
+            self.clock.lap("write_latest")
+        except BaseException:
+            branches.discard()
+            raise
+        self.lock.check()
+        branches.publish(self.lock)
+        self.clock.lap("publish")
+        counts.rows_written.update({"summary": counts.changed_records, "latest_summary": counts.changed_records})
+
+    def _count_next_month(self, read: Observation, picked: Observation, cases: Observation, mapped: DataFrame) -> None:
+        """The counts a next-month batch observed while its rows were computed."""
+        counts = self.counts
+        counts.records_read, counts.records_rejected = _observed_counts(read, mapped)
+        winners_seen, case_counts = _observed(picked), _observed(cases)
+        counts.changed_records, counts.version_conflicts = winners_seen.get("winners", 0), winners_seen.get("conflicts", 0)
+        counts.superseded_records = counts.records_read - counts.records_rejected - counts.changed_records
+        for case, n in (("I", case_counts.get("first", 0)), ("II", case_counts.get("follows", 0))):
+            counts.accounts_by_case[case] = counts.records_by_case[case] = n
 
     def _recomputed_rows(self, classified: "Classified") -> DataFrame:
         """One join for accounts with a single new month after their latest row; a timeline for the rest."""
@@ -213,11 +337,12 @@ class BatchRun:
             simple = accounts.where(is_single_new_month()).select(key, CASE)
             new = new_rows(changes.join(simple.select(key), key), cfg)
             latest = spark.table(cfg.latest_table).withColumn(MONTH_NUMBER, month_number_col(cfg.month_column))
-            anchors = stored_rows(latest.join(simple.where(F.col(CASE) == 2).select(key), key), cfg, ANCHOR)
+            anchors = latest.join(simple.where(F.col(CASE) == 2).select(key), key)
             parts.append(shifted(new, anchors, cfg))
         if shape.other:
             others = accounts.where(~is_single_new_month())
-            timeline = _timeline_parts(spark, cfg, changes.join(others.select(key), key), others, shape, self.keep)
+            few = shape.other <= BROADCAST_KEYS_MAX
+            timeline = _timeline_parts(spark, cfg, changes.join(others.select(key), key), others, self.stored, self.reach, few)
             parts.append(recompute(build_timeline(timeline), cfg))
         return build_timeline(parts)
 
@@ -232,7 +357,11 @@ def apply_batch(
     dry_run: bool = False,
 ) -> BatchCounts:
     """Apply the source records in ``source`` (any months, any accounts) and return what happened."""
+    months_label = list(months_label)
     with BatchRun(spark, cfg, run_id, lock, months_label, dry_run) as batch:
+        if len(months_label) == 1 and not dry_run and follows_every_stored_month(spark, cfg, months_label[0]):
+            batch.apply_next_month(source, months_label[0])
+            return batch.counts
         batch_winners, months = batch.winners_from_source(source)
         if batch_winners is None:
             return batch.counts
@@ -243,14 +372,46 @@ def apply_batch(
         return batch.counts
 
 
+def _observed(observed: Observation) -> dict[str, int]:
+    """What an observation saw; nothing (no rows went past it) when Spark left no observation behind."""
+    try:
+        return dict(observed.get)
+    except Exception:  # (a plan that read no row can leave none)
+        return {}
+
+
+def _observed_counts(observed: Observation, mapped: DataFrame) -> tuple[int, int]:
+    """(records read, rejected) as observed while the winners were picked; counted again if Spark observed nothing."""
+    try:
+        metrics = observed.get
+        return metrics["read"], metrics["rejected"]
+    except Exception:  # (an empty scan can leave no observation behind)
+        row = cast(Row, mapped.agg(F.count(F.lit(1)), F.count(F.when(F.col(REJECT_REASON) != "", 1))).first())
+        return row[0], row[1]
+
+
+def _small_partitions(spark: SparkSession) -> int:
+    """Partitions for rows a batch selected from a large scan: the shuffle partitions, at least two per core."""
+    return max(int(spark.conf.get("spark.sql.shuffle.partitions") or 1), 2 * spark.sparkContext.defaultParallelism)
+
+
+def follows_every_stored_month(spark: SparkSession, cfg: SummaryConfig, month: str) -> bool:
+    """Whether summary holds no row at or after ``month`` and latest_summary has been written (metadata only)."""
+    from spark_jobs.storage.iceberg import current_snapshot
+
+    if current_snapshot(spark, cfg.latest_table)[0] is None:
+        return False
+    return not has_rows_from(spark, cfg.summary_table, cfg.month_column, month)
+
+
 @dataclass(frozen=True)
 class BatchShape:
     """What the recomputation needs to know about the changed accounts, from one aggregation."""
 
     single_new_month: int  # accounts whose one new month follows their latest row (or is their first)
     other: int  # accounts that need a timeline
-    other_case_ii: int  # of those, Case II (several new months after the latest row)
-    earliest_case_iii: int | None  # the earliest first-changed month number of Case III accounts (None: no Case III)
+    other_stored: int  # of those, accounts with stored rows (Case II with several new months, Case III)
+    earliest_stored: int | None  # their earliest first-changed month number (None: there are none)
 
 
 @dataclass(frozen=True)
@@ -262,24 +423,25 @@ class Classified:
     shape: BatchShape
 
 
-def _count_cases(counts: BatchCounts, changes: DataFrame, accounts: DataFrame, cfg: SummaryConfig) -> BatchShape:
-    """Fill accounts and records per case; return the batch's shape."""
+def _count_cases(counts: BatchCounts, accounts: DataFrame) -> BatchShape:
+    """Fill accounts and records per case; return the batch's shape (one aggregation)."""
     simple = is_single_new_month()
+    with_rows = ~simple & (F.col(CASE) >= 2)
     per_case = cast(
         Row,
         accounts.agg(
             *[F.count(F.when(F.col(CASE) == number, 1)).alias(name) for number, name in CASE_NAMES.items()],
+            *[F.sum(records_of_case(number)).alias(f"records_{name}") for number, name in CASE_NAMES.items()],
             F.count(F.when(simple, 1)).alias("single"),
-            F.count(F.when(~simple & (F.col(CASE) == 2), 1)).alias("other_ii"),
-            F.min(F.when(F.col(CASE) == 3, F.col(FIRST_CHANGED))).alias("earliest_iii"),
+            F.count(F.when(with_rows, 1)).alias("other_stored"),
+            F.min(F.when(with_rows, F.col(FIRST_CHANGED))).alias("earliest_stored"),
         ).first(),
     )
     for name in CASE_NAMES.values():
         counts.accounts_by_case[name] = per_case[name]
-    for row in record_cases(changes, accounts, cfg.key_column).groupBy(CASE).count().collect():
-        counts.records_by_case[CASE_NAMES[row[CASE]]] = row["count"]
+        counts.records_by_case[name] = per_case[f"records_{name}"] or 0
     total = sum(per_case[name] for name in CASE_NAMES.values())
-    return BatchShape(per_case.single, total - per_case.single, per_case.other_ii, per_case.earliest_iii)
+    return BatchShape(per_case.single, total - per_case.single, per_case.other_stored, per_case.earliest_stored)
 
 
 def _timeline_parts(
@@ -287,54 +449,23 @@ def _timeline_parts(
     cfg: SummaryConfig,
     changes: DataFrame,
     accounts: DataFrame,
-    shape: BatchShape,
-    keep: Callable[[DataFrame], DataFrame],
+    stored: DataFrame | None,
+    reach: int,
+    few: bool,
 ) -> list[DataFrame]:
-    """New rows, plus the anchors and stored rows Case II and Case III accounts need."""
+    """New rows, plus the stored rows (scalar columns, from ``reach`` on) that accounts with stored rows need."""
     key, month = cfg.key_column, cfg.month_column
-    earliest_case_iii = shape.earliest_case_iii
-    parts = [new_rows(changes, cfg)]
-
-    if shape.other_case_ii:
-        case_ii = accounts.where(F.col(CASE) == 2).select(key)
-        latest = spark.table(cfg.latest_table).withColumn(MONTH_NUMBER, month_number_col(month))
-        parts.append(stored_rows(latest.join(case_ii, key), cfg, ANCHOR))
-
-    if earliest_case_iii is not None:
-        case_iii = accounts.where(F.col(CASE) == 3).select(key, FIRST_CHANGED)
-        wanted = keep(_stored_rows_wanted(spark, cfg, case_iii, earliest_case_iii, keep))
-        months = sorted(r[0] for r in wanted.select(month).distinct().collect())
-        # Whole rows (history arrays included) in one scan of just the months that hold a wanted row.
-        rows = keep(summary_with_month_number(spark, cfg).where(F.col(month).isin(months)).join(wanted, [key, month]))
-        replaced = changes.select(key, month)
-        stored = rows.where(F.col(WANTED_AS) == STORED).join(replaced, [key, month], "left_anti")
-        parts.append(stored_rows(stored, cfg, STORED))
-        parts.append(stored_rows(rows.where(F.col(WANTED_AS) == ANCHOR), cfg, ANCHOR))
+    if stored is None:
+        return [new_rows(changes, cfg)]
+    with_rows = accounts.select(key, FIRST_CHANGED, LATEST_MONTH)
+    with_rows = F.broadcast(with_rows) if few else with_rows
+    rows = stored.join(with_rows, key)
+    at_or_after = rows.where(F.col(MONTH_NUMBER) >= F.col(FIRST_CHANGED))
+    changes = replaced_values(changes, at_or_after, cfg)
+    kept = at_or_after.join(changes.select(key, month), [key, month], "left_anti")
+    before = rows.where(F.col(MONTH_NUMBER) < F.col(FIRST_CHANGED))
+    parts = [new_rows(changes, cfg), stored_rows(kept, cfg, STORED), stored_rows(before, cfg, CONTEXT)]
+    older = previous_rows_out_of_reach(spark, cfg, rows, accounts, reach)
+    if older is not None:
+        parts.append(stored_rows(older, cfg, CONTEXT))
     return parts
-
-
-def _stored_rows_wanted(
-    spark: SparkSession, cfg: SummaryConfig, case_iii: DataFrame, earliest_case_iii: int, keep: Callable[[DataFrame], DataFrame]
-) -> DataFrame:
-    """(key, month, role) of the stored rows Case III timelines need, from the key columns alone.
-
-    Each account's rows at or after its first changed month (STORED) and the row before them (ANCHOR),
-    which the first of them names in its ``_previous_month``. Only scalar columns are read here: Iceberg
-    reads those vectorized, while a scan that includes the history arrays decodes row by row, so the
-    whole rows are read once, afterwards, for just these keys and months.
-    """
-    key, month = cfg.key_column, cfg.month_column
-    located = keep(
-        summary_with_month_number(spark, cfg)
-        .where(F.col(month) >= month_from_number(earliest_case_iii))
-        .select(key, month, MONTH_NUMBER, PREVIOUS_MONTH)
-        .join(case_iii, key)
-        .where(F.col(MONTH_NUMBER) >= F.col(FIRST_CHANGED))
-    )
-    anchors = (
-        located.groupBy(key)
-        .agg(F.min_by(PREVIOUS_MONTH, MONTH_NUMBER).alias(month))
-        .where(F.col(month).isNotNull())
-        .withColumn(WANTED_AS, F.lit(ANCHOR))
-    )
-    return located.select(key, month, F.lit(STORED).alias(WANTED_AS)).unionByName(anchors)

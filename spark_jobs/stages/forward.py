@@ -16,6 +16,7 @@ from spark_jobs.report import RunReport
 from spark_jobs.stages.batch import apply_batch
 from spark_jobs.stages.maintenance import count_forward_months
 from spark_jobs.stages.runs import exclusive_run, prepare_tables, source_table
+from spark_jobs.storage.runlock import RunLock
 
 
 def run_months(
@@ -46,6 +47,5 @@ def run_months(
                     "seconds": counts.seconds,
                 }
             )
-        if not dry_run:
-            lock.check()
-            report.details["maintenance_due"] = count_forward_months(spark, cfg, len(months))
+        if isinstance(lock, RunLock):  # (not a dry run)
+            report.details["maintenance_due"] = count_forward_months(lock, cfg, len(months))

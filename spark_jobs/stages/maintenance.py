@@ -24,6 +24,8 @@ from spark_jobs.names import MONTHS_SINCE_MAINTENANCE as MONTHS_SINCE
 from spark_jobs.report import RunReport
 from spark_jobs.stages.runs import exclusive_run
 from spark_jobs.storage.iceberg import java_table, table_properties, update_properties
+from spark_jobs.storage.publish import remove_branches
+from spark_jobs.storage.runlock import RunLock
 from spark_jobs.storage.tables import sql_string, table_exists
 
 
@@ -87,6 +89,8 @@ def maintain(spark: SparkSession, cfg: SummaryConfig, report: RunReport, lock_wa
                 continue
             lock.check()
             results[identifier] = {
+                # branches of runs that died before deciding to publish (invisible, but they pin old files)
+                "removed_run_branches": len(remove_branches(spark, [identifier], lambda name: True)),
                 "rewrite_data_files": _call(spark, identifier, "rewrite_data_files", options=compaction_options),
                 "rewrite_position_delete_files": _call(spark, identifier, "rewrite_position_delete_files"),
                 "rewrite_manifests": _call(spark, identifier, "rewrite_manifests"),
@@ -102,16 +106,14 @@ def maintain(spark: SparkSession, cfg: SummaryConfig, report: RunReport, lock_wa
     report.details["maintenance"] = results
 
 
-def count_forward_months(spark: SparkSession, cfg: SummaryConfig, months_applied: int) -> bool:
-    """Add to the months-since-maintenance counter; return whether maintenance is due."""
-    state = {}
+def count_forward_months(lock: RunLock, cfg: SummaryConfig, months_applied: int) -> bool:
+    """Add to the months-since-maintenance counter (as the lock is released); return whether maintenance is due.
 
-    def add(properties: dict[str, str]) -> dict[str, str]:
-        state["count"] = int(properties.get(MONTHS_SINCE, "0") or 0) + months_applied
-        return {MONTHS_SINCE: str(state["count"])}
-
-    update_properties(spark, cfg.control_table, add)
-    return state.get("count", 0) >= cfg.performance.snapshot_interval
+    Only a lock holder changes the counter, so the value seen when the lock was taken is current.
+    """
+    count = int(lock.properties.get(MONTHS_SINCE, "0") or 0) + months_applied
+    lock.set_at_release({MONTHS_SINCE: str(count)})
+    return count >= cfg.performance.snapshot_interval
 
 
 def months_since_maintenance(spark: SparkSession, cfg: SummaryConfig) -> int:

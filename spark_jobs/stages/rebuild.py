@@ -22,7 +22,7 @@ def newest_summary_rows(spark: SparkSession, cfg: SummaryConfig) -> DataFrame:
 
 
 def rebuild_latest(spark: SparkSession, cfg: SummaryConfig, report: RunReport, lock_wait_seconds: float = 600) -> None:
-    for table in (cfg.summary_table, cfg.latest_table, cfg.staging_table, cfg.control_table):
+    for table in (cfg.summary_table, cfg.latest_table, cfg.control_table):
         if not table_exists(spark, table):
             raise UsageError(f"table {table} does not exist: run initial or forward before rebuilding latest_summary")
     with exclusive_run(spark, cfg, report, lock_wait_seconds) as lock:

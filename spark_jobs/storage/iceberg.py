@@ -86,3 +86,43 @@ def update_properties(spark: SparkSession, identifier: str, decide: Decide, atte
         if committed or decide(seen) is None:
             return seen
     raise RuntimeError(f"could not update the properties of {identifier} after {attempts} attempts")
+
+
+def files_matching(spark: SparkSession, identifier: str, predicate: Callable[[JavaObject], JavaObject]) -> JavaObject:
+    """The current snapshot's data-file scan tasks whose partition can hold rows matching ``predicate``.
+
+    ``predicate(Expressions) -> Expression`` builds an Iceberg filter; planning reads manifests only.
+    """
+    expressions = spark._jvm.org.apache.iceberg.expressions.Expressions  # type: ignore[union-attr]
+    return java_table(spark, identifier).newScan().filter(predicate(expressions)).planFiles()
+
+
+def has_rows_from(spark: SparkSession, identifier: str, column: str, value: str) -> bool:
+    """Whether any data file of ``identifier`` may hold a row with ``column >= value`` (metadata only)."""
+    tasks = files_matching(spark, identifier, lambda e: e.greaterThanOrEqual(column, value))
+    try:
+        return bool(tasks.iterator().hasNext())
+    finally:
+        tasks.close()
+
+
+def record_count(spark: SparkSession, identifier: str, column: str, value: str) -> int:
+    """Rows in the data files of ``identifier`` whose partition is ``column = value`` (for a table without deletes)."""
+    tasks = files_matching(spark, identifier, lambda e: e.equal(column, value))
+    try:
+        total, files = 0, tasks.iterator()
+        while files.hasNext():
+            total += files.next().file().recordCount()
+        return total
+    finally:
+        tasks.close()
+
+
+def branch_head(spark: SparkSession, identifier: str, branch: str) -> tuple[int | None, dict[str, str]]:
+    """(snapshot id, summary dict) of the head of ``branch``, or (None, {}) when there is no such branch."""
+    table = java_table(spark, identifier)
+    ref = table.refs().get(branch)
+    if ref is None:
+        return None, {}
+    snapshot = table.snapshot(ref.snapshotId())
+    return snapshot.snapshotId(), dict(snapshot.summary())

@@ -83,7 +83,13 @@ def lock_state(properties: Mapping[str, str]) -> dict[str, str]:
 class HeldLock(Protocol):
     """What a stage needs of the run lock it holds: ``RunLock``, or ``stages.runs.NoLock`` in a dry run."""
 
+    token: str | None
+
     def check(self) -> None: ...
+
+    def clear_at_release(self, *keys: str) -> None: ...
+
+    def set_at_release(self, properties: Mapping[str, str]) -> None: ...
 
 
 class RunLock:
@@ -107,6 +113,9 @@ class RunLock:
         self.poll_seconds = poll_seconds
         self.host, self.boot_id, self.pid_namespace = machine_identity()
         self.token: str | None = None
+        self.properties: dict[str, str] = {}  # the control table's properties as seen when the lock was taken
+        self._clear_at_release: set[str] = set()
+        self._set_at_release: dict[str, str] = {}
         self._lost: str | None = None
         self._stop = threading.Event()
         self._heartbeat: threading.Thread | None = None
@@ -144,9 +153,10 @@ class RunLock:
                     return None
                 return {PREFIX + k: v for k, v in {**claim, "expires-at": self._lease_end()}.items()}
 
-            committed, _ = swap_properties(self.spark, self.table, take_if_free)
+            committed, seen = swap_properties(self.spark, self.table, take_if_free)
             if committed or holder.get("token") == token:  # (an unknown commit state that did commit)
                 self.token = token
+                self.properties = seen
                 self._start_heartbeat()
                 return
             if holder.get("token") and time.monotonic() >= deadline:
@@ -167,6 +177,15 @@ class RunLock:
                 f"run {self.owner} lost the lock of {self.tables_name}: {self._lost}; stopped before committing"
             )
 
+    def clear_at_release(self, *keys: str) -> None:
+        """Remove these control-table properties in the same commit that releases the lock."""
+        self._clear_at_release.update(keys)
+
+    def set_at_release(self, properties: Mapping[str, str]) -> None:
+        """Set these control-table properties in the same commit that releases the lock (one commit less
+        for state only the holder changes; lost if the run dies before it releases)."""
+        self._set_at_release.update(properties)
+
     def release(self) -> None:
         self._stop.set()
         if self._heartbeat is not None:
@@ -175,12 +194,15 @@ class RunLock:
             return
         mine = self.token
         self.token = None
+        cleared = {PREFIX + k: "" for k in FIELDS}
+
+        def free_if_mine(properties: dict[str, str]) -> dict[str, str] | None:
+            if lock_state(properties)["token"] != mine:
+                return None
+            return {**cleared, **{k: "" for k in self._clear_at_release if k in properties}, **self._set_at_release}
+
         for _ in range(5):
-            committed, seen = swap_properties(
-                self.spark,
-                self.table,
-                lambda p: {PREFIX + k: "" for k in FIELDS} if lock_state(p)["token"] == mine else None,
-            )
+            committed, seen = swap_properties(self.spark, self.table, free_if_mine)
             if committed or lock_state(seen)["token"] != mine:
                 return
 

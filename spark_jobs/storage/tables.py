@@ -5,8 +5,9 @@
   files instead of rewriting whole data files (maintenance compacts them).
 * ``latest_summary``: unpartitioned, locally sorted by key; copy-on-write,
   because every forward month updates most rows and readers want plain files.
-* ``<summary>_staging``: partitioned by run id; the rows a run computed before
-  it commits them, which makes its two table commits recoverable.
+* ``<summary>_staging``: created by versions before the run branches (``publish.py``): the rows a
+  run computed before it committed them. It is no longer created; one that exists is only read,
+  to finish a run such a version left.
 * ``<summary>_rejects``: rejected source records with their reason.
 * ``<summary>_backfill``: partitioned by run id; a classification's records, waiting for their case stage
   (created by ``stages/backfill.py``).
@@ -49,37 +50,42 @@ def sql_string(value: object) -> str:
     return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+ROW_GROUP_BYTES = 4 * 1024 * 1024
+
+
 def common_properties(cfg: SummaryConfig) -> dict[str, str]:
     return {
         "format-version": "2",
         "write.parquet.compression-codec": "zstd",
         "write.target-file-size-bytes": str(cfg.performance.max_file_size_mb * 1024 * 1024),
+        # Row groups of a few MB: Iceberg splits a file only between row groups, so a month's file (or the one
+        # file of a small latest_summary) is read by several tasks instead of one.
+        "write.parquet.row-group-size-bytes": str(ROW_GROUP_BYTES),
         "write.metadata.delete-after-commit.enabled": "true",
         "write.metadata.previous-versions-max": "100",
         "history.expire.max-snapshot-age-ms": str(cfg.performance.snapshot_retention_days * 24 * 3600 * 1000),
     }
 
 
-def summary_properties(cfg: SummaryConfig) -> dict[str, str]:
+def merge_on_read_properties() -> dict[str, str]:
+    """Corrections write delete files (one per partition and task: one per data file would be hundreds of tiny
+    files for a correction spread over every file) instead of rewriting the data files they touch."""
     return {
-        **common_properties(cfg),
-        "write.distribution-mode": "hash",
         "write.merge.mode": "merge-on-read",
         "write.update.mode": "merge-on-read",
         "write.delete.mode": "merge-on-read",
+        "write.delete.granularity": "partition",
         "write.merge.isolation-level": "serializable",
     }
+
+
+def summary_properties(cfg: SummaryConfig) -> dict[str, str]:
+    return {**common_properties(cfg), "write.distribution-mode": "hash", **merge_on_read_properties()}
 
 
 def latest_properties(cfg: SummaryConfig) -> dict[str, str]:
-    return {
-        **common_properties(cfg),
-        "write.distribution-mode": "hash",
-        "write.merge.mode": "copy-on-write",
-        "write.update.mode": "copy-on-write",
-        "write.delete.mode": "copy-on-write",
-        "write.merge.isolation-level": "serializable",
-    }
+    # Merge-on-read too: a backfill changes few rows; every forward month rewrites the table into plain files.
+    return {**common_properties(cfg), "write.distribution-mode": "hash", **merge_on_read_properties()}
 
 
 def small_table_properties(cfg: SummaryConfig) -> dict[str, str]:
@@ -230,7 +236,7 @@ def create_table(
 
 
 def ensure_pipeline_tables(spark: SparkSession, cfg: SummaryConfig, mapped_schema: T.StructType) -> None:
-    """Create summary, latest_summary, staging, rejects and control tables when they do not exist yet."""
+    """Create summary, latest_summary, rejects and control tables when they do not exist yet."""
     schema = summary_schema(cfg, mapped_schema)
     create_table(
         spark,
@@ -243,7 +249,6 @@ def ensure_pipeline_tables(spark: SparkSession, cfg: SummaryConfig, mapped_schem
         (cfg.key_column,),
     )
     create_table(spark, cfg, "latest_summary", cfg.latest_table, schema, latest_properties(cfg), (), (cfg.key_column,))
-    create_table(spark, cfg, "staging", cfg.staging_table, staging_schema(schema), small_table_properties(cfg), (RUN_ID,))
     create_table(spark, cfg, "rejects", cfg.rejects_table, rejects_schema(), small_table_properties(cfg))
     create_table(spark, cfg, "control", cfg.control_table, control_schema(), small_table_properties(cfg))
     check_summary_schema(spark, cfg, schema)

@@ -1,108 +1,41 @@
-"""Every write to the summary tables: stage, commit, recover (v4 defect 4 in docs/v4-defects.md must not exist).
+"""Every write to the summary tables (v4 defect 4 in docs/v4-defects.md must not exist).
 
-Iceberg commits one table at a time, so a run that updates ``summary`` and
-``latest_summary`` makes them recoverable instead of atomic:
+A batch's rows reach both tables through ``write_rows``: on the run's branches
+of ``summary`` and ``latest_summary``, published together (``publish.py``), so
+a run that dies anywhere leaves either nothing or both tables changed (after
+the next run's metadata-only recovery):
 
-1. the rows the run computed go to ``<summary>_staging`` under its run id (one
-   atomic append: before it nothing has changed, after it the run is decided);
-2. write the staged rows into ``summary``: rows whose key and month have no
-   stored row are appended, the others MERGEd;
-3. put each account's newest staged row into ``latest_summary`` (MERGE, or one
-   rewrite when the run touches a large share of it);
-4. delete the run's staged rows.
+1. ``summary``: rows whose key and month have no stored row are appended; the
+   others MERGEd (merge-on-read: delete files, not rewritten data files);
+2. ``latest_summary``: each account's newest row replaces its latest row
+   unless a newer month is stored (MERGE, or one rewrite when the batch
+   touches a large share of it);
+3. publish.
 
-Steps 3-4 are idempotent, and so is step 2 when it MERGEs every row, which is
-how a run that died is finished: whoever takes the run lock next finds the staged
-rows of a run that died after step 1 and finishes steps 2-4 before anything
-else, so the tables never stay in disagreement and no later run builds on a
-half-applied one.
+Tables written by versions before the branches staged their rows in
+``<summary>_staging`` first; a run that died after staging is finished by
+``commit_staged`` when the next run takes the lock.
 """
 
 from collections.abc import Sequence
 from typing import Protocol, cast
 
-from pyspark.sql import DataFrame, Row, SparkSession, Window
+from pyspark.sql import Column, DataFrame, Row, SparkSession, Window
 from pyspark.sql import functions as F
 
 from spark_jobs.config import SummaryConfig
 from spark_jobs.faults import crash_point
 from spark_jobs.names import INSERT, RUN_ID
 from spark_jobs.storage.iceberg import current_snapshot
+from spark_jobs.storage.publish import RunBranches
 from spark_jobs.storage.runlock import HeldLock
 from spark_jobs.storage.tables import sql_string
 
-
-def _q(name: str) -> str:
-    return f"`{name}`"
-
-
-def write_rejects(spark: SparkSession, cfg: SummaryConfig, rejects: DataFrame) -> None:
-    """Add rejected records not already in the rejects table (the same record rejected twice is kept once).
-
-    A DataFrame MERGE, not SQL over a temp view: on Spark 4.1 a MERGE whose source is a temp view over an
-    Iceberg table can fail in planning ("No plan for TableReference", SPARK-57539, fixed in 4.2).
-    """
-    target = cfg.rejects_table
-    on = (F.col(f"{target}._record_digest") == F.col("s._record_digest")) & (F.col(f"{target}.reason") == F.col("s.reason"))
-    rejects.dropDuplicates(["_record_digest", "reason"]).alias("s").mergeInto(target, on).whenNotMatched().insertAll().merge()
-
-
-def stage(cfg: SummaryConfig, rows: DataFrame, run_id: str) -> None:
-    # One run id is one partition value: Iceberg's default (hash) distribution would send every row to one task.
-    staged = rows.select(*cfg.summary_columns, INSERT).withColumn(RUN_ID, F.lit(run_id))
-    staged.writeTo(cfg.staging_table).option("distribution-mode", "none").append()
-
-
-def pending_run_ids(spark: SparkSession, cfg: SummaryConfig) -> list[str]:
-    """Runs whose staged rows were not (fully) committed, oldest first."""
-    _, summary = current_snapshot(spark, cfg.staging_table)
-    if int(summary.get("total-records", 0)) == 0:
-        return []  # the usual case, known from metadata alone
-    rows = spark.sql(f"SELECT partition.{RUN_ID} AS run_id FROM {cfg.staging_table}.partitions").collect()
-    return sorted(r.run_id for r in rows)
-
-
-def commit_staged(
-    spark: SparkSession, cfg: SummaryConfig, run_id: str, lock: HeldLock, fresh: bool = False, clock: "Clock | None" = None
-) -> dict[str, int]:
-    """Steps 2-4 for ``run_id``; returns rows written per table.
-
-    ``fresh``: the run that staged the rows commits them, so rows with no stored row yet are appended
-    (no join with summary). Finishing another run's rows MERGEs them all: some may be committed already.
-    """
-    staged = spark.table(cfg.staging_table).where(F.col(RUN_ID) == run_id)
-    merged = ~F.col(INSERT) if fresh else F.lit(True)
-    stats = cast(
-        Row,
-        staged.agg(
-            F.count(F.lit(1)).alias("rows"),
-            F.count(F.when(F.col(INSERT), 1)).alias("inserts"),
-            F.collect_set(F.when(merged, F.col(cfg.month_column))).alias("merge_months"),
-            F.count_distinct(F.col(cfg.month_column)).alias("months"),
-        ).first(),
-    )
-    written = {"summary": 0, "latest_summary": 0}
-    if stats.rows:
-        lock.check()
-        if fresh and stats.inserts:
-            # Sorted by (month, key) within each task, so no shuffle is needed: with the table's hash
-            # distribution a one-month append would run in one task.
-            inserts = staged.where(F.col(INSERT)).select(*cfg.summary_columns)
-            inserts.writeTo(cfg.summary_table).option("distribution-mode", "none").append()
-        if stats.merge_months:
-            merge_summary(spark, cfg, run_id, sorted(stats.merge_months), only_updates=fresh)
-        written["summary"] = stats.rows
-        _lap(clock, "commit_summary")
-        crash_point("after_summary_merge", spark)
-        lock.check()
-        written["latest_summary"] = merge_latest(spark, cfg, run_id, stats.rows, one_month=stats.months == 1)
-        _lap(clock, "commit_latest")
-        crash_point("after_latest_merge", spark)
-    lock.check()
-    spark.sql(f"DELETE FROM {cfg.staging_table} WHERE {RUN_ID} = {sql_string(run_id)}")
-    _lap(clock, "commit_clear_staging")
-    crash_point("after_staging_cleared", spark)
-    return written
+# Rows already clustered by key within each task need no shuffle before a write (the tables' hash distribution on
+# one month value would send a whole month to one task).
+PARALLEL_WRITE = {"distribution-mode": "none"}
+LATEST_REWRITE_SHARE = 0.2  # rows per latest_summary row from which rewriting it beats a MERGE
+BROADCAST_KEYS_MAX = 2_000_000  # keys the rewrite ships to every task instead of shuffling whole rows
 
 
 class Clock(Protocol):
@@ -116,52 +49,125 @@ def _lap(clock: Clock | None, phase: str) -> None:
         clock.lap(phase)
 
 
-def _set_and_insert(columns: Sequence[str]) -> tuple[str, str]:
-    assignments = ", ".join(f"t.{_q(c)} = s.{_q(c)}" for c in columns)
-    names = ", ".join(_q(c) for c in columns)
-    values = ", ".join(f"s.{_q(c)}" for c in columns)
-    return f"UPDATE SET {assignments}", f"INSERT ({names}) VALUES ({values})"
+def write_rejects(spark: SparkSession, cfg: SummaryConfig, rejects: DataFrame) -> None:
+    """Add rejected records not already in the rejects table (the same record rejected twice is kept once).
+
+    A DataFrame MERGE, not SQL over a temp view: on Spark 4.1 a MERGE whose source is a temp view over an
+    Iceberg table can fail in planning ("No plan for TableReference", SPARK-57539, fixed in 4.2).
+    """
+    target = cfg.rejects_table
+    on = (F.col(f"{target}._record_digest") == F.col("s._record_digest")) & (F.col(f"{target}.reason") == F.col("s.reason"))
+    rejects.dropDuplicates(["_record_digest", "reason"]).alias("s").mergeInto(target, on).whenNotMatched().insertAll().merge()
 
 
-def merge_summary(
-    spark: SparkSession, cfg: SummaryConfig, run_id: str, months: Sequence[str], only_updates: bool = False
-) -> None:
-    key, month = _q(cfg.key_column), _q(cfg.month_column)
-    update, insert = _set_and_insert(cfg.summary_columns)
-    month_list = ", ".join(sql_string(m) for m in months)
-    source = f"SELECT * FROM {cfg.staging_table} WHERE {RUN_ID} = {sql_string(run_id)}"
-    if only_updates:
-        source += f" AND NOT {INSERT}"
-    # The month list in ON lets Iceberg prune the target to the partitions the run touches.
-    spark.sql(
-        f"MERGE INTO {cfg.summary_table} t USING ({source}) s "
-        f"ON t.{key} = s.{key} AND t.{month} = s.{month} AND t.{month} IN ({month_list}) "
-        f"WHEN MATCHED THEN {update} WHEN NOT MATCHED THEN {insert}"
+def write_rows(
+    spark: SparkSession,
+    cfg: SummaryConfig,
+    rows: DataFrame,
+    run_id: str,
+    lock: HeldLock,
+    clock: Clock | None = None,
+    others_stored: bool = True,
+    stats: Row | None = None,
+) -> dict[str, int]:
+    """Write a batch's rows (summary columns and ``INSERT``) to both tables and publish them; rows written per table.
+
+    ``rows`` is read several times: the caller keeps it computed. ``INSERT`` rows have no stored row
+    (appended); each of the others replaces one (``others_stored``), or may (MERGEd with inserts too).
+    ``stats``: ``rows_stats`` of ``rows`` when the caller has them.
+    """
+    stats = stats or rows_stats(cfg, rows)
+    written = {"summary": 0, "latest_summary": 0}
+    if not stats.rows:
+        return written
+    branches = RunBranches(spark, cfg, run_id)
+    lock.check()
+    try:
+        branches.open()
+        summary = branches.target(cfg.summary_table)
+        if stats.inserts:
+            # One month: the rows are clustered by key within each task already. Several: one task per month.
+            append = rows.where(F.col(INSERT)).select(*cfg.summary_columns).writeTo(summary)
+            (append.options(**PARALLEL_WRITE) if stats.months == 1 else append).append()
+        if stats.merge_months:
+            updates = rows.where(~F.col(INSERT))
+            merge_summary(
+                cfg,
+                updates,
+                summary,
+                sorted(stats.merge_months),
+                replaces_only=others_stored,
+                few=stats.rows <= BROADCAST_KEYS_MAX,
+            )
+        written["summary"] = stats.rows
+        crash_point("after_summary_written", spark)
+        _lap(clock, "write_summary")
+        written["latest_summary"] = merge_latest(spark, cfg, rows, branches, stats.rows, one_month=stats.months == 1)
+        crash_point("after_latest_written", spark)
+        _lap(clock, "write_latest")
+    except BaseException:
+        branches.discard()
+        raise
+    lock.check()
+    branches.publish(lock)
+    _lap(clock, "publish")
+    return written
+
+
+def rows_stats(cfg: SummaryConfig, rows: DataFrame) -> Row:
+    """What ``write_rows`` needs to know of its rows, in one aggregation (the first pass over persisted rows)."""
+    return cast(
+        Row,
+        rows.agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.count(F.when(F.col(INSERT), 1)).alias("inserts"),
+            F.collect_set(F.when(~F.col(INSERT), F.col(cfg.month_column))).alias("merge_months"),
+            F.count_distinct(F.col(cfg.month_column)).alias("months"),
+        ).first(),
     )
 
 
-def merge_latest(spark: SparkSession, cfg: SummaryConfig, run_id: str, staged_rows: int, one_month: bool) -> int:
-    """Each account's newest staged row replaces its latest row unless a newer month is stored.
+def merge_summary(
+    cfg: SummaryConfig, rows: DataFrame, target: str, months: Sequence[str], replaces_only: bool = False, few: bool = False
+) -> None:
+    """MERGE ``rows`` into ``target`` (summary or its branch) on key and month.
 
-    ``one_month``: the staged rows are of one month, so one per account (no ranking needed). When they
-    are a large share of ``latest_summary`` (every forward month), the table is rewritten in one pass
-    without shuffling whole rows; a MERGE would shuffle both sides to join them and, copy-on-write,
-    rewrite every file anyway. Smaller batches MERGE. Both are idempotent: a retry writes the same rows.
+    ``replaces_only``: every row replaces a stored row, so the MERGE needs no insert clause; it is then an
+    inner join, and with ``few`` rows they are shipped to every task that reads the target (no shuffle of
+    the target's keys).
     """
-    target = cfg.latest_table
-    before, summary = current_snapshot(spark, target)
-    newest = _newest_staged(spark, cfg, run_id, one_month)
-    if staged_rows >= LATEST_REWRITE_SHARE * int(summary.get("total-records", 0)):
-        return _rewrite_latest(spark, cfg, newest, before)
-    key, month = _q(cfg.key_column), _q(cfg.month_column)
-    on = F.col(f"{target}.{key}") == F.col(f"s.{key}")
-    newer = F.col(f"s.{month}") >= F.col(f"{target}.{month}")
+    key, month = cfg.key_column, cfg.month_column
+
+    def target_col(name: str) -> Column:
+        return F.col(f"{target}.`{name}`")
+
+    # The month list lets Iceberg prune the target to the partitions the rows touch.
+    on = (target_col(key) == F.col(f"s.`{key}`")) & (target_col(month) == F.col(f"s.`{month}`")) & target_col(month).isin(*months)
+    source = rows.select(*cfg.summary_columns)
+    merge = (F.broadcast(source) if few and replaces_only else source).alias("s").mergeInto(target, on).whenMatched().updateAll()
+    (merge if replaces_only else merge.whenNotMatched().insertAll()).merge()
+
+
+def merge_latest(
+    spark: SparkSession, cfg: SummaryConfig, rows: DataFrame, branches: RunBranches, row_count: int, one_month: bool
+) -> int:
+    """Each account's newest row replaces its latest row unless a newer month is stored; returns rows that won.
+
+    ``one_month``: the rows are of one month, so one per account (no ranking needed). When they are a
+    large share of ``latest_summary`` (every forward month), the table is rewritten in one pass without
+    shuffling whole rows; a MERGE would shuffle both sides to join them. Smaller batches MERGE.
+    """
+    target = branches.target(cfg.latest_table)
+    newest = rows.select(*cfg.summary_columns) if one_month else newest_per_account(rows, cfg)
+    _, summary = current_snapshot(spark, cfg.latest_table)
+    if row_count >= LATEST_REWRITE_SHARE * int(summary.get("total-records", 0)):
+        return _rewrite_latest(spark, cfg, newest, target)
+    key, month = cfg.key_column, cfg.month_column
+    on = F.col(f"{target}.`{key}`") == F.col(f"s.`{key}`")
+    newer = F.col(f"s.`{month}`") >= F.col(f"{target}.`{month}`")
     newest.alias("s").mergeInto(target, on).whenMatched(newer).updateAll().whenNotMatched().insertAll().merge()
-    return merged_rows(spark, target, before)
-
-
-LATEST_REWRITE_SHARE = 0.2  # staged rows per latest_summary row from which rewriting beats a MERGE
-BROADCAST_KEYS_MAX = 2_000_000  # keys the rewrite ships to every task instead of shuffling whole rows
+    wrote = branches.wrote(cfg.latest_table)
+    return sum(int(wrote.get(f"spark.merge-into.num-target-rows-{k}", 0)) for k in ("updated", "inserted")) if wrote else 0
 
 
 def newest_per_account(rows: DataFrame, cfg: SummaryConfig) -> DataFrame:
@@ -169,11 +175,6 @@ def newest_per_account(rows: DataFrame, cfg: SummaryConfig) -> DataFrame:
     newest_first = Window.partitionBy(cfg.key_column).orderBy(F.col(cfg.month_column).desc())
     ranked = rows.withColumn("__rank", F.row_number().over(newest_first))
     return ranked.where(F.col("__rank") == 1).select(*cfg.summary_columns)
-
-
-def _newest_staged(spark: SparkSession, cfg: SummaryConfig, run_id: str, one_month: bool) -> DataFrame:
-    staged = spark.table(cfg.staging_table).where(F.col(RUN_ID) == run_id)
-    return staged.select(*cfg.summary_columns) if one_month else newest_per_account(staged, cfg)
 
 
 def overwrite_unless_changed(rows: DataFrame, table: str, decided_on_snapshot: int | None) -> None:
@@ -188,8 +189,8 @@ def overwrite_unless_changed(rows: DataFrame, table: str, decided_on_snapshot: i
     writer.overwrite(F.lit(True))
 
 
-def _rewrite_latest(spark: SparkSession, cfg: SummaryConfig, newest: DataFrame, decided_on_snapshot: int | None) -> int:
-    """latest_summary := its rows the staged rows do not replace, plus the staged rows that win.
+def _rewrite_latest(spark: SparkSession, cfg: SummaryConfig, newest: DataFrame, target: str) -> int:
+    """latest_summary := its rows the new rows do not replace, plus the new rows that win (written to ``target``).
 
     Which rows win is decided on keys and months alone (narrow, and read vectorized); whole rows are
     then read once on each side and written, with no shuffle of them.
@@ -212,15 +213,34 @@ def _rewrite_latest(spark: SparkSession, cfg: SummaryConfig, newest: DataFrame, 
         kept = latest.join(replaced, key, "left_anti") if counts.replaces else latest
         added = newest.join(winners, key, "left_semi")
         columns = cfg.summary_columns
-        overwrite_unless_changed(kept.select(*columns).unionByName(added.select(*columns)), cfg.latest_table, decided_on_snapshot)
+        kept.select(*columns).unionByName(added.select(*columns)).writeTo(target).overwrite(F.lit(True))
         return counts.wins
     finally:
         winning.unpersist()
 
 
-def merged_rows(spark: SparkSession, table: str, snapshot_before: int | None) -> int:
-    """Rows a MERGE updated or inserted, from the metrics Iceberg records in its snapshot (0 if it committed nothing)."""
-    snapshot_id, summary = current_snapshot(spark, table)
-    if snapshot_id == snapshot_before:
-        return 0
-    return sum(int(summary.get(f"spark.merge-into.num-target-rows-{k}", 0)) for k in ("updated", "inserted"))
+# --- tables written before the branches: rows a dead run left in <summary>_staging ------------------------
+
+
+def pending_run_ids(spark: SparkSession, cfg: SummaryConfig) -> list[str]:
+    """Runs (of an earlier version) whose staged rows were not (fully) committed, oldest first."""
+    if not spark.catalog.tableExists(cfg.staging_table):
+        return []
+    _, summary = current_snapshot(spark, cfg.staging_table)
+    if int(summary.get("total-records", 0)) == 0:
+        return []  # the usual case, known from metadata alone
+    rows = spark.sql(f"SELECT partition.{RUN_ID} AS run_id FROM {cfg.staging_table}.partitions").collect()
+    return sorted(r.run_id for r in rows)
+
+
+def commit_staged(spark: SparkSession, cfg: SummaryConfig, run_id: str, lock: HeldLock) -> dict[str, int]:
+    """Finish a run that died after staging its rows: MERGE them all (some may be committed), then clear them."""
+    staged = spark.table(cfg.staging_table).where(F.col(RUN_ID) == run_id)
+    rows = staged.select(*cfg.summary_columns).withColumn(INSERT, F.lit(False)).persist()
+    try:
+        written = write_rows(spark, cfg, rows, f"staged-{run_id}", lock, others_stored=False)
+    finally:
+        rows.unpersist()
+    lock.check()
+    spark.sql(f"DELETE FROM {cfg.staging_table} WHERE {RUN_ID} = {sql_string(run_id)}")
+    return written

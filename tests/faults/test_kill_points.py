@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.faults]
 BACKFILL_STAGES = ("classify", "case-i", "case-ii", "case-iii")
 
 
-def kill_plan(crash_points=CRASH_POINTS, then_another="after_summary_merge"):
+def kill_plan(crash_points=CRASH_POINTS, then_another="after_summary_published"):
     """(kind, point) per trial: timed kills, named crash points, and one crash followed by a different run."""
     plan = [("timed", i) for i in range(TIMED_POINTS)] + [("crash", p) for p in crash_points]
     return plan + ([("crash, then another run", then_another)] if then_another else [])

@@ -5,10 +5,11 @@ Config: tests/fixtures/configs/model_config.json (balance history of 4 months).
 
 import pytest
 
+from spark_jobs.names import PUBLISH_PREFIX
 from spark_jobs.report import RunReport
 from spark_jobs.stages.backfill import MARK, PENDING, run_backfill, run_case, run_classify
-from spark_jobs.storage import writers
-from spark_jobs.storage.iceberg import current_snapshot, table_properties
+from spark_jobs.storage import publish, writers
+from spark_jobs.storage.iceberg import current_snapshot, java_table, table_properties
 from tests.support import append_source, assert_matches_model, load, read_tables, record, run
 
 pytestmark = pytest.mark.spark
@@ -27,9 +28,8 @@ def backfill(spark, cfg, stage="backfill", **options):
 
 
 def snapshots(spark, cfg):
-    tables = [cfg.summary_table, cfg.latest_table, cfg.staging_table, cfg.rejects_table, cfg.control_table]
-    if spark.catalog.tableExists(cfg.backfill_table):
-        tables.append(cfg.backfill_table)
+    tables = [cfg.summary_table, cfg.latest_table, cfg.rejects_table, cfg.control_table, cfg.backfill_table]
+    tables = [t for t in tables if spark.catalog.tableExists(t)]
     return {t: current_snapshot(spark, t)[0] for t in tables}
 
 
@@ -217,29 +217,59 @@ def test_the_filter_selects_records_and_is_applied_safely(spark, namespace):
     assert_matches_model(spark, cfg, raw, [rows[0], rows[2]])
 
 
-def test_a_backfill_that_failed_between_its_commits_is_finished_by_the_retry(spark, namespace, monkeypatch):
-    import spark_jobs.storage.writers as writers
-
-    raw, cfg = load(namespace)
+def _applied_then_late(spark, cfg):
     rows = [record(1, f"2024-0{m}", 1, bal=m) for m in (1, 2, 3)]
     append_source(spark, cfg, rows)
     run(spark, cfg, "forward", "2024-01", "2024-03")
     backfill(spark, cfg)
     late = [record(1, "2024-01", 9, bal=100), record(8, "2024-02", 9, bal=8)]
     append_source(spark, cfg, late)
+    return rows, late
+
+
+def test_a_backfill_that_failed_before_publishing_changed_nothing_and_its_retry_applies_it(spark, namespace, monkeypatch):
+    raw, cfg = load(namespace)
+    rows, late = _applied_then_late(spark, cfg)
+    before = {t: current_snapshot(spark, t)[0] for t in (cfg.summary_table, cfg.latest_table)}
 
     def fail(*args, **kwargs):
-        raise RuntimeError("the driver died between the summary and latest_summary commits")
+        raise RuntimeError("the driver died after writing summary's rows, before latest_summary's")
 
     monkeypatch.setattr(writers, "merge_latest", fail)
     with pytest.raises(RuntimeError, match="driver died"):
         backfill(spark, cfg)
-    assert table_properties(spark, cfg.control_table).get(MARK) != str(current_snapshot(spark, cfg.source_table)[0])
     monkeypatch.undo()
+    assert {t: current_snapshot(spark, t)[0] for t in before} == before, "readers saw nothing of the failed run"
+    assert [b for t in before for b in java_table(spark, t).refs() if b != "main"] == [], "its branches are gone"
+    assert table_properties(spark, cfg.control_table).get(MARK) != str(current_snapshot(spark, cfg.source_table)[0])
 
     retry = backfill(spark, cfg)
-    assert len(retry.recovered_runs) == 1, "the retry first finished the staged rows of the failed run"
+    assert retry.recovered_runs == [] and retry.changed_records == 2, "nothing to finish: the retry applies the batch"
+    assert table_properties(spark, cfg.control_table)[MARK] == str(current_snapshot(spark, cfg.source_table)[0])
+    assert_matches_model(spark, cfg, raw, rows + late)
+
+
+def test_a_backfill_that_failed_while_publishing_is_finished_by_the_retry(spark, namespace, monkeypatch):
+    raw, cfg = load(namespace)
+    rows, late = _applied_then_late(spark, cfg)
+    real_fast_forward = publish.fast_forward
+
+    def die_before_latest(spark_, identifier, branch):
+        if identifier == cfg.latest_table:
+            raise RuntimeError("the driver died after publishing summary, before latest_summary")
+        return real_fast_forward(spark_, identifier, branch)
+
+    monkeypatch.setattr(publish, "fast_forward", die_before_latest)
+    with pytest.raises(RuntimeError, match="driver died"):
+        backfill(spark, cfg)
+    monkeypatch.undo()
+    _, latest = read_tables(spark, cfg)
+    assert 8 not in latest, "latest_summary was not published yet"
+
+    retry = backfill(spark, cfg)
+    assert len(retry.recovered_runs) == 1, "the retry first published latest_summary of the failed run"
     assert retry.changed_records == 0, "then found the batch already applied"
     assert table_properties(spark, cfg.control_table)[MARK] == str(current_snapshot(spark, cfg.source_table)[0])
+    assert not [k for k in table_properties(spark, cfg.control_table) if k.startswith(PUBLISH_PREFIX)], "marks cleared"
     assert_matches_model(spark, cfg, raw, rows + late)
     assert backfill(spark, cfg).records_read == 0, "applying it again reads and changes nothing"

@@ -106,11 +106,11 @@ def test_a_run_killed_between_its_commits_is_repaired_by_the_next_run(spark, spa
     submit(config, spark_warehouse, "--mode", "ingest", "--path", str(write_parquet(tmp_path / "a.parquet", rows)))
     submit(config, spark_warehouse, "--mode", "initial", "--start-month", "2024-01", "--end-month", "2024-01")
 
-    crash = {"SUMMARY_PIPELINE_CRASH_AT": "after_summary_merge"}
+    crash = {"SUMMARY_PIPELINE_CRASH_AT": "after_summary_published"}
     code, _, _ = submit(config, spark_warehouse, "--mode", "forward", "--start-month", "2024-02", env=crash, check=False)
     assert code != 0
     summary, latest = read_tables(spark, cfg)
-    assert (1, "2024-02") in summary and latest[1]["month"] == "2024-01", "killed after the summary commit"
+    assert (1, "2024-02") in summary and latest[1]["month"] == "2024-01", "killed between publishing the two tables"
 
     # A different run (the next month) comes first: it must finish the dead run before building on it.
     code, report, _ = submit(config, spark_warehouse, "--mode", "forward", "--start-month", "2024-03")
