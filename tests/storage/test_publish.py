@@ -82,7 +82,8 @@ def test_a_decided_publication_is_finished_by_the_next_lock_holder_from_metadata
     monkeypatch.undo()
     marks = {k: v for k, v in table_properties(spark, cfg.control_table).items() if k.startswith(PUBLISH_PREFIX)}
     assert len(marks) == 1 and list(marks.values())[0].startswith("forward-"), marks
-    assert branches_of(spark, cfg.summary_table) == branches_of(spark, cfg.latest_table) == [list(marks)[0][len(PUBLISH_PREFIX) :]]
+    branch = list(marks)[0][len(PUBLISH_PREFIX) :]
+    assert branches_of(spark, cfg.summary_table) == branches_of(spark, cfg.latest_table) == [branch]
 
     report = run(spark, cfg, "forward", "2024-02")
     assert report.recovered_runs == list(marks.values()) and report.changed_records == 0
@@ -111,7 +112,8 @@ def test_rows_an_earlier_version_left_staged_are_finished_by_the_next_run(spark,
     assert computed.count() == 1
     spark.sql(f"DELETE FROM {cfg.summary_table} WHERE month = '2024-02'")
     spark.table(cfg.summary_table).localCheckpoint().writeTo(cfg.latest_table).overwrite(F.lit(True))  # all of month 2024-01
-    create_table(spark, cfg, "staging", cfg.staging_table, staging_schema(computed.schema), small_table_properties(cfg), (RUN_ID,))
+    schema, properties = staging_schema(computed.schema), small_table_properties(cfg)
+    create_table(spark, cfg, "staging", cfg.staging_table, schema, properties, (RUN_ID,))
     computed.withColumn(INSERT, F.lit(True)).withColumn(RUN_ID, F.lit("forward-old-version")).writeTo(cfg.staging_table).append()
 
     report = run(spark, cfg, "forward", "2024-02")
