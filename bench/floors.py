@@ -12,9 +12,12 @@ floor alone is slower than a target, the target is out of reach here.
 - Case III: read the scalar columns (never the history arrays) of every month
   from each corrected account's month on, keep the corrected accounts' rows,
   and append as many rows as ours rewrote, with full-length arrays, to a
-  summary-shaped table, and one row per account to a latest-shaped one. Not
-  counted: deleting the replaced rows (a merge-on-read delete file) and any
-  computation: a lower bound.
+  summary-shaped table, and one row per account to a latest-shaped one; then
+  delete the replaced rows from the real ``summary`` (the rows just read) and
+  the accounts' rows from the real ``latest_summary``, each with Spark's
+  cheapest Iceberg delete (a MERGE that only deletes: a scan of the key and
+  month columns, a merge-on-read delete file), and roll both tables back to
+  where they were. No computation: a lower bound.
 """
 
 import time
@@ -22,6 +25,7 @@ import time
 from pyspark.sql import functions as F
 
 from spark_jobs.config import SummaryConfig
+from spark_jobs.storage.iceberg import java_table
 
 
 def _empty_like(spark, table, copy, partition=None):
@@ -92,10 +96,23 @@ def case_iii_floor(spark, cfg: SummaryConfig, corrected, rows_to_write: int) -> 
     parts["write_summary"] = _seconds(lambda: filled.writeTo(summary_copy).option("distribution-mode", "none").append())
     newest = filled.groupBy(key).agg(F.max(part).alias(part)).join(filled, [key, part])
     parts["write_latest"] = _seconds(lambda: newest.select(*spark.table(latest_copy).columns).writeTo(latest_copy).append())
+    replaced = cached.select(key, part)
+    parts["delete_summary"] = _seconds(lambda: _delete_then_roll_back(spark, cfg.summary_table, replaced, [key, part]))
+    accounts = replaced.select(key).distinct()
+    parts["delete_latest"] = _seconds(lambda: _delete_then_roll_back(spark, cfg.latest_table, accounts, [key]))
     cached.unpersist()
     for table in (summary_copy, latest_copy):
         spark.sql(f"DROP TABLE IF EXISTS {table}")
     return {"floor_s": round(sum(parts.values()), 2), "floor_parts": parts}
+
+
+def _delete_then_roll_back(spark, table, rows, on):
+    """Delete ``rows`` (matched on ``on``) from ``table`` in one commit, then restore the snapshot before it."""
+    before = java_table(spark, table).currentSnapshot().snapshotId()
+    rows.createOrReplaceTempView("__floor_deleted")
+    condition = " AND ".join(f"t.`{c}` = d.`{c}`" for c in on)
+    spark.sql(f"MERGE INTO {table} t USING __floor_deleted d ON {condition} WHEN MATCHED THEN DELETE")
+    java_table(spark, table).manageSnapshots().rollbackTo(before).commit()
 
 
 def classifier_column_share(spark, table: str, columns: list[str]) -> float:

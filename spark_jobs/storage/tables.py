@@ -3,8 +3,10 @@
 * ``summary``: partitioned by month, locally sorted by key; merge-on-read,
   because corrections touch few rows of old months, so a MERGE writes delete
   files instead of rewriting whole data files (maintenance compacts them).
-* ``latest_summary``: unpartitioned, locally sorted by key; copy-on-write,
-  because every forward month updates most rows and readers want plain files.
+* ``latest_summary``: unpartitioned, locally sorted by key; merge-on-read
+  too, because a backfill changes few of its rows, while every forward month
+  rewrites it whole into plain files (tables created before kept copy-on-write,
+  which is only slower for backfills).
 * ``<summary>_staging``: created by versions before the run branches (``publish.py``): the rows a
   run computed before it committed them. It is no longer created; one that exists is only read,
   to finish a run such a version left.
