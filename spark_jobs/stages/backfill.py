@@ -127,6 +127,7 @@ def judged_batch(
     dry_run: bool,
     lock_wait_seconds: float,
     batch_time_limit: float | None = None,
+    judge_only: bool = False,
 ) -> Iterator[tuple[BatchRun, DataFrame | None, DataFrame | None, int | None]]:
     """Hold the lock (after recovery), select the batch, map it and judge it against the tables.
 
@@ -139,7 +140,7 @@ def judged_batch(
     with exclusive_run(spark, cfg, report, lock_wait_seconds, dry_run) as lock:
         batch_source, end, what = select_batch(spark, cfg, checked, months)
         report.details["batch"] = what
-        with BatchRun(spark, cfg, report.run_id, lock, dry_run=dry_run) as batch:
+        with BatchRun(spark, cfg, report.run_id, lock, dry_run=dry_run, judge_only=judge_only) as batch:
             limit = batch_time_limit if backfill_filter is not None else None
             with time_limit(spark, limit, f"selecting and judging the records of --backfill-filter {backfill_filter!r}"):
                 winners, batch_months = batch.winners_from_source(batch_source)
@@ -164,7 +165,9 @@ def run_classify(spark: SparkSession, cfg: SummaryConfig, report: RunReport, bac
                  months: list[str] | None = None, dry_run: bool = False, lock_wait_seconds: float = 600,
                  batch_time_limit: float | None = BATCH_TIME_LIMIT) -> None:  # fmt: skip
     """``--mode classify``: persist the changed winners per case under a new run id."""
-    judged = judged_batch(spark, cfg, report, backfill_filter, months, dry_run, lock_wait_seconds, batch_time_limit)
+    judged = judged_batch(
+        spark, cfg, report, backfill_filter, months, dry_run, lock_wait_seconds, batch_time_limit, judge_only=True
+    )
     with judged as (batch, winners, changes, end):
         classified = batch.classify(changes) if changes is not None else None
         if not dry_run:

@@ -116,8 +116,10 @@ class BatchRun:
         lock: HeldLock,
         months_label: Iterable[str] = (),
         dry_run: bool = False,
+        judge_only: bool = False,
     ) -> None:
         self.spark, self.cfg, self.run_id, self.lock, self.dry_run = spark, cfg, run_id, lock, dry_run
+        self.judge_only = judge_only  # a classification: stops after classify, so reads only what judging needs
         self.counts = BatchCounts(months=list(months_label))
         self.clock = PhaseClock(self.counts.seconds)
         self._persisted: list[DataFrame] = []
@@ -192,7 +194,7 @@ class BatchRun:
         batch_winners = self.keep(batch_winners)
         keys = batch_winners.select(cfg.key_column).distinct() if few else None
         self.latest = self.keep(latest_months(spark, cfg, keys))
-        in_reach = stored_in_reach(spark, cfg, batch_winners, self.latest, few)
+        in_reach = stored_in_reach(spark, cfg, batch_winners, self.latest, few, self.judge_only)
         if in_reach is not None:  # (few rows from many scan tasks: kept in fewer partitions)
             self.stored, self.reach = self.keep(in_reach[0].coalesce(_small_partitions(spark))), in_reach[1]
         judged = self.keep(judge_against_stored(cfg, batch_winners, self.stored))
@@ -235,6 +237,8 @@ class BatchRun:
         Takes what ``classify`` returned, so it cannot run on changes that were not classified.
         """
         spark, cfg, counts = self.spark, self.cfg, self.counts
+        if self.judge_only:
+            raise RuntimeError("apply() on a judge-only batch: it read the stored rows judging needs, not recomputing")
         rows = self._recomputed_rows(classified)
         if self.dry_run:
             summary = cast(

@@ -20,7 +20,7 @@ from spark_jobs.config import SummaryConfig
 from spark_jobs.core.month_columns import month_number_col
 from spark_jobs.core.timeline import scalar_columns
 from spark_jobs.months import month_from_number
-from spark_jobs.names import FIRST_CHANGED, LATEST_MONTH, MONTH_NUMBER, PREVIOUS_MONTH
+from spark_jobs.names import FIRST_CHANGED, LATEST_MONTH, MONTH_NUMBER, PREVIOUS_MONTH, RECORD_DIGEST
 
 
 def latest_months(spark: SparkSession, cfg: SummaryConfig, keys: DataFrame | None) -> DataFrame:
@@ -36,11 +36,12 @@ def scalar_rows(spark: SparkSession, cfg: SummaryConfig) -> DataFrame:
 
 
 def stored_in_reach(
-    spark: SparkSession, cfg: SummaryConfig, winners: DataFrame, latest: DataFrame, few: bool
+    spark: SparkSession, cfg: SummaryConfig, winners: DataFrame, latest: DataFrame, few: bool, judge_only: bool = False
 ) -> tuple[DataFrame, int] | None:
     """The stored rows (scalar columns) judging and recomputing ``winners`` may need, and the month number
     they start at (a history array's reach before the earliest winner of such an account); None: no account
-    can have any."""
+    can have any. ``judge_only`` (a classification, which recomputes nothing): only the columns judging reads
+    (key, month, version, digest), from the earliest winner's month on."""
     key = cfg.key_column
     per_account = (
         winners.select(key, MONTH_NUMBER)
@@ -57,9 +58,13 @@ def stored_in_reach(
     earliest = cast(Row, per_account.agg(F.min("__earliest").alias("m"), F.count(F.lit(1)).alias("n")).first())
     if not earliest.n:
         return None
-    reach = earliest.m - (cfg.max_history_length - 1)
+    reach = earliest.m if judge_only else earliest.m - (cfg.max_history_length - 1)
     accounts = per_account.select(key)
-    stored = scalar_rows(spark, cfg).where(F.col(cfg.month_column) >= month_from_number(reach))
+    if judge_only:
+        stored = spark.table(cfg.summary_table).select(key, cfg.month_column, cfg.version_column, RECORD_DIGEST)
+    else:
+        stored = scalar_rows(spark, cfg)
+    stored = stored.where(F.col(cfg.month_column) >= month_from_number(reach))
     return stored.join(F.broadcast(accounts) if few else accounts, key, "left_semi"), reach
 
 
