@@ -273,3 +273,26 @@ def test_a_backfill_that_failed_while_publishing_is_finished_by_the_retry(spark,
     assert not [k for k in table_properties(spark, cfg.control_table) if k.startswith(PUBLISH_PREFIX)], "marks cleared"
     assert_matches_model(spark, cfg, raw, rows + late)
     assert backfill(spark, cfg).records_read == 0, "applying it again reads and changes nothing"
+
+
+def test_a_classification_reads_only_the_stored_columns_judging_needs_and_judges_the_same(spark, namespace):
+    from spark_jobs.names import RECORD_DIGEST
+    from spark_jobs.stages.batch import BatchRun
+    from spark_jobs.stages.runs import NoLock
+
+    _, cfg = load(namespace)
+    _applied_then_late(spark, cfg)
+    append_source(spark, cfg, [record(1, "2024-02", 0, bal=999)])  # older than the stored version: stale
+    source = spark.table(cfg.source_table).where("ts <> TIMESTAMP '2025-01-02 00:00:00'")  # the late and the stale
+    verdicts = {}
+    for judge_only in (True, False):
+        with BatchRun(spark, cfg, f"judge-{judge_only}", NoLock(), dry_run=True, judge_only=judge_only) as batch:
+            winners, months = batch.winners_from_source(source)
+            batch.changed_winners(winners, months)
+            stored_columns = batch.stored.columns
+            verdicts[judge_only] = (batch.counts.changed_records, batch.counts.stale_records)
+        if judge_only:
+            assert stored_columns == [cfg.key_column, cfg.month_column, cfg.version_column, RECORD_DIGEST]
+        else:
+            assert len(stored_columns) > 5, "the case stages read the scalar columns they recompute from"
+    assert verdicts[True] == verdicts[False] == (2, 1)
