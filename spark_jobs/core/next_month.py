@@ -24,6 +24,7 @@ from spark_jobs.names import CARRIED_COLUMNS, CASE, MONTH_NUMBER, PREVIOUS_MONTH
 
 IS_NEW = "__is_new"  # the row is month M's (summary gains it); otherwise a latest row kept as it is
 WINNER = "__winner"  # the month's winner of the account, packed so its columns cannot clash with latest's
+HAS_LATEST = "__has_latest"  # the account has a latest row (absent: month M is its first)
 KEPT, FIRST_ROW, FOLLOWS_LATEST = 0, 1, 2  # CASE of a row: kept latest row, Case I, Case II
 
 
@@ -53,8 +54,8 @@ def new_row(cfg: SummaryConfig, follows_latest: bool) -> dict[str, Column]:
     values: dict[str, Column] = {}
     for column in cfg.mapped_columns:
         value = winner_value(cfg, column, w)
-        if follows_latest and column in cfg.carry_columns:
-            value = F.when(F.array_contains(carried, column), F.col(column)).otherwise(value)
+        if follows_latest and column in cfg.carry_columns:  # (the test ``carried`` makes, without its array)
+            value = F.when(w.getField(column).isNull(), F.col(column)).otherwise(value)
         values[column] = value
     gap = w.getField(MONTH_NUMBER) - F.col(MONTH_NUMBER)
     for rolling in cfg.rolling_columns:
@@ -78,23 +79,36 @@ def next_month_rows(winners: DataFrame, latest: DataFrame, cfg: SummaryConfig, b
 
     ``winners``: month M's winners (mapped columns, digest, month number), one per account, M after every
     stored month; ``latest``: latest_summary's rows. ``broadcast``: ship the winners to every task, so
-    latest_summary's wide rows are read in place and never shuffled (for winners that fit in memory).
+    latest_summary's wide rows are read in place and never shuffled (for few winners); otherwise one full
+    outer join gives every row, new accounts included (measured at 1M accounts: shuffling latest_summary's
+    rows costs less than broadcasting a month of winners, and a second join for the new accounts costs more).
     """
     key = cfg.key_column
     packed = winners.select(key, F.struct(*[F.col(c) for c in (*cfg.mapped_columns, RECORD_DIGEST, MONTH_NUMBER)]).alias(WINNER))
-    with_month = latest.withColumn(MONTH_NUMBER, month_number_col(cfg.month_column))
-    joined = with_month.join(F.broadcast(packed) if broadcast else packed, key, "left")
-    has_winner = F.col(WINNER).isNotNull()
-    follows = new_row(cfg, follows_latest=True)
-    followed = joined.select(
-        *[F.when(has_winner, follows[c]).otherwise(F.col(c)).alias(c) if c in follows else F.col(c) for c in cfg.summary_columns],
-        has_winner.alias(IS_NEW),
-        F.when(has_winner, F.lit(FOLLOWS_LATEST)).otherwise(F.lit(KEPT)).alias(CASE),
-    )
-    first = new_row(cfg, follows_latest=False)
-    started = packed.join(latest.select(key), key, "left_anti").select(
-        *[first[c].alias(c) if c in first else F.col(c) for c in cfg.summary_columns],
-        F.lit(True).alias(IS_NEW),
-        F.lit(FIRST_ROW).alias(CASE),
-    )
-    return followed.unionByName(started)
+    with_month = latest.withColumn(MONTH_NUMBER, month_number_col(cfg.month_column)).withColumn(HAS_LATEST, F.lit(True))
+    has_winner, has_latest = F.col(WINNER).isNotNull(), F.col(HAS_LATEST).isNotNull()
+    follows, first = new_row(cfg, follows_latest=True), new_row(cfg, follows_latest=False)
+    if broadcast:
+        joined = with_month.join(F.broadcast(packed), key, "left")
+        columns = cfg.summary_columns
+        kept_or_followed = [F.when(has_winner, follows[c]).otherwise(F.col(c)) if c in follows else F.col(c) for c in columns]
+        followed = joined.select(
+            *[v.alias(c) for v, c in zip(kept_or_followed, columns, strict=True)],
+            has_winner.alias(IS_NEW),
+            F.when(has_winner, F.lit(FOLLOWS_LATEST)).otherwise(F.lit(KEPT)).alias(CASE),
+        )
+        started = packed.join(latest.select(key), key, "left_anti").select(
+            *[first[c].alias(c) if c in first else F.col(c) for c in cfg.summary_columns],
+            F.lit(True).alias(IS_NEW),
+            F.lit(FIRST_ROW).alias(CASE),
+        )
+        return followed.unionByName(started)
+    joined = with_month.join(packed, key, "full")
+
+    def value(c: str) -> Column:
+        if c not in follows:
+            return F.col(c)
+        return F.when(~has_latest, first[c]).when(has_winner, follows[c]).otherwise(F.col(c))
+
+    case = F.when(~has_latest, F.lit(FIRST_ROW)).when(has_winner, F.lit(FOLLOWS_LATEST)).otherwise(F.lit(KEPT))
+    return joined.select(*[value(c).alias(c) for c in cfg.summary_columns], has_winner.alias(IS_NEW), case.alias(CASE))

@@ -61,7 +61,8 @@ from spark_jobs.storage.writers import BROADCAST_KEYS_MAX, PARALLEL_WRITE, rows_
 
 VERDICT = "__verdict"
 SMALL_BATCH_RECORDS = 500_000  # records of a batch below which its intermediate results are checkpointed
-BROADCAST_WINNERS_MAX = 2_000_000  # winners of one month shipped to every task instead of shuffling latest_summary
+BROADCAST_WINNERS_MAX = 2_000_000  # winners of one month shipped to every task instead of shuffling latest_summary...
+BROADCAST_WINNERS_SHARE = 0.1  # ...when they are at most this share of its rows (bench/RESULTS.md: a full month shuffles)
 
 
 class PhaseClock:
@@ -276,14 +277,13 @@ class BatchRun:
         mapped = map_records(spread, cfg).observe(
             read, F.count(F.lit(1)).alias("read"), F.count(F.when(~valid, 1)).alias("rejected")
         )
-        month_winners = self.keep(
-            winners(valid_records(mapped, cfg), cfg).observe(
-                picked, F.count(F.lit(1)).alias("winners"), F.count(F.when(F.col(VERSION_CONFLICT), 1)).alias("conflicts")
-            ),
-            computed_now=False,
+        month_winners = winners(valid_records(mapped, cfg), cfg).observe(
+            picked, F.count(F.lit(1)).alias("winners"), F.count(F.when(F.col(VERSION_CONFLICT), 1)).alias("conflicts")
         )
-        latest = spark.table(cfg.latest_table)
-        joined = next_month_rows(month_winners, latest, cfg, broadcast=expected <= BROADCAST_WINNERS_MAX)
+        broadcast = broadcasts_winners(expected, _latest_rows(spark, cfg))
+        if broadcast:  # (read twice: by the join and by the new accounts' anti-join)
+            month_winners = self.keep(month_winners, computed_now=False)
+        joined = next_month_rows(month_winners, spark.table(cfg.latest_table), cfg, broadcast)
         rows = self.keep(
             joined.observe(
                 cases,
@@ -374,6 +374,24 @@ def apply_batch(
             return batch.counts
         batch.apply(batch.classify(changes))
         return batch.counts
+
+
+def broadcasts_winners(winners: int, latest_rows: int) -> bool:
+    """Whether a next-month batch ships its winners to every task rather than shuffling latest_summary.
+
+    Broadcasting saves shuffling latest_summary's wide rows, but builds the winners' table in the driver and
+    needs a second join for the new accounts: measured at 100k and 1M accounts, a month in which most accounts
+    report is faster shuffled; a month of a few accounts against a large latest_summary is not.
+    """
+    return winners <= BROADCAST_WINNERS_MAX and winners <= BROADCAST_WINNERS_SHARE * latest_rows
+
+
+def _latest_rows(spark: SparkSession, cfg: SummaryConfig) -> int:
+    """latest_summary's rows as its current snapshot counts them (data files' records: an upper bound)."""
+    from spark_jobs.storage.iceberg import current_snapshot
+
+    summary = current_snapshot(spark, cfg.latest_table)[1]
+    return int(summary.get("total-records", 0)) - int(summary.get("total-position-deletes", 0))
 
 
 def _observed(observed: Observation) -> dict[str, int]:

@@ -18,6 +18,7 @@ from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
 from spark_jobs.core.mapping import map_records, valid_records, winners
+from spark_jobs.core.next_month import CASE, FIRST_ROW, FOLLOWS_LATEST, IS_NEW, KEPT, next_month_rows
 from spark_jobs.core.timeline import CONTEXT, ROLE, build_timeline, new_rows, recompute, shifted, stored_rows
 from spark_jobs.months import month_from_number, month_number
 from spark_jobs.names import CARRIED_COLUMNS, INSERT, MONTH_NUMBER, PREVIOUS_MONTH, RECORD_DIGEST
@@ -92,3 +93,40 @@ def test_the_single_shift_equals_the_full_timeline(spark, seed):
     assert fast.count() == len(records)
     assertDataFrameEqual(fast.select(*full.columns), full)
     assert full.where(F.col(ROLE) == CONTEXT).count() == 0, "context rows are never output"
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_next_month_pass_equals_the_full_timeline_whichever_join_it_takes(spark, seed):
+    """``next_month_rows`` (a scheduled forward month: one join with latest_summary) gives month M's rows as
+    ``recompute`` does, keeps the latest row of every account that did not report, and gives the same rows
+    whether it broadcasts the winners (few of them) or joins them in one full outer join (a full month)."""
+    _, cfg = load("core_timeline")
+    all_records, stored_dicts = random_batch(random.Random(seed))
+    records = [r for r in all_records if r["acct_id"] % 4]  # every fourth account does not report this month
+    source = spark.createDataFrame([tuple(r[c] for c in SOURCE_COLUMNS) for r in records], source_schema())
+    mapped = map_records(source, cfg)
+    month_winners = winners(valid_records(mapped, cfg), cfg)
+    schema = summary_schema(cfg, mapped.schema).add(MONTH_NUMBER, T.IntegerType())
+    stored = spark.createDataFrame([tuple(a[f.name] for f in schema.fields) for a in stored_dicts], schema)
+    latest_month = stored.groupBy("acct").agg(F.max(MONTH_NUMBER).alias(MONTH_NUMBER))
+    latest = stored.join(latest_month, ["acct", MONTH_NUMBER]).select(*cfg.summary_columns)
+
+    changes = month_winners.withColumn(INSERT, F.lit(True))
+    expected_new = recompute(build_timeline([new_rows(changes, cfg), stored_rows(stored, cfg, CONTEXT)]), cfg)
+    silent = latest.where(F.col("acct") % 4 == 0)
+    stored_accounts = {a["acct"] for a in stored_dicts}
+    reporting = {r["acct_id"] for r in records}
+    expected_cases = {
+        FIRST_ROW: len(reporting - stored_accounts), FOLLOWS_LATEST: len(reporting & stored_accounts),
+        KEPT: len(stored_accounts - reporting),
+    }  # fmt: skip
+    assert all(expected_cases.values()), "the batch must have new accounts, following rows and silent accounts"
+
+    results = {}
+    for broadcast in (True, False):
+        rows = next_month_rows(month_winners, latest, cfg, broadcast).localCheckpoint()
+        assertDataFrameEqual(rows.where(F.col(IS_NEW)).select(*cfg.summary_columns), expected_new.select(*cfg.summary_columns))
+        assertDataFrameEqual(rows.where(~F.col(IS_NEW)).select(*cfg.summary_columns), silent)
+        assert {r[CASE]: r["n"] for r in rows.groupBy(CASE).agg(F.count(F.lit(1)).alias("n")).collect()} == expected_cases
+        results[broadcast] = rows
+    assertDataFrameEqual(results[True], results[False])
