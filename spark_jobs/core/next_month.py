@@ -88,22 +88,6 @@ def next_month_rows(winners: DataFrame, latest: DataFrame, cfg: SummaryConfig, b
     with_month = latest.withColumn(MONTH_NUMBER, month_number_col(cfg.month_column)).withColumn(HAS_LATEST, F.lit(True))
     has_winner, has_latest = F.col(WINNER).isNotNull(), F.col(HAS_LATEST).isNotNull()
     follows, first = new_row(cfg, follows_latest=True), new_row(cfg, follows_latest=False)
-    if broadcast:
-        joined = with_month.join(F.broadcast(packed), key, "left")
-        columns = cfg.summary_columns
-        kept_or_followed = [F.when(has_winner, follows[c]).otherwise(F.col(c)) if c in follows else F.col(c) for c in columns]
-        followed = joined.select(
-            *[v.alias(c) for v, c in zip(kept_or_followed, columns, strict=True)],
-            has_winner.alias(IS_NEW),
-            F.when(has_winner, F.lit(FOLLOWS_LATEST)).otherwise(F.lit(KEPT)).alias(CASE),
-        )
-        started = packed.join(latest.select(key), key, "left_anti").select(
-            *[first[c].alias(c) if c in first else F.col(c) for c in cfg.summary_columns],
-            F.lit(True).alias(IS_NEW),
-            F.lit(FIRST_ROW).alias(CASE),
-        )
-        return followed.unionByName(started)
-    joined = with_month.join(packed, key, "full")
 
     def value(c: str) -> Column:
         if c not in follows:
@@ -111,4 +95,13 @@ def next_month_rows(winners: DataFrame, latest: DataFrame, cfg: SummaryConfig, b
         return F.when(~has_latest, first[c]).when(has_winner, follows[c]).otherwise(F.col(c))
 
     case = F.when(~has_latest, F.lit(FIRST_ROW)).when(has_winner, F.lit(FOLLOWS_LATEST)).otherwise(F.lit(KEPT))
-    return joined.select(*[value(c).alias(c) for c in cfg.summary_columns], has_winner.alias(IS_NEW), case.alias(CASE))
+    flagged = [*[value(c).alias(c) for c in cfg.summary_columns], has_winner.alias(IS_NEW), case.alias(CASE)]
+    if not broadcast:
+        return with_month.join(packed, key, "full").select(*flagged)
+    followed = with_month.join(F.broadcast(packed), key, "left").select(*flagged)  # (every row has a latest row)
+    started = packed.join(latest.select(key), key, "left_anti").select(
+        *[first[c].alias(c) if c in first else F.col(c) for c in cfg.summary_columns],
+        F.lit(True).alias(IS_NEW),
+        F.lit(FIRST_ROW).alias(CASE),
+    )
+    return followed.unionByName(started)

@@ -54,7 +54,7 @@ from spark_jobs.names import (
 from spark_jobs.report import BatchCounts
 from spark_jobs.stages.context import latest_months, previous_rows_out_of_reach, stored_in_reach
 from spark_jobs.stages.partitioning import configure_shuffle_partitions
-from spark_jobs.storage.iceberg import has_rows_from, record_count
+from spark_jobs.storage.iceberg import current_snapshot, has_rows_from, record_count
 from spark_jobs.storage.publish import RunBranches
 from spark_jobs.storage.runlock import HeldLock
 from spark_jobs.storage.writers import BROADCAST_KEYS_MAX, PARALLEL_WRITE, rows_stats, write_rejects, write_rows
@@ -388,8 +388,6 @@ def broadcasts_winners(winners: int, latest_rows: int) -> bool:
 
 def _latest_rows(spark: SparkSession, cfg: SummaryConfig) -> int:
     """latest_summary's rows as its current snapshot counts them (data files' records: an upper bound)."""
-    from spark_jobs.storage.iceberg import current_snapshot
-
     summary = current_snapshot(spark, cfg.latest_table)[1]
     return int(summary.get("total-records", 0)) - int(summary.get("total-position-deletes", 0))
 
