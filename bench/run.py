@@ -1,10 +1,13 @@
 """``make bench [ARGS=--small]``: forward and Case III throughput, memory and growth, ours vs v4, side by side.
 
-Each scenario runs in its own process (a fresh JVM and warehouse) on Spark
-local[*] with the local Iceberg catalog; ``--small`` runs all of its scenarios
-in one process, as JVM start-up would otherwise dominate it. This script
-samples the peak resident memory of the process tree, prints one table and
-writes it, with the machine, versions and settings, to bench/RESULTS.md
+Each scenario gets its own warehouse on Spark local[*] with the local Iceberg
+catalog, and each of its steps its own process: the set-up, then ours, v4 and
+the floor, each timed from a cold JVM on the tables the set-up left, as a
+scheduled ``spark-submit`` runs (in one process, the step timed first would pay
+the just-in-time compilation the later ones reuse). ``--small`` runs all of its
+scenarios in one process, as JVM start-up would otherwise dominate it. This
+script samples the peak resident memory of each process tree, prints one table
+and writes it, with the machine, versions and settings, to bench/RESULTS.md
 (``--small`` writes bench/RESULTS-small.md).
 """
 
@@ -13,8 +16,10 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -22,6 +27,7 @@ from pathlib import Path
 import psutil
 
 from bench import fixed_cost
+from bench.scenarios import STEPS
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULT_PREFIX = "BENCH-RESULT "  # bench.scenarios prints each result on a line starting with this
@@ -36,9 +42,11 @@ SMALL = {  # one process; Case III at 12 and 24 months of history (the 12 copies
 ORDER = ["forward", "case_iii"]  # the table's order of scenarios, by scale within each
 
 
-def run_plan(plan):
+def run_plan(plan, warehouse=None):
     """Run ``[[name, arguments], ...]`` in one process; its results, each with the process's peak RSS."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    if warehouse:
+        env["BENCH_WAREHOUSE"] = str(warehouse)
     process = subprocess.Popen(
         [sys.executable, "-m", "bench.scenarios", json.dumps(plan)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -67,6 +75,20 @@ def run_plan(plan):
     return results
 
 
+def run_steps(name, arguments):
+    """One scenario, each of its steps in a fresh process on one warehouse; the result with each step's RSS peak."""
+    warehouse = Path(tempfile.mkdtemp(prefix="summary-bench-"))
+    result = {}
+    try:
+        for step in STEPS[name]:
+            (figures,) = run_plan([[name, {**arguments, "steps": [step], "state": result}]], warehouse)
+            result.update(figures, **{f"{step}_rss_gb": figures["peak_rss_gb"]})
+    finally:
+        shutil.rmtree(warehouse, ignore_errors=True)
+    result["peak_rss_gb"] = result["ours_rss_gb"]
+    return result
+
+
 def ratio(v4, ours):
     return f"{v4 / ours:.1f}x" if ours else "n/a"
 
@@ -88,10 +110,14 @@ def floor_cells(r):
     return f"{allowed if allowed is not None else ''} | {floor if floor is not None else ''}{verdict}"
 
 
+def v4_rss(r):
+    return f"; v4 process RSS peak {r['v4_rss_gb']} GB" if "v4_rss_gb" in r else ""
+
+
 def table(results):
     lines = [
         "| scenario | scale | ours (s) | v4 (s) | v4/ours | target (s) | floor (s) | ours heap peak (GB) | v4 heap peak (GB) "
-        "| process RSS peak (GB) | notes |",
+        "| ours process RSS peak (GB) | notes |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
@@ -100,7 +126,7 @@ def table(results):
             lines.append(
                 f"| forward month | {r['accounts']:,} accounts | {r['ours_s']} | {r['v4_s']} | {ratio(r['v4_s'], r['ours_s'])} | "
                 f"{floor_cells(r)} | {r['ours_heap_gb']} | {r['v4_heap_gb']} | {r['peak_rss_gb']} | {rate}; "
-                f"phases {r['phases']}; files written {r.get('files_written')}; floor parts {r.get('floor_parts')} |"
+                f"phases {r['phases']}; files written {r.get('files_written')}; floor parts {r.get('floor_parts')}{v4_rss(r)} |"
             )
         else:
             scanned = r.get("classify_scans", {})
@@ -109,7 +135,8 @@ def table(results):
             lines.append(
                 f"| Case III backfill | {r['accounts']:,} accounts x {r['history']} months, {r['corrections']} corrections | "
                 f"{r['ours_s']} | {r['v4_s']} | {ratio(r['v4_s'], r['ours_s'])} | {floor_cells(r)} | {r['ours_heap_gb']} | "
-                f"{r['v4_heap_gb']} | {r['peak_rss_gb']} | rows written {r['rows_written']}; floor parts {r.get('floor_parts')} |"
+                f"{r['v4_heap_gb']} | {r['peak_rss_gb']} | rows written {r['rows_written']}; "
+                f"floor parts {r.get('floor_parts')}{v4_rss(r)} |"
             )
             summary_scans = [v for k, v in scanned.items() if k.endswith(".summary") and isinstance(v, dict)]
             columns = [c for v in summary_scans for c in v.get("columns", [])]
@@ -150,7 +177,7 @@ def main(argv=None):
     for scenarios in processes:
         print(f"running {scenarios} ...", flush=True)
         started = time.monotonic()
-        results += run_plan(scenarios)
+        results += run_plan(scenarios) if args.small else [run_steps(*scenarios[0])]
         print(f"  done in {time.monotonic() - started:.0f} s: {json.dumps(results[-len(scenarios) :])}", flush=True)
     results.sort(key=lambda r: (ORDER.index(r["scenario"]), r["accounts"], r.get("history", 0)))
     print("running the fixed cost of small stages (fresh spark-submits) ...", flush=True)

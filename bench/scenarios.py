@@ -2,13 +2,18 @@
 
 Each scenario builds its state untimed, then times our stage and the v4
 baseline on the same data, with the JVM heap peak of each timed step, and
-prints its result as one JSON line. Scenarios of one plan share the Spark
-session, each in its own namespace of the catalog (``--small`` runs its plan
-this way: JVM start-up is a large part of a small run); the full run starts one
-process per scenario so that each has a fresh JVM.
+prints its result as one JSON line. A scenario is a list of steps (``STEPS``):
+``args["steps"]`` runs some of them, ``args["state"]`` carries what earlier ones
+returned. The full run gives each timed step a fresh process on the warehouse
+the set-up step left (``BENCH_WAREHOUSE``), so ours, v4 and the floor each start
+as cold as a scheduled ``spark-submit`` does: timed in one process, whatever
+runs first pays the JVM's just-in-time compilation for the ones after it.
+``--small`` runs every step of its plan in one process and shares the session,
+each scenario in its own namespace (JVM start-up is a large part of a small run).
 """
 
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -161,10 +166,13 @@ def setup(namespace, driver_memory):
     cfg = config_from_dict(raw, f"{CONFIG} (namespace {namespace})")
     spark = SparkSession.getActiveSession()
     if spark is None:
-        WAREHOUSE.append(Path(tempfile.mkdtemp(prefix="summary-bench-")))
+        kept = os.environ.get("BENCH_WAREHOUSE")  # a run of separate step processes: the caller removes it
+        warehouse = Path(kept) if kept else Path(tempfile.mkdtemp(prefix="summary-bench-"))
+        if not kept:
+            WAREHOUSE.append(warehouse)
         spark = build_session(
             cfg,
-            str(WAREHOUSE[0]),
+            str(warehouse),
             app_name="summary-bench",
             extra_conf={"spark.ui.enabled": "false", "spark.driver.memory": driver_memory, "spark.sql.shuffle.partitions": "8"},
         )
@@ -201,33 +209,42 @@ def report(mode):
     return RunReport(mode=mode, config=str(CONFIG), run_id=f"bench-{mode}-{time.time_ns()}")
 
 
-def forward(accounts, driver_memory="4g"):
+STEPS = {"forward": ["setup", "ours", "v4", "floor"], "case_iii": ["setup", "classify", "ours", "v4", "floor"]}
+
+
+def forward(accounts, driver_memory="4g", steps=STEPS["forward"], state=None):
+    """Month 3 forward, on tables loaded with months 1-2 (ours) and a copy of them (v4)."""
     watch = Stopwatch()
     cfg, spark = setup(f"forward_{accounts}", driver_memory)
-    watch.lap("session")
     months = month_range("2024-01", "2024-03")
-    source = synthetic_source(spark, accounts, months)
-    create_source_table(spark, cfg, source.schema)
-    source.writeTo(cfg.source_table).append()
-    watch.lap("source")
-    run_months(spark, cfg, months[:2], report("initial"), one_batch=True)
-    watch.lap("initial_load")
-    summary_v4, latest_v4 = copy_for_v4(spark, cfg)
-    watch.lap("v4_copy")
-    forward_report = report("forward")
-    ours, ours_heap = timed(spark, lambda: run_months(spark, cfg, months[2:], forward_report, one_batch=False))
-    v4, v4_heap = timed(spark, lambda: v4_baseline.forward_month(spark, cfg, months[2], summary_v4, latest_v4))
-    floor = floors.forward_floor(spark, cfg, months[2])
-    # How many files each wide write produced: one file means the write ran in one task.
-    files_written = {t: files_added_by_last_append(spark, t) for t in (cfg.summary_table, cfg.latest_table)}
-    ours_rows = spark.table(cfg.summary_table).where(F.col(cfg.month_column) == months[2]).count()
-    v4_rows = spark.table(summary_v4).where(F.col(cfg.month_column) == months[2]).count()
-    return {
-        "scenario": "forward", "accounts": accounts, "ours_s": ours, "v4_s": v4, "ours_heap_gb": ours_heap,
-        "v4_heap_gb": v4_heap, "rows": ours_rows, "v4_rows": v4_rows,
-        "phases": forward_report.details["phase_seconds"], "setup_seconds": watch.seconds, "files_written": files_written,
-        **floor,
-    }  # fmt: skip
+    summary_v4, latest_v4 = f"{cfg.summary_table}_v4", f"{cfg.latest_table}_v4"  # copy_for_v4's names
+    result = {"scenario": "forward", "accounts": accounts}
+    if "setup" in steps:
+        watch.lap("session")
+        source = synthetic_source(spark, accounts, months)
+        create_source_table(spark, cfg, source.schema)
+        source.writeTo(cfg.source_table).append()
+        watch.lap("source")
+        run_months(spark, cfg, months[:2], report("initial"), one_batch=True)
+        watch.lap("initial_load")
+        assert copy_for_v4(spark, cfg) == (summary_v4, latest_v4)
+        watch.lap("v4_copy")
+        result["setup_seconds"] = watch.seconds
+    if "ours" in steps:
+        forward_report = report("forward")
+        ours, ours_heap = timed(spark, lambda: run_months(spark, cfg, months[2:], forward_report, one_batch=False))
+        # How many files each wide write produced: one file means the write ran in one task.
+        files_written = {t: files_added_by_last_append(spark, t) for t in (cfg.summary_table, cfg.latest_table)}
+        rows = spark.table(cfg.summary_table).where(F.col(cfg.month_column) == months[2]).count()
+        phases = forward_report.details["phase_seconds"]
+        result.update(ours_s=ours, ours_heap_gb=ours_heap, rows=rows, phases=phases, files_written=files_written)
+    if "v4" in steps:
+        v4, v4_heap = timed(spark, lambda: v4_baseline.forward_month(spark, cfg, months[2], summary_v4, latest_v4))
+        v4_rows = spark.table(summary_v4).where(F.col(cfg.month_column) == months[2]).count()
+        result.update(v4_s=v4, v4_heap_gb=v4_heap, v4_rows=v4_rows)
+    if "floor" in steps:
+        result.update(floors.forward_floor(spark, cfg, months[2]))
+    return result
 
 
 def files_added_by_last_append(spark, table):
@@ -260,7 +277,7 @@ def load_from(spark, cfg, loaded, last_month):
     newest_per_account(spark.table(cfg.summary_table), cfg).writeTo(cfg.latest_table).append()
 
 
-def case_iii(accounts, history, driver_memory="4g", copy_from_history=None):
+def case_iii(accounts, history, driver_memory="4g", copy_from_history=None, steps=STEPS["case_iii"], state=None):
     """1% of accounts get one corrected month among the last 24 of ``history`` months (all of them when fewer).
 
     With ``copy_from_history``, the tables start as a copy of the first months of
@@ -268,34 +285,56 @@ def case_iii(accounts, history, driver_memory="4g", copy_from_history=None):
     """
     watch = Stopwatch()
     cfg, spark = setup(f"case_iii_{accounts}_{history}", driver_memory)
-    watch.lap("session")
-    if copy_from_history:
-        last = add_months("2024-12", history - copy_from_history)
-        months = month_range(add_months(last, -(history - 1)), last)
-        load_from(spark, cfg, LOADED[(accounts, copy_from_history)], last)
-        watch.lap("copy_of_initial_load")
-    else:
-        last = "2024-12"
-        months = month_range(add_months(last, -(history - 1)), last)
-        source = synthetic_source(spark, accounts, months)
-        create_source_table(spark, cfg, source.schema)
-        source.writeTo(cfg.source_table).append()
-        watch.lap("source")
-        run_months(spark, cfg, months, report("initial"), one_batch=True)
-        watch.lap("initial_load")
-    tables = (cfg.source_table, cfg.summary_table)
-    LOADED[(accounts, history)] = (cfg, {t: current_snapshot(spark, t)[0] for t in tables})
-    summary_v4, latest_v4 = copy_for_v4(spark, cfg)
-    watch.lap("v4_copy")
-    recent = months[-24:]
-    picks = spark.table(cfg.source_table).where(F.col("rpt_as_of_mo").isin(recent)).where(F.rand(5) < 0.01 / len(recent))
-    corrections = picks.dropDuplicates(["cons_acct_key"]).withColumn("acct_bal_am", F.col("acct_bal_am") + 777)
-    corrections = corrections.withColumn("base_ts", F.lit(CORRECTION_TS).cast("timestamp"))
-    corrections.writeTo(cfg.source_table).append()
-    watch.lap("corrections")
+    last = add_months("2024-12", history - copy_from_history) if copy_from_history else "2024-12"
+    months = month_range(add_months(last, -(history - 1)), last)
+    summary_v4, latest_v4 = f"{cfg.summary_table}_v4", f"{cfg.latest_table}_v4"  # copy_for_v4's names
     selector = f"base_ts >= TIMESTAMP '{CORRECTION_TS}'"
-    summary_bytes = spark.sql(f"SELECT sum(file_size_in_bytes) FROM {cfg.summary_table}.files").first()[0]
+    result = {"scenario": "case_iii", "accounts": accounts, "history": history}
+    if "setup" in steps:
+        watch.lap("session")
+        if copy_from_history:
+            load_from(spark, cfg, LOADED[(accounts, copy_from_history)], last)
+            watch.lap("copy_of_initial_load")
+        else:
+            source = synthetic_source(spark, accounts, months)
+            create_source_table(spark, cfg, source.schema)
+            source.writeTo(cfg.source_table).append()
+            watch.lap("source")
+            run_months(spark, cfg, months, report("initial"), one_batch=True)
+            watch.lap("initial_load")
+        tables = (cfg.source_table, cfg.summary_table)
+        LOADED[(accounts, history)] = (cfg, {t: current_snapshot(spark, t)[0] for t in tables})
+        assert copy_for_v4(spark, cfg) == (summary_v4, latest_v4)
+        watch.lap("v4_copy")
+        recent = months[-24:]
+        source = spark.table(cfg.source_table)
+        picks = source.where(F.col("rpt_as_of_mo").isin(recent)).where(F.rand(5) < 0.01 / len(recent))
+        corrections = picks.dropDuplicates(["cons_acct_key"]).withColumn("acct_bal_am", F.col("acct_bal_am") + 777)
+        corrections = corrections.withColumn("base_ts", F.lit(CORRECTION_TS).cast("timestamp"))
+        corrections.writeTo(cfg.source_table).append()
+        watch.lap("corrections")
+        summary_bytes = spark.sql(f"SELECT sum(file_size_in_bytes) FROM {cfg.summary_table}.files").first()[0]
+        rows = spark.table(cfg.summary_table).count()  # a correction replaces rows: the count after it is the same
+        result.update(summary_bytes=summary_bytes, summary_rows=rows, setup_seconds=watch.seconds)
+    if "classify" in steps:
+        result.update(classify_figures(spark, cfg, selector))
+    if "ours" in steps:
+        backfill_report = report("backfill")
+        ours, ours_heap = timed(spark, lambda: run_backfill(spark, cfg, backfill_report, selector))
+        phases = backfill_report.details.get("phase_seconds")
+        result.update(ours_s=ours, ours_heap_gb=ours_heap, rows_written=backfill_report.rows_written, phases=phases)
+    corrected = spark.table(cfg.source_table).where(selector)
+    if "v4" in steps:
+        v4, v4_heap = timed(spark, lambda: v4_baseline.case_iii(spark, cfg, corrected, summary_v4, latest_v4))
+        result.update(v4_s=v4, v4_heap_gb=v4_heap)
+    if "floor" in steps:
+        rows_written = {**(state or {}), **result}["rows_written"]["summary"]
+        result.update(floors.case_iii_floor(spark, cfg, corrected, rows_written))
+    return result
 
+
+def classify_figures(spark, cfg, selector):
+    """The classifier's dry run: its seconds, what it read of summary, and how many accounts fell in each case."""
     try:
         before_classify = last_execution_id(spark)
     except Exception:
@@ -307,24 +346,14 @@ def case_iii(accounts, history, driver_memory="4g", copy_from_history=None):
         classify_scans = scanned(spark, before_classify)
     except Exception as exc:  # a figure missing is no reason to lose the run's other figures
         classify_scans = {"error": str(exc).splitlines()[0][:300]}
-    backfill_report = report("backfill")
-    ours, ours_heap = timed(spark, lambda: run_backfill(spark, cfg, backfill_report, selector))
-    corrected = spark.table(cfg.source_table).where(selector)
-    v4, v4_heap = timed(spark, lambda: v4_baseline.case_iii(spark, cfg, corrected, summary_v4, latest_v4))
-    floor = floors.case_iii_floor(spark, cfg, corrected, backfill_report.rows_written["summary"])
     read_columns = classify_scans.get(cfg.summary_table, {}).get("columns", []) if isinstance(classify_scans, dict) else []
     try:
         column_share = floors.classifier_column_share(spark, cfg.summary_table, read_columns) if read_columns else None
     except ValueError as exc:
         column_share, classify_scans["column_share_error"] = None, str(exc)
-    rows = spark.table(cfg.summary_table).count()
     return {
-        "scenario": "case_iii", "accounts": accounts, "history": history, "summary_rows": rows,
+        "classify_s": classify, "classify_scans": classify_scans, "classify_column_share": column_share,
         "corrections": classify_report.records_read, "accounts_by_case": classify_report.accounts_by_case,
-        "ours_s": ours, "v4_s": v4, "ours_heap_gb": ours_heap, "v4_heap_gb": v4_heap, "classify_s": classify,
-        "summary_bytes": summary_bytes, "rows_written": backfill_report.rows_written,
-        "phases": backfill_report.details.get("phase_seconds"), "classify_scans": classify_scans,
-        "classify_column_share": column_share, "setup_seconds": watch.seconds, **floor,
     }  # fmt: skip
 
 
