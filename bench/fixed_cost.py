@@ -54,12 +54,27 @@ rows.count()
 rows.writeTo(cfg.summary_table + "_floor").option("distribution-mode", "none").append()
 rows.writeTo(cfg.latest_table + "_floor").overwrite(F.lit(True))
 """
+# The least an ingest does, in a fresh process: read the file and append its records, in the source table's
+# columns, to a source-shaped table in one commit; no fit check, lock, mapping, rejects or run report.
+INGEST_FLOOR = """import sys
+from pyspark.sql import functions as F
+from spark_jobs.config import load_config
+from spark_jobs.storage.session import build_session
+cfg = load_config(sys.argv[1])
+spark = build_session(cfg)
+table = cfg.source_table + "_floor"
+records = spark.read.parquet(sys.argv[2])
+aligned = records.select(*[F.col(f.name).cast(f.dataType) for f in spark.table(table).schema.fields])
+aligned.writeTo(table).option("distribution-mode", "none").append()
+"""
 FLOOR_COPIES = """import sys
 from spark_jobs.config import load_config
 from spark_jobs.storage.session import build_session
 cfg = load_config(sys.argv[1])
 spark = build_session(cfg)
-for table, partitioned in ((cfg.summary_table, f"PARTITIONED BY (`{cfg.month_column}`)"), (cfg.latest_table, "")):
+source_month = cfg.source_column(cfg.month_column)
+for table, partition in ((cfg.summary_table, cfg.month_column), (cfg.latest_table, None), (cfg.source_table, source_month)):
+    partitioned = f"PARTITIONED BY (`{partition}`)" if partition else ""
     spark.sql(f"CREATE TABLE {table}_floor USING iceberg {partitioned} AS SELECT * FROM {table} WHERE false")
 """
 FIRST_MONTH = "2024-01"
@@ -75,7 +90,7 @@ def _timed(command: list[str], env: dict[str, str]) -> float:
 
 
 def measure(repeats: int = 3, accounts: int = 300) -> dict[str, Any]:
-    """Medians (s) of: a bare spark-submit, --mode ingest of one month's file, --mode forward of one month."""
+    """Medians (s) of: a bare spark-submit, --mode ingest of one month's file, --mode forward of one month, and floors."""
     with tempfile.TemporaryDirectory(prefix="bench-fixed-cost-") as tmp:
         base = Path(tmp)
         env = {
@@ -92,6 +107,8 @@ def measure(repeats: int = 3, accounts: int = 300) -> dict[str, Any]:
         forward_floor, floor_copies = base / "forward_floor.py", base / "floor_copies.py"
         forward_floor.write_text(FORWARD_FLOOR)
         floor_copies.write_text(FLOOR_COPIES)
+        ingest_floor = base / "ingest_floor.py"
+        ingest_floor.write_text(INGEST_FLOOR)
         counts = generate(base / "source", accounts, FIRST_MONTH, repeats + 1, seed=7)
         months = [add_months(FIRST_MONTH, i) for i in range(repeats + 1)]
         stage = [SPARK_SUBMIT, str(ROOT / "spark_jobs" / "summary_pipeline.py"), "--config", str(config)]
@@ -102,10 +119,11 @@ def measure(repeats: int = 3, accounts: int = 300) -> dict[str, Any]:
         _timed([*stage, "--mode", "ingest", "--path", source(months[0])], env)  # the tables exist from here on
         _timed([*stage, "--mode", "initial", "--start-month", months[0], "--end-month", months[0]], env)
         _timed([SPARK_SUBMIT, str(floor_copies), str(config)], env)
-        bare, floor, ingest, forward, small_forward_floor = [], [], [], [], []
-        for month in months[1:]:  # interleaved, so a noisy minute on a shared machine hits all five alike
+        bare, floor, small_ingest_floor, ingest, forward, small_forward_floor = [], [], [], [], [], []
+        for month in months[1:]:  # interleaved, so a noisy minute on a shared machine hits all six alike
             bare.append(_timed([SPARK_SUBMIT, str(hello)], env))
             floor.append(_timed([SPARK_SUBMIT, str(iceberg_floor), str(config)], env))
+            small_ingest_floor.append(_timed([SPARK_SUBMIT, str(ingest_floor), str(config), source(month)], env))
             ingest.append(_timed([*stage, "--mode", "ingest", "--path", source(month)], env))
             small_forward_floor.append(_timed([SPARK_SUBMIT, str(forward_floor), str(config), month], env))
             forward.append(_timed([*stage, "--mode", "forward", "--start-month", month], env))
@@ -115,14 +133,17 @@ def measure(repeats: int = 3, accounts: int = 300) -> dict[str, Any]:
         "repeats": repeats,
         "bare_s": statistics.median(bare),
         "iceberg_floor_s": statistics.median(floor),
+        "ingest_floor_s": statistics.median(small_ingest_floor),
         "ingest_s": statistics.median(ingest),
         "forward_s": statistics.median(forward),
         "forward_floor_s": statistics.median(small_forward_floor),
         "runs": {
-            "bare": bare, "iceberg_floor": floor, "ingest": ingest, "forward": forward, "forward_floor": small_forward_floor,
+            "bare": bare, "iceberg_floor": floor, "ingest_floor": small_ingest_floor, "ingest": ingest, "forward": forward,
+            "forward_floor": small_forward_floor,
         },
     }  # fmt: skip
     result["iceberg_floor_vs_bare"] = round(result["iceberg_floor_s"] / result["bare_s"], 2)
+    result["ingest_floor_vs_bare"] = round(result["ingest_floor_s"] / result["bare_s"], 2)
     result["ingest_vs_bare"] = round(result["ingest_s"] / result["bare_s"], 2)
     result["forward_vs_bare"] = round(result["forward_s"] / result["bare_s"], 2)
     result["forward_floor_vs_bare"] = round(result["forward_floor_s"] / result["bare_s"], 2)
@@ -136,6 +157,8 @@ def table(result: dict[str, Any]) -> str:
         f"| bare `spark-submit` of a one-line PySpark job | {result['bare_s']} | 1.0x | {result['runs']['bare']} |",
         f"| floor: the project's Iceberg session, one append and one read of a one-row table | {result['iceberg_floor_s']} | "
         f"{result['iceberg_floor_vs_bare']}x | {result['runs']['iceberg_floor']} |",
+        f"| floor of an ingest: read the file, append its records to a source-shaped table in one commit | "
+        f"{result['ingest_floor_s']} | {result['ingest_floor_vs_bare']}x | {result['runs']['ingest_floor']} |",
         f"| `--mode ingest` of one file ({result['records_per_month']:,} records) | {result['ingest_s']} | "
         f"{result['ingest_vs_bare']}x | {result['runs']['ingest']} |",
         f"| floor of a forward month: read the month and latest_summary, join, append and overwrite "
