@@ -41,15 +41,12 @@ print(spark.table("local.bench.floor").count())
 # latest-shaped one), without lock, checks, mapping or recovery bookkeeping. The copies exist beforehand.
 FORWARD_FLOOR = """import sys
 from pyspark.sql import functions as F
+from bench.floors import forward_floor_rows
 from spark_jobs.config import load_config
 from spark_jobs.storage.session import build_session
 cfg, month = load_config(sys.argv[1]), sys.argv[2]
 spark = build_session(cfg)
-key, part = cfg.key_column, cfg.month_column
-source = spark.table(cfg.source_table).where(F.col(cfg.source_column(part)) == month)
-keys = source.select(F.col(cfg.source_column(key)).alias(key)).distinct()
-rows = keys.join(spark.table(cfg.latest_table).drop(part), key, "left").withColumn(part, F.lit(month))
-rows = rows.select(*spark.table(cfg.summary_table).columns).cache()
+rows = forward_floor_rows(spark, cfg, month, spark.table(cfg.summary_table).columns).cache()
 rows.count()
 rows.writeTo(cfg.summary_table + "_floor").option("distribution-mode", "none").append()
 rows.writeTo(cfg.latest_table + "_floor").overwrite(F.lit(True))
@@ -97,6 +94,7 @@ def measure(repeats: int = 3, accounts: int = 300) -> dict[str, Any]:
             **os.environ,
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
             "SUMMARY_WAREHOUSE": str(base / "warehouse"),
+            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),  # (the floor imports bench)
         }
         config = base / "summary_config.json"
         config.write_text((ROOT / "include" / "configs" / "summary_config.json").read_text().replace("local.db.", "local.bench."))

@@ -5,10 +5,13 @@ the same data, so the three share the machine's noise. A floor is a lower
 bound of any implementation on this storage layout and this machine: when the
 floor alone is slower than a target, the target is out of reach here.
 
-- forward: read the month's source records and ``latest_summary``'s whole rows
-  once, join them on the key, keep the result in memory, write it once to a
-  summary-shaped table (a new partition) and once to a latest-shaped table (one
-  overwrite). No mapping, winner choice, shift, grid or bookkeeping.
+- forward: read every column of the month's source records (one per account,
+  any one) and ``latest_summary``'s whole rows once, join them on the key, keep
+  the result in memory, write it once to a summary-shaped table (a new
+  partition) and once to a latest-shaped table (one overwrite). No mapping,
+  winner rule, shift, grid or bookkeeping. (Until 2026-12-03 it read only the
+  month's keys and took every other value from ``latest_summary``: less than a
+  forward month must read.)
 - Case III: read the scalar columns (never the history arrays) of every month
   from each corrected account's month on, keep the corrected accounts' rows,
   and append as many rows as ours rewrote, with full-length arrays, to a
@@ -43,19 +46,28 @@ def _seconds(action):
     return round(time.monotonic() - started, 2)
 
 
+def forward_floor_rows(spark, cfg: SummaryConfig, month: str, columns: list[str]):
+    """One summary-shaped row per account of ``month``: the values of one of its records (any one: no winner
+    rule) and ``latest_summary``'s other columns (history arrays, grids, bookkeeping), in ``columns``' order.
+
+    The month's values exist only in its records, so every column of them is read; the rest of a row is what
+    a forward month carries over from ``latest_summary``.
+    """
+    key, part = cfg.key_column, cfg.month_column
+    types = {f.name: f.dataType for f in spark.table(cfg.summary_table).schema.fields}
+    taken = {src: dst for src, dst in cfg.columns.items() if dst in types and dst != part}
+    records = spark.table(cfg.source_table).where(F.col(cfg.source_column(part)) == month)
+    records = records.select(*[F.col(f"`{src}`").cast(types[dst]).alias(dst) for src, dst in taken.items()])
+    latest = spark.table(cfg.latest_table).drop(part, *[dst for dst in taken.values() if dst != key])
+    return records.dropDuplicates([key]).join(latest, key, "left").withColumn(part, F.lit(month)).select(*columns)
+
+
 def forward_floor(spark, cfg: SummaryConfig, month: str) -> dict:
     """Seconds of the unavoidable reads and writes of one forward month (see the module docstring)."""
-    key, part = cfg.key_column, cfg.month_column
     summary_copy, latest_copy = f"{cfg.summary_table}_floor", f"{cfg.latest_table}_floor"
-    _empty_like(spark, cfg.summary_table, summary_copy, part)
+    _empty_like(spark, cfg.summary_table, summary_copy, cfg.month_column)
     _empty_like(spark, cfg.latest_table, latest_copy)
-    source_key = cfg.source_column(key)
-    source_month = cfg.source_column(part)
-    source = spark.table(cfg.source_table).where(F.col(source_month) == month)
-    source_keys = source.select(F.col(source_key).alias(key)).distinct()
-    latest = spark.table(cfg.latest_table).drop(part)
-    rows = source_keys.join(latest, key, "left").withColumn(part, F.lit(month))
-    rows = rows.select(*spark.table(summary_copy).columns)
+    rows = forward_floor_rows(spark, cfg, month, spark.table(summary_copy).columns)
     parts = {}
     cached = rows.cache()
     parts["read_and_join"] = _seconds(cached.count)
