@@ -11,6 +11,7 @@ figures are medians of ``repeats`` runs.
 """
 
 import argparse
+import inspect
 import json
 import os
 import statistics
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.floors import forward_floor_rows
 from spark_jobs.months import add_months
 from spark_jobs.sample_data import generate
 
@@ -41,9 +43,11 @@ print(spark.table("local.bench.floor").count())
 # latest-shaped one), without lock, checks, mapping or recovery bookkeeping. The copies exist beforehand.
 FORWARD_FLOOR = """import sys
 from pyspark.sql import functions as F
-from bench.floors import forward_floor_rows
-from spark_jobs.config import load_config
+from spark_jobs.config import SummaryConfig, load_config
 from spark_jobs.storage.session import build_session
+"""
+FORWARD_FLOOR += inspect.getsource(forward_floor_rows)  # (the script runs where ``bench`` is not importable)
+FORWARD_FLOOR += """
 cfg, month = load_config(sys.argv[1]), sys.argv[2]
 spark = build_session(cfg)
 rows = forward_floor_rows(spark, cfg, month, spark.table(cfg.summary_table).columns).cache()
@@ -94,7 +98,6 @@ def measure(repeats: int = 3, accounts: int = 300) -> dict[str, Any]:
             **os.environ,
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
             "SUMMARY_WAREHOUSE": str(base / "warehouse"),
-            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),  # (the floor imports bench)
         }
         config = base / "summary_config.json"
         config.write_text((ROOT / "include" / "configs" / "summary_config.json").read_text().replace("local.db.", "local.bench."))
