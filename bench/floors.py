@@ -9,9 +9,7 @@ floor alone is slower than a target, the target is out of reach here.
   any one) and ``latest_summary``'s whole rows once, join them on the key, keep
   the result in memory, write it once to a summary-shaped table (a new
   partition) and once to a latest-shaped table (one overwrite). No mapping,
-  winner rule, shift, grid or bookkeeping. (Until 2026-12-03 it read only the
-  month's keys and took every other value from ``latest_summary``: less than a
-  forward month must read.)
+  winner rule, shift, grid or bookkeeping.
 - Case III: read the scalar columns (never the history arrays) of every month
   from each corrected account's month on, keep the corrected accounts' rows,
   and append as many rows as ours rewrote, with full-length arrays, to a
