@@ -48,6 +48,9 @@ def session_conf(cfg: SummaryConfig, warehouse: str, jar_paths: Sequence[str | P
         "spark.sql.parquet.datetimeRebaseModeInWrite": "CORRECTED",
         "spark.sql.parquet.int96RebaseModeInWrite": "CORRECTED",
         "spark.ui.showConsoleProgress": "false",
+        # On, every pyspark.sql function call sends its Python call site to the JVM: about half of a stage's
+        # py4j round trips, some seconds of a cold run (bench/RESULTS.md). Errors still name the config key.
+        "spark.python.sql.dataFrameDebugging.enabled": "false",
     }
     if jar_paths:
         conf["spark.jars"] = ",".join(str(p) for p in jar_paths)

@@ -80,3 +80,8 @@ def test_the_environment_overrides_catalogs_so_one_config_serves_laptop_and_clus
     monkeypatch.setenv("SUMMARY_CATALOGS", '{"local": ')
     with pytest.raises(ConfigError, match=r"\$SUMMARY_CATALOGS: invalid JSON"):
         catalog_conf(config_from_dict(raw), "/wh")
+
+
+def test_pyspark_does_not_send_each_function_call_site_to_the_jvm(raw):
+    """On by default in PySpark 4, it was about half of a stage's py4j round trips (bench/RESULTS.md)."""
+    assert session_conf(config_from_dict(raw), "/wh")["spark.python.sql.dataFrameDebugging.enabled"] == "false"
