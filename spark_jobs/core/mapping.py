@@ -4,7 +4,7 @@ Everything here is a pure ``DataFrame -> DataFrame`` or ``Column`` function: no
 table is read or written, so each rule is testable on hand-made rows.
 """
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -17,14 +17,14 @@ DIGEST_SEPARATOR = "\u001f"
 DIGEST_NULL = "\u0000"
 
 
-def record_digest(columns: Iterable[str]) -> Column:
+def record_digest(values: Sequence[Column]) -> Column:
     """Deterministic 60-bit digest of a record's values: the tie-break between equal versions.
 
     sha-256 of the values cast to string, in config order, joined by U+001F
     (NULL written as U+0000); the first 15 hex digits as a BIGINT. Documented in
     the README so that anyone can recompute which of two tied records won.
     """
-    canonical = F.concat_ws(DIGEST_SEPARATOR, *[F.coalesce(F.col(c).cast("string"), F.lit(DIGEST_NULL)) for c in columns])
+    canonical = F.concat_ws(DIGEST_SEPARATOR, *[F.coalesce(v.cast("string"), F.lit(DIGEST_NULL)) for v in values])
     return F.conv(F.substring(F.sha2(canonical, 256), 1, 15), 16, 10).cast("bigint")
 
 
@@ -60,19 +60,36 @@ def map_records(source: DataFrame, cfg: SummaryConfig) -> DataFrame:
     table; building it for every record cost a JSON string per valid record).
     """
     originals = [f"__as_sent_{i}" for i in range(len(cfg.columns))]
+    as_sent = [F.col(f"`{src}`") for src in cfg.columns]
     renamed = source.select(
-        *[F.col(f"`{src}`").alias(dst) for src, dst in cfg.columns.items()],
-        *[F.col(f"`{src}`").alias(original) for src, original in zip(cfg.columns, originals, strict=True)],
+        *[value.alias(dst) for value, dst in zip(as_sent, cfg.columns.values(), strict=True)],
+        *[value.alias(original) for value, original in zip(as_sent, originals, strict=True)],
+        record_digest(as_sent).alias(RECORD_DIGEST),  # the renamed record's values are the sent ones
     )
-    mapped = renamed.withColumn(RECORD_DIGEST, record_digest(list(cfg.columns.values())))
-    for derived in (*cfg.column_transformations, *cfg.inferred_columns):
-        mapped = mapped.withColumn(derived.name, F.expr(derived.mapper_expr))
-    for rolling in cfg.rolling_columns:
-        mapped = mapped.withColumn(rolling.mapper_column, F.expr(rolling.mapper_expr).cast(rolling.sql_type))
-    mapped = mapped.withColumn(REJECT_REASON, reject_reason(cfg))
-    as_sent = F.struct(*[F.col(original).alias(src) for src, original in zip(cfg.columns, originals, strict=True)])
-    record = F.when(F.col(REJECT_REASON) != "", F.to_json(as_sent, {"ignoreNullFields": "false"}))
-    return mapped.withColumn(SOURCE_RECORD, record).drop(*originals)
+    steps = [(d.name, d.mapper_expr, F.expr(d.mapper_expr)) for d in (*cfg.column_transformations, *cfg.inferred_columns)]
+    steps += [(r.mapper_column, r.mapper_expr, F.expr(r.mapper_expr).cast(r.sql_type)) for r in cfg.rolling_columns]
+    mapped = with_steps(renamed, steps)
+    reason = reject_reason(cfg)
+    sent = F.struct(*[F.col(original).alias(src) for src, original in zip(cfg.columns, originals, strict=True)])
+    record = F.when(reason != "", F.to_json(sent, {"ignoreNullFields": "false"}))
+    kept = [F.col("`" + c.replace("`", "``") + "`") for c in mapped.columns if c not in originals]
+    return mapped.select(*kept, reason.alias(REJECT_REASON), record.alias(SOURCE_RECORD))
+
+
+def with_steps(frame: DataFrame, steps: Sequence[tuple[str, str, Column]]) -> DataFrame:
+    """``frame`` with each (name, expression text, column) added in order, as ``withColumn`` one by one would.
+
+    Steps go in groups, one ``withColumns`` each: a step starts a new group when its text mentions a name
+    the current group defines (it must see that value) or redefines one. Each plan node is analysed when
+    it is added, and one per step was a second or more of every run's planning on a cold JVM.
+    """
+    group: dict[str, Column] = {}
+    for name, text, column in steps:
+        lowered = text.lower()
+        if any(n.lower() == name.lower() or n.lower() in lowered or n.replace("`", "``").lower() in lowered for n in group):
+            frame, group = frame.withColumns(group), {}
+        group[name] = column
+    return frame.withColumns(group) if group else frame
 
 
 def valid_records(mapped: DataFrame, cfg: SummaryConfig) -> DataFrame:

@@ -8,9 +8,10 @@ import datetime as dt
 import hashlib
 
 import pytest
+from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from spark_jobs.core.mapping import map_records, rejected_records, valid_records, winners
+from spark_jobs.core.mapping import map_records, rejected_records, valid_records, winners, with_steps
 from spark_jobs.names import MONTH_NUMBER, RECORD_DIGEST, REJECT_REASON, RUN_ID, VERSION_CONFLICT
 from tests.support import SOURCE_COLUMNS, load, record, source_schema
 
@@ -87,3 +88,24 @@ def test_the_greatest_version_wins_and_a_tie_goes_to_the_greatest_digest_flagged
         f"acct bigint, balance int, {VERSION_CONFLICT} boolean, {MONTH_NUMBER} int",
     )
     assertDataFrameEqual(won, expected)
+
+
+def test_steps_see_the_values_of_the_steps_before_them_as_one_withcolumn_each_would(spark):
+    frame = spark.createDataFrame([(1, 10)], "a int, b int")
+    steps = [
+        ("c", "a + 1", F.expr("a + 1")),  # new column
+        ("b", "b * 2", F.expr("b * 2")),  # redefines an input column: later steps must see 20
+        ("d", "B + C", F.expr("B + C")),  # mentions both (in another case): sees b = 20 and c = 2
+        ("e", "a * 100", F.expr("a * 100")),  # independent of everything before it
+        ("a", "a - 1", F.expr("a - 1")),  # redefines an input the group above still read as 1
+        ("f", "`a` + e", F.expr("`a` + e")),  # sees a = 0 and e = 100
+    ]
+    one_by_one = frame
+    for name, _, column in steps:
+        one_by_one = one_by_one.withColumn(name, column)
+    grouped = with_steps(frame, steps)
+    assert grouped.columns == one_by_one.columns == ["a", "b", "c", "d", "e", "f"]
+    assert grouped.first().asDict() == {"a": 0, "b": 20, "c": 2, "d": 22, "e": 100, "f": 100}
+    assertDataFrameEqual(grouped, one_by_one)
+    # in three plan nodes, not six: {c, b}, then {d, e, a} (d reads b and c), then {f} (f reads a and e)
+    assert grouped._jdf.queryExecution().analyzed().toString().count("Project [") == 3
