@@ -144,9 +144,10 @@ def _registry_classes(spark: SparkSession, functions: tuple[str, ...]) -> dict[s
     if functions not in _CLASSES_BY_NAME:
         jvm: JavaObject = spark._jvm  # declared Optional by pyspark; set in every running session
         registry = jvm.org.apache.spark.sql.catalyst.analysis.FunctionRegistry.builtin()
+        identifier = jvm.org.apache.spark.sql.catalyst.FunctionIdentifier  # looked up once: py4j asks per dotted name
         classes = {}
         for name in functions:
-            info = registry.lookupFunction(jvm.org.apache.spark.sql.catalyst.FunctionIdentifier(name))
+            info = registry.lookupFunction(identifier(name))
             if info.isDefined():
                 classes[name] = info.get().getClassName().rsplit(".", 1)[-1]
         _CLASSES_BY_NAME[functions] = classes
