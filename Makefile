@@ -47,7 +47,7 @@ test-airflow-live: setup
 	SUMMARY_LIVE_FULL=1 $(PY) -m pytest -m live $(PYTEST_ARGS)
 
 # Scale-out: the jobs and the DAGs on a Spark standalone cluster, Iceberg's REST catalog (its server resolved by
-# Maven into cluster/rest-catalog/.jars) and an S3 object store, all on loopback (not part of make test: about 6 minutes).
+# Maven into cluster/rest-catalog/.jars) and an S3 object store, all on loopback (not part of make test: 6-15 minutes).
 cluster-jars: $(STAMP)
 	$(PY) -m tests.cluster.services
 
