@@ -64,6 +64,8 @@ BOOKKEEPING_COLUMNS = (RECORD_DIGEST, PREVIOUS_MONTH, CARRIED_COLUMNS)
 # Columns of the pipeline's own tables.
 RUN_ID = "_run_id"  # staging and backfill rows: the run (or classification) they belong to
 INSERT = "_insert"  # a staged row whose key and month have no row in summary yet
+REMOVED = "__removed"  # a summary row whose key and month the source no longer holds a valid record of
+AS_SOURCE_STANDS = "__as_source_stands"  # a winner of a month judged as the source stands (it may replace a newer version)
 # Working columns that pass between modules within one run (never stored in summary).
 MONTH_NUMBER = "__month_number"  # year * 12 + month
 REJECT_REASON = "__reject_reason"  # '' for a valid record

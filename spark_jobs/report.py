@@ -19,6 +19,7 @@ COUNTERS = (
     "stale_records",
     "unchanged_records",
     "changed_records",
+    "removed_rows",
 )
 
 
@@ -38,6 +39,7 @@ class BatchCounts:
     stale_records: int = 0
     unchanged_records: int = 0
     changed_records: int = 0
+    removed_rows: int = 0  # summary rows whose record the source no longer holds (removed by a MERGE, overwrite or delete)
     records_by_case: dict = field(default_factory=_cases)
     accounts_by_case: dict = field(default_factory=_cases)
     rows_written: dict = field(default_factory=lambda: {"summary": 0, "latest_summary": 0})
@@ -59,6 +61,7 @@ class RunReport:
     stale_records: int = 0
     unchanged_records: int = 0
     changed_records: int = 0
+    removed_rows: int = 0
     records_by_case: dict = field(default_factory=_cases)
     accounts_by_case: dict = field(default_factory=_cases)
     rows_written: dict = field(default_factory=lambda: {"summary": 0, "latest_summary": 0, "rejects": 0, "source": 0})
@@ -109,7 +112,8 @@ def summarize(report: dict[str, Any]) -> str:
         f"{report['mode']} {report['run_id']}: {report['status']}, {report['seconds']} s",
         f"  records read {report['records_read']}, rejected {report['records_rejected']}, "
         f"superseded in the batch {report.get('superseded_records', 0)}, stale {report['stale_records']}, "
-        f"already applied {report['unchanged_records']}, changed {report['changed_records']}",
+        f"already applied {report['unchanged_records']}, changed {report['changed_records']}, "
+        f"removed from the source {report.get('removed_rows', 0)}",
         "  records by case: " + ", ".join(f"{k}={v}" for k, v in report["records_by_case"].items()),
         "  accounts by case: " + ", ".join(f"{k}={v}" for k, v in report["accounts_by_case"].items()),
         "  rows written: " + ", ".join(f"{k}={v}" for k, v in report["rows_written"].items()),

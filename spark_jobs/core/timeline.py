@@ -7,7 +7,10 @@ A timeline holds, per account, ordered by month:
   before it however old (the previous row: it seeds the carry-forward);
 * **stored** rows (role 1) at or after the first changed month that the batch
   does not replace (Case III only);
-* **new** rows (role 2): the batch's winners that beat what is stored.
+* **new** rows (role 2): the batch's winners that beat what is stored, and
+  ``REMOVED`` markers of stored rows the source no longer holds: a marker
+  takes no part in any later row (no value, no carried value, not a previous
+  month) but changes every row its month is within an array's reach of.
 
 A history array never needs to be read: element ``i`` of the row of month M is
 the rolling value of the account's row of month M - i, which ``summary``
@@ -29,7 +32,7 @@ from pyspark.sql import types as T
 from spark_jobs.config import SummaryConfig
 from spark_jobs.core.history import clean_date, grid, history, month_segment
 from spark_jobs.core.month_columns import first_day_col
-from spark_jobs.names import CARRIED_COLUMNS, INSERT, MONTH_NUMBER, PREVIOUS_MONTH, RECORD_DIGEST
+from spark_jobs.names import CARRIED_COLUMNS, INSERT, MONTH_NUMBER, PREVIOUS_MONTH, RECORD_DIGEST, REMOVED
 
 ROLE = "__role"
 CONTEXT, STORED, NEW = 0, 1, 2
@@ -81,6 +84,7 @@ def new_rows(changes: DataFrame, cfg: SummaryConfig) -> DataFrame:
         F.lit(None).alias(OLD),
         (F.col(REPLACED) if REPLACED in changes.columns else F.lit(None).cast(_rolling_type(cfg))).alias(REPLACED),
         (F.col(INSERT) if INSERT in changes.columns else F.lit(False)).alias(INSERT),
+        (F.coalesce(F.col(REMOVED), F.lit(False)) if REMOVED in changes.columns else F.lit(False)).alias(REMOVED),
     )
 
 
@@ -107,6 +111,7 @@ def stored_rows(stored: DataFrame, cfg: SummaryConfig, role: int) -> DataFrame:
         old.alias(OLD),
         F.lit(None).cast(_rolling_type(cfg)).alias(REPLACED),
         F.lit(False).alias(INSERT),
+        F.lit(False).alias(REMOVED),
     )
 
 
@@ -138,29 +143,34 @@ def recompute(timeline: DataFrame, cfg: SummaryConfig) -> DataFrame:
     has_stored = isinstance(timeline.schema[OLD].dataType, T.StructType)  # else nothing stored to compare with
     in_order = Window.partitionBy(key).orderBy(MONTH_NUMBER)
     so_far = in_order.rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    before = in_order.rowsBetween(Window.unboundedPreceding, -1)
     is_new = F.col(ROLE) == NEW
+    present = ~F.col(REMOVED)  # a REMOVED marker is no row: later rows skip it
 
     carried_values = {
-        c: F.last(F.when(~F.array_contains(F.col(CARRIED), c), F.struct(F.col(c).alias("v"))), ignorenulls=True)
+        c: F.last(F.when(present & ~F.array_contains(F.col(CARRIED), c), F.struct(F.col(c).alias("v"))), ignorenulls=True)
         .over(so_far)
         .getField("v")
         for c in cfg.carry_columns
     }
+    previous_month = F.last(F.when(present, F.col(cfg.month_column)), ignorenulls=True).over(before)
+    previous_number = F.last(F.when(present, F.col(MONTH_NUMBER)), ignorenulls=True).over(before)
     first_pass = [
         *[carried_values.get(c, F.col(c)).alias(c) for c in cfg.mapped_columns],
         F.col(RECORD_DIGEST),
-        F.lag(cfg.month_column).over(in_order).alias(PREVIOUS_MONTH),
+        previous_month.alias(PREVIOUS_MONTH),
         F.col(CARRIED).alias(CARRIED_COLUMNS),
         F.col(MONTH_NUMBER),
-        (F.col(MONTH_NUMBER) - F.lag(MONTH_NUMBER).over(in_order)).alias("__gap"),
+        (F.col(MONTH_NUMBER) - previous_number).alias("__gap"),
         F.col(ROLE),
         F.col(OLD),
         F.col(INSERT),
+        F.col(REMOVED),
     ]
     if has_stored:  # a month whose rolling values the batch changes reaches every array within its length
         for r in cfg.rolling_columns:
             replaced = F.col(REPLACED).getField(r.mapper_column)
-            changed = is_new & ~F.col(r.mapper_column).cast(r.sql_type).eqNullSafe(replaced)
+            changed = is_new & (F.col(REMOVED) | ~F.col(r.mapper_column).cast(r.sql_type).eqNullSafe(replaced))
             reach = in_order.rangeBetween(-(r.num_cols - 1), 0)
             first_pass.append((F.max(changed.cast("int")).over(reach) > 0).alias(f"__reached_{r.name}"))
     rows = timeline.select(*first_pass)
@@ -168,7 +178,10 @@ def recompute(timeline: DataFrame, cfg: SummaryConfig) -> DataFrame:
     gap = F.col("__gap")
     histories = {
         r.history_column: history(
-            r, F.collect_list(month_segment(r, F.col(r.mapper_column), gap)).over(in_order.rowsBetween(-(r.num_cols - 1), 0))
+            r,
+            F.collect_list(F.when(present, month_segment(r, F.col(r.mapper_column), gap))).over(
+                in_order.rowsBetween(-(r.num_cols - 1), 0)
+            ),
         )
         for r in cfg.rolling_columns
     }
@@ -181,7 +194,7 @@ def recompute(timeline: DataFrame, cfg: SummaryConfig) -> DataFrame:
     rows = rows.withColumns(
         {g.name: grid(g, cfg.rolling_by_name(g.mapper_rolling_column).history_column) for g in cfg.grid_columns}
     )
-    return rows.select(*cfg.summary_columns, MONTH_NUMBER, ROLE, INSERT)
+    return rows.select(*cfg.summary_columns, MONTH_NUMBER, ROLE, INSERT, REMOVED)
 
 
 def shifted(new: DataFrame, anchors: DataFrame, cfg: SummaryConfig) -> DataFrame:
@@ -212,4 +225,4 @@ def shifted(new: DataFrame, anchors: DataFrame, cfg: SummaryConfig) -> DataFrame
     rows = rows.withColumns(
         {g.name: grid(g, cfg.rolling_by_name(g.mapper_rolling_column).history_column) for g in cfg.grid_columns}
     )
-    return rows.select(*cfg.summary_columns, MONTH_NUMBER, ROLE, INSERT)
+    return rows.select(*cfg.summary_columns, MONTH_NUMBER, ROLE, INSERT, REMOVED)

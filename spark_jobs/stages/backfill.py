@@ -28,6 +28,7 @@ The stages, each its own process so Airflow can branch between them:
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -36,18 +37,32 @@ from pyspark.sql.types import StructType
 from spark_jobs.config import SummaryConfig
 from spark_jobs.core.filters import checked_filter
 from spark_jobs.core.month_columns import month_number_col
-from spark_jobs.errors import SourceDataError, UsageError
+from spark_jobs.errors import UsageError
+from spark_jobs.names import AS_SOURCE_STANDS, CASE, CASE_STAGES, CASES, MONTH_NUMBER, REMOVED, RUN_ID, VERSION_CONFLICT
 from spark_jobs.names import BACKFILL_MARK as MARK
 from spark_jobs.names import BACKFILL_PENDING as PENDING
-from spark_jobs.names import CASE, CASE_STAGES, CASES, MONTH_NUMBER, RUN_ID, VERSION_CONFLICT
 from spark_jobs.report import RunReport
 from spark_jobs.stages.batch import BatchRun
+from spark_jobs.stages.context import ALL_MONTHS
 from spark_jobs.stages.runs import exclusive_run, prepare_tables, source_table, time_limit
 from spark_jobs.storage.iceberg import current_snapshot, table_properties, update_properties
+from spark_jobs.storage.source_changes import FULL_TABLE, INCREMENTAL, SourceChanges, changes_between
 from spark_jobs.storage.tables import create_table, require_owned, small_table_properties, sql_string
 
 BATCH_TIME_LIMIT = 1800  # seconds a filtered batch may take to select and judge while holding the lock
 CASE_NUMBERS = {stage: number for number, stage in enumerate(CASE_STAGES.values(), start=1)}  # case-i -> 1 (classify.CASE)
+
+
+@dataclass(frozen=True)
+class SelectedBatch:
+    """The records a backfill applies, the source snapshot they reach (None: the mark must not move), what they
+    are, and the months judged as the source stands (``ALL_MONTHS``: every month; empty: none)."""
+
+    records: DataFrame
+    end: int | None
+    what: str
+    as_source_stands: tuple[str, ...] | str = ()
+    read_path: dict[str, object] | None = None
 
 
 def select_batch(
@@ -55,8 +70,8 @@ def select_batch(
     cfg: SummaryConfig,
     backfill_filter: tuple[str, Column] | None = None,
     months: list[str] | None = None,
-) -> tuple[DataFrame, int | None, str]:
-    """(records to apply, source snapshot they reach or None when the mark must not move, description).
+) -> SelectedBatch:
+    """The batch a backfill applies: filtered records, or what the source snapshots since the mark changed.
 
     ``backfill_filter``: (text, Column) as ``filters.checked_filter`` accepted it, before the run lock.
     """
@@ -64,45 +79,68 @@ def select_batch(
     month_column = F.col(f"`{cfg.source_column(cfg.month_column)}`")
     if backfill_filter:
         text, condition = backfill_filter
-        batch = source.where(condition)
-        end, what = None, f"records matching {text!r}"
+        selected = SelectedBatch(source.where(condition), None, f"records matching {text!r}")
     else:
-        end, _ = current_snapshot(spark, cfg.source_table)
-        start = table_properties(spark, cfg.control_table).get(MARK)
-        reader = spark.read.format("iceberg")
-        if end is None or str(end) == start:
-            return source.limit(0), end, "no records appended since the last backfill"
-        if start is None:
-            batch = reader.option("versionAsOf", end).load(cfg.source_table)
-            what = "every source record (first backfill)"
-        else:
-            if not _snapshot_exists(spark, cfg.source_table, int(start)):
-                raise SourceDataError(
-                    f"the last applied backfill read {cfg.source_table} up to snapshot {start}, which has expired; "
-                    "run one backfill with --backfill-filter covering the late records, or remove the property "
-                    f"{MARK} of {cfg.control_table} to re-read the whole table"
-                )
-            batch = reader.option("start-snapshot-id", start).option("end-snapshot-id", end).load(cfg.source_table)
-            what = f"records appended after source snapshot {start} up to {end}"
+        selected = _since_mark(spark, cfg, source, month_column)
     if months:
         # Records of other months stay unapplied, so a month-limited batch must not move the mark.
-        batch, end = batch.where(month_column.isin(months)), None
-        what += f", months {months[0]}..{months[-1]} only"
-    return batch, end, what
+        limited = [m for m in selected.as_source_stands if m in months] if selected.as_source_stands != ALL_MONTHS else months
+        selected = replace(
+            selected,
+            records=selected.records.where(month_column.isin(months)),
+            end=None,
+            what=f"{selected.what}, months {months[0]}..{months[-1]} only",
+            as_source_stands=tuple(limited),
+        )
+    return selected
 
 
-def _snapshot_exists(spark: SparkSession, identifier: str, snapshot_id: int) -> bool:
-    from spark_jobs.storage.iceberg import java_table
-
-    return java_table(spark, identifier).snapshot(snapshot_id) is not None
+def _since_mark(spark: SparkSession, cfg: SummaryConfig, source: DataFrame, month_column: Column) -> SelectedBatch:
+    """Every change to the source between the mark and its current snapshot, read the way ``source_changes`` decides."""
+    end, _ = current_snapshot(spark, cfg.source_table)
+    start = table_properties(spark, cfg.control_table).get(MARK)
+    if end is None or str(end) == start:
+        return SelectedBatch(source.limit(0), end, "no source snapshot since the last backfill")
+    # (a DataFrameReader keeps its options: one each, or the time travel and the incremental read collide)
+    at_end = spark.read.format("iceberg").option("versionAsOf", end).load(cfg.source_table)
+    if start is None:
+        path = SourceChanges(FULL_TABLE, "first backfill: the mark does not exist yet")
+    else:
+        path = changes_between(spark, cfg.source_table, int(start), end, cfg.source_column(cfg.month_column))
+    read_path = path.describe()
+    if path.path == FULL_TABLE:
+        what = f"every source record at snapshot {end}, judged as the source stands ({path.reason})"
+        return SelectedBatch(at_end, end, what, ALL_MONTHS, read_path)
+    incremental = spark.read.format("iceberg").option("start-snapshot-id", start).option("end-snapshot-id", end)
+    appended = incremental.load(cfg.source_table)
+    if path.path == INCREMENTAL:
+        return SelectedBatch(appended, end, f"records appended after source snapshot {start} up to {end}", (), read_path)
+    touched = list(path.touched_months)
+    # Records appended to a touched month are read with the rest of it (an append read could return records
+    # a later snapshot removed).
+    records = appended.where(~month_column.isin(touched)).unionByName(at_end.where(month_column.isin(touched)))
+    what = (
+        f"records appended after source snapshot {start} up to {end}, and months {', '.join(touched)} whole "
+        "(rewritten by a MERGE, overwrite or delete)"
+    )
+    return SelectedBatch(records, end, what, tuple(touched), read_path)
 
 
 def ensure_backfill_table(spark: SparkSession, cfg: SummaryConfig, winners_schema: StructType) -> None:
+    """The table a classification persists its changed winners in, with the judging flags the case stages
+    need (added to a table created by an earlier version)."""
     from pyspark.sql import types as T
 
-    fields = [f for f in winners_schema.fields if f.name not in (VERSION_CONFLICT, MONTH_NUMBER)]
-    schema = T.StructType([*fields, T.StructField(CASE, T.IntegerType()), T.StructField(RUN_ID, T.StringType())])
-    create_table(spark, cfg, "backfill", cfg.backfill_table, schema, small_table_properties(cfg), (RUN_ID,))
+    flags = [T.StructField(REMOVED, T.BooleanType()), T.StructField(AS_SOURCE_STANDS, T.BooleanType())]
+    skipped = (VERSION_CONFLICT, MONTH_NUMBER, REMOVED, AS_SOURCE_STANDS)
+    fields = [f for f in winners_schema.fields if f.name not in skipped]
+    schema = T.StructType([*fields, *flags, T.StructField(CASE, T.IntegerType()), T.StructField(RUN_ID, T.StringType())])
+    if not create_table(spark, cfg, "backfill", cfg.backfill_table, schema, small_table_properties(cfg), (RUN_ID,)):
+        present = set(spark.table(cfg.backfill_table).columns)
+        missing = [f for f in flags if f.name not in present]
+        if missing:
+            columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in missing)
+            spark.sql(f"ALTER TABLE {cfg.backfill_table} ADD COLUMNS ({columns})")
 
 
 def move_mark(spark: SparkSession, cfg: SummaryConfig, run_id: str, end_snapshot: int | None) -> None:
@@ -138,13 +176,20 @@ def judged_batch(
     checked = (backfill_filter, checked_filter(spark, source, backfill_filter)) if backfill_filter is not None else None
     prepare_tables(spark, cfg, source, dry_run)
     with exclusive_run(spark, cfg, report, lock_wait_seconds, dry_run) as lock:
-        batch_source, end, what = select_batch(spark, cfg, checked, months)
-        report.details["batch"] = what
+        selected = select_batch(spark, cfg, checked, months)
+        report.details["batch"] = selected.what
+        if selected.read_path is not None:
+            report.details["source_read"] = selected.read_path
+        end = selected.end
         with BatchRun(spark, cfg, report.run_id, lock, dry_run=dry_run, judge_only=judge_only) as batch:
             limit = batch_time_limit if backfill_filter is not None else None
             with time_limit(spark, limit, f"selecting and judging the records of --backfill-filter {backfill_filter!r}"):
-                winners, batch_months = batch.winners_from_source(batch_source)
-                changes = batch.changed_winners(winners, batch_months) if winners is not None else None
+                winners, _ = batch.winners_from_source(selected.records)
+                if winners is None and selected.as_source_stands:  # (records removed, none added: still a change)
+                    winners = _empty_winners(spark, cfg)
+                changes = None
+                if winners is not None:
+                    changes = batch.changed_winners(winners, as_source_stands=selected.as_source_stands)
             yield batch, winners, changes, end
             report.add(batch.counts)
 
@@ -209,6 +254,7 @@ def run_case(
         winners = (
             rows.drop(RUN_ID, CASE)
             .withColumn(VERSION_CONFLICT, F.lit(False))
+            .withColumns({flag: F.coalesce(F.col(flag), F.lit(False)) for flag in (REMOVED, AS_SOURCE_STANDS)})
             .withColumn(MONTH_NUMBER, month_number_col(cfg.month_column))
         )
         stage_id = f"{report.run_id}-{run_id}"
@@ -217,7 +263,7 @@ def run_case(
             months = sorted(found["months"]) if found else []
             batch.sized(found["n"] if found else 0)
             if months:
-                changes = batch.changed_winners(batch.keep(winners), months)
+                changes = batch.changed_winners(batch.keep(winners))
                 if changes is not None:
                     batch.apply(batch.classify(changes))
                 batch.counts.months = months

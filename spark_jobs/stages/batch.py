@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal, cast
 
-from pyspark.sql import DataFrame, Observation, Row, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, Row, SparkSession
 from pyspark.sql import functions as F
 
 from spark_jobs.config import SummaryConfig
@@ -42,6 +42,7 @@ from spark_jobs.core.timeline import (
 )
 from spark_jobs.faults import crash_point
 from spark_jobs.names import (
+    AS_SOURCE_STANDS,
     CASE,
     FIRST_CHANGED,
     INSERT,
@@ -49,10 +50,17 @@ from spark_jobs.names import (
     MONTH_NUMBER,
     RECORD_DIGEST,
     REJECT_REASON,
+    REMOVED,
     VERSION_CONFLICT,
 )
 from spark_jobs.report import BatchCounts
-from spark_jobs.stages.context import latest_months, previous_rows_out_of_reach, stored_in_reach
+from spark_jobs.stages.context import (
+    ALL_MONTHS,
+    latest_months,
+    previous_rows_out_of_reach,
+    rows_gone_from_source,
+    stored_in_reach,
+)
 from spark_jobs.stages.partitioning import configure_shuffle_partitions
 from spark_jobs.storage.iceberg import current_snapshot, has_rows_from, record_count
 from spark_jobs.storage.publish import RunBranches
@@ -83,8 +91,11 @@ def summary_with_month_number(spark: SparkSession, cfg: SummaryConfig) -> DataFr
 
 
 def judge_against_stored(cfg: SummaryConfig, batch_winners: DataFrame, stored: DataFrame | None) -> DataFrame:
-    """Each winner with a verdict: new, newer (replaces the stored winner), same (already applied) or stale.
+    """Each winner with a verdict: new, newer (replaces the stored winner), same (already applied), stale, or
+    removed (a ``REMOVED`` marker of a stored row the source no longer holds).
 
+    A winner of a month judged as the source stands (``AS_SOURCE_STANDS``) is the source's winner now, so it
+    replaces a stored row of a higher version too: that version's record is gone from the source.
     ``stored``: every stored row a winner can share its key and month with (``context.stored_in_reach``).
     """
     key, month, version = cfg.key_column, cfg.month_column, cfg.version_column
@@ -97,13 +108,26 @@ def judge_against_stored(cfg: SummaryConfig, batch_winners: DataFrame, stored: D
         judged = batch_winners.join(versions, [key, month], "left")
     v, sv, d, sd = F.col(version), F.col("__stored_version"), F.col(RECORD_DIGEST), F.col("__stored_digest")
     verdict = (
-        F.when(sv.isNull(), F.lit("new"))
-        .when((v > sv) | ((v == sv) & (d > sd)), F.lit("newer"))
+        F.when(F.col(REMOVED), F.when(sv.isNull(), F.lit("same")).otherwise(F.lit("removed")))
+        .when(sv.isNull(), F.lit("new"))
         .when((v == sv) & (d == sd), F.lit("same"))
+        .when(F.col(AS_SOURCE_STANDS) | (v > sv) | ((v == sv) & (d > sd)), F.lit("newer"))
         .otherwise(F.lit("stale"))
     )
-    conflict = F.col(VERSION_CONFLICT) | (sv.isNotNull() & (v == sv) & (d != sd))
+    conflict = F.col(VERSION_CONFLICT) | F.coalesce(sv.isNotNull() & (v == sv) & (d != sd), F.lit(False))
     return judged.withColumn(VERDICT, verdict).withColumn(VERSION_CONFLICT, conflict)
+
+
+def with_judging_flags(batch_winners: DataFrame, as_source_stands: Column | None = None) -> DataFrame:
+    """``batch_winners`` with the ``REMOVED`` and ``AS_SOURCE_STANDS`` flags judging reads (False unless set)."""
+    flags = {}
+    if REMOVED not in batch_winners.columns:
+        flags[REMOVED] = F.lit(False)
+    if as_source_stands is not None:
+        flags[AS_SOURCE_STANDS] = as_source_stands
+    elif AS_SOURCE_STANDS not in batch_winners.columns:
+        flags[AS_SOURCE_STANDS] = F.lit(False)
+    return batch_winners.withColumns(flags) if flags else batch_winners
 
 
 class BatchRun:
@@ -185,12 +209,22 @@ class BatchRun:
             return None, []
         return winners(valid_records(mapped, cfg), cfg), months
 
-    def changed_winners(self, batch_winners: DataFrame, months: list[str]) -> DataFrame | None:
+    def changed_winners(self, batch_winners: DataFrame, *, as_source_stands: tuple[str, ...] | str = ()) -> DataFrame | None:
         """The winners that beat what summary holds (None when there are none), with the verdicts counted.
 
-        Reads, once, what the rest of the batch needs too: the accounts' latest months and stored rows.
+        ``as_source_stands``: months (``ALL_MONTHS``: every month) whose records the batch holds whole, as the
+        source stands now: their winners replace whatever summary holds, and summary rows with no winner
+        there are removed (``REMOVED`` markers). Reads, once, what the rest of the batch needs too: the
+        accounts' latest months and stored rows.
         """
         spark, cfg, counts = self.spark, self.cfg, self.counts
+        if as_source_stands:
+            judged_whole = F.lit(True) if as_source_stands == ALL_MONTHS else F.col(cfg.month_column).isin(*as_source_stands)
+            batch_winners = with_judging_flags(batch_winners, judged_whole)
+            gone = rows_gone_from_source(spark, cfg, batch_winners, as_source_stands)
+            batch_winners = batch_winners.unionByName(gone, allowMissingColumns=True)
+        else:
+            batch_winners = with_judging_flags(batch_winners)
         few = 0 < self.records <= BROADCAST_KEYS_MAX
         batch_winners = self.keep(batch_winners)
         keys = batch_winners.select(cfg.key_column).distinct() if few else None
@@ -200,24 +234,28 @@ class BatchRun:
             self.stored, self.reach = self.keep(in_reach[0].coalesce(_small_partitions(spark))), in_reach[1]
         judged = self.keep(judge_against_stored(cfg, batch_winners, self.stored))
         verdicts = judged.groupBy(VERDICT).agg(
-            F.count(F.lit(1)).alias("n"), F.count(F.when(F.col(VERSION_CONFLICT), 1)).alias("conflicts")
+            F.count(F.lit(1)).alias("n"),
+            F.count(F.when(F.col(VERSION_CONFLICT), 1)).alias("conflicts"),
+            F.count(F.when(F.col(REMOVED), 1)).alias("markers"),
         )
         rows = verdicts.collect()
         if counts.records_read:  # records that lost to another record of the same key and month in this batch
-            counts.superseded_records = counts.records_read - counts.records_rejected - sum(r.n for r in rows)
+            counts.superseded_records = counts.records_read - counts.records_rejected - sum(r.n - r.markers for r in rows)
         for row in rows:
             counts.version_conflicts += row.conflicts
             if row[VERDICT] == "same":
-                counts.unchanged_records += row.n
+                counts.unchanged_records += row.n - row.markers
             elif row[VERDICT] == "stale":
                 counts.stale_records += row.n
+            elif row[VERDICT] == "removed":
+                counts.removed_rows += row.n
             else:
                 counts.changed_records += row.n
         self.clock.lap("judge")
-        if counts.changed_records == 0:
+        if counts.changed_records == 0 and counts.removed_rows == 0:
             return None
         return (
-            judged.where(F.col(VERDICT).isin("new", "newer"))
+            judged.where(F.col(VERDICT).isin("new", "newer", "removed"))
             .withColumn(INSERT, F.col(VERDICT) == "new")
             .drop(VERDICT, VERSION_CONFLICT, "__stored_version", "__stored_digest")
         )
@@ -366,10 +404,10 @@ def apply_batch(
         if len(months_label) == 1 and not dry_run and follows_every_stored_month(spark, cfg, months_label[0]):
             batch.apply_next_month(source, months_label[0])
             return batch.counts
-        batch_winners, months = batch.winners_from_source(source)
+        batch_winners, _ = batch.winners_from_source(source)
         if batch_winners is None:
             return batch.counts
-        changes = batch.changed_winners(batch_winners, months)
+        changes = batch.changed_winners(batch_winners)
         if changes is None:
             return batch.counts
         batch.apply(batch.classify(changes))

@@ -20,7 +20,18 @@ from spark_jobs.config import SummaryConfig
 from spark_jobs.core.month_columns import month_number_col
 from spark_jobs.core.timeline import scalar_columns
 from spark_jobs.months import month_from_number
-from spark_jobs.names import FIRST_CHANGED, LATEST_MONTH, MONTH_NUMBER, PREVIOUS_MONTH, RECORD_DIGEST
+from spark_jobs.names import (
+    AS_SOURCE_STANDS,
+    FIRST_CHANGED,
+    LATEST_MONTH,
+    MONTH_NUMBER,
+    PREVIOUS_MONTH,
+    RECORD_DIGEST,
+    REMOVED,
+    VERSION_CONFLICT,
+)
+
+ALL_MONTHS = "all"  # a batch judged as the source stands in every month (backfill's full-table read)
 
 
 def latest_months(spark: SparkSession, cfg: SummaryConfig, keys: DataFrame | None) -> DataFrame:
@@ -93,3 +104,24 @@ def previous_rows_out_of_reach(
     wanted_rows = wanted.select(key, F.col("__previous").alias(MONTH_NUMBER))
     months = [month_from_number(n) for n in numbers]
     return scalar_rows(spark, cfg).where(F.col(month).isin(months)).join(F.broadcast(wanted_rows), [key, MONTH_NUMBER])
+
+
+def rows_gone_from_source(
+    spark: SparkSession, cfg: SummaryConfig, winners: DataFrame, months: tuple[str, ...] | str
+) -> DataFrame:
+    """``REMOVED`` markers (key, month, month number) of the summary rows in ``months`` (``ALL_MONTHS``: every
+    month) that no winner of the batch has: the batch holds those months whole, so the source no longer holds
+    a valid record of them."""
+    key, month = cfg.key_column, cfg.month_column
+    stored = spark.table(cfg.summary_table).select(key, month)
+    if months != ALL_MONTHS:
+        stored = stored.where(F.col(month).isin(*months))
+    gone = stored.join(winners.select(key, month), [key, month], "left_anti")
+    return gone.withColumns(
+        {
+            MONTH_NUMBER: month_number_col(month),
+            REMOVED: F.lit(True),
+            AS_SOURCE_STANDS: F.lit(True),
+            VERSION_CONFLICT: F.lit(False),
+        }
+    )

@@ -6,10 +6,12 @@ a run that dies anywhere leaves either nothing or both tables changed (after
 the next run's metadata-only recovery):
 
 1. ``summary``: rows whose key and month have no stored row are appended; the
-   others MERGEd (merge-on-read: delete files, not rewritten data files);
+   others MERGEd (merge-on-read: delete files, not rewritten data files),
+   ``REMOVED`` markers deleted;
 2. ``latest_summary``: each account's newest row replaces its latest row
    unless a newer month is stored (MERGE, or one rewrite when the batch
-   touches a large share of it);
+   touches a large share of it); an account whose latest row was removed
+   falls back to its newest remaining row, or leaves the table;
 3. publish.
 
 Tables written by versions before the branches staged their rows in
@@ -25,7 +27,7 @@ from pyspark.sql import functions as F
 
 from spark_jobs.config import SummaryConfig
 from spark_jobs.faults import crash_point
-from spark_jobs.names import INSERT, RUN_ID
+from spark_jobs.names import INSERT, REMOVED, RUN_ID
 from spark_jobs.storage.iceberg import current_snapshot
 from spark_jobs.storage.publish import RunBranches
 from spark_jobs.storage.runlock import HeldLock
@@ -98,11 +100,15 @@ def write_rows(
                 sorted(stats.merge_months),
                 replaces_only=others_stored,
                 few=stats.rows <= BROADCAST_KEYS_MAX,
+                removes=stats.removed > 0,
             )
         written["summary"] = stats.rows
         crash_point("after_summary_written", spark)
         _lap(clock, "write_summary")
-        written["latest_summary"] = merge_latest(spark, cfg, rows, branches, stats.rows, one_month=stats.months == 1)
+        kept_rows = rows.where(~F.col(REMOVED)) if stats.removed else rows
+        written["latest_summary"] = merge_latest(spark, cfg, kept_rows, branches, stats.rows, one_month=stats.months == 1)
+        if stats.removed:
+            written["latest_summary"] += latest_after_removals(spark, cfg, rows, branches)
         crash_point("after_latest_written", spark)
         _lap(clock, "write_latest")
     except BaseException:
@@ -121,6 +127,7 @@ def rows_stats(cfg: SummaryConfig, rows: DataFrame) -> Row:
         rows.agg(
             F.count(F.lit(1)).alias("rows"),
             F.count(F.when(F.col(INSERT), 1)).alias("inserts"),
+            F.count(F.when(F.col(REMOVED), 1)).alias("removed") if REMOVED in rows.columns else F.lit(0).alias("removed"),
             F.collect_set(F.when(~F.col(INSERT), F.col(cfg.month_column))).alias("merge_months"),
             F.count_distinct(F.col(cfg.month_column)).alias("months"),
         ).first(),
@@ -128,13 +135,19 @@ def rows_stats(cfg: SummaryConfig, rows: DataFrame) -> Row:
 
 
 def merge_summary(
-    cfg: SummaryConfig, rows: DataFrame, target: str, months: Sequence[str], replaces_only: bool = False, few: bool = False
+    cfg: SummaryConfig,
+    rows: DataFrame,
+    target: str,
+    months: Sequence[str],
+    replaces_only: bool = False,
+    few: bool = False,
+    removes: bool = False,
 ) -> None:
     """MERGE ``rows`` into ``target`` (summary or its branch) on key and month.
 
     ``replaces_only``: every row replaces a stored row, so the MERGE needs no insert clause; it is then an
     inner join, and with ``few`` rows they are shipped to every task that reads the target (no shuffle of
-    the target's keys).
+    the target's keys). ``removes``: some rows are ``REMOVED`` markers, whose stored rows are deleted.
     """
     key, month = cfg.key_column, cfg.month_column
 
@@ -143,8 +156,17 @@ def merge_summary(
 
     # The month list lets Iceberg prune the target to the partitions the rows touch.
     on = (target_col(key) == F.col(f"s.`{key}`")) & (target_col(month) == F.col(f"s.`{month}`")) & target_col(month).isin(*months)
-    source = rows.select(*cfg.summary_columns)
-    merge = (F.broadcast(source) if few and replaces_only else source).alias("s").mergeInto(target, on).whenMatched().updateAll()
+    source = rows.select(*cfg.summary_columns, *([REMOVED] if removes else []))
+    merge = (F.broadcast(source) if few and replaces_only else source).alias("s").mergeInto(target, on)
+    if removes:
+        merge = merge.whenMatched(F.col(f"s.{REMOVED}")).delete()
+        updates = {c: F.col(f"s.`{c}`") for c in cfg.summary_columns}
+        merge = merge.whenMatched().update(updates)
+        if not replaces_only:
+            merge = merge.whenNotMatched(~F.col(f"s.{REMOVED}")).insert(updates)
+        merge.merge()
+        return
+    merge = merge.whenMatched().updateAll()
     (merge if replaces_only else merge.whenNotMatched().insertAll()).merge()
 
 
@@ -168,6 +190,31 @@ def merge_latest(
     newest.alias("s").mergeInto(target, on).whenMatched(newer).updateAll().whenNotMatched().insertAll().merge()
     wrote = branches.wrote(cfg.latest_table)
     return sum(int(wrote.get(f"spark.merge-into.num-target-rows-{k}", 0)) for k in ("updated", "inserted")) if wrote else 0
+
+
+def latest_after_removals(spark: SparkSession, cfg: SummaryConfig, rows: DataFrame, branches: RunBranches) -> int:
+    """Accounts whose latest_summary row is a removed one take their newest remaining summary row, or leave.
+
+    Runs after both tables' rows are written on the branches; reads summary's branch for those accounts only
+    (rare: the source lost an account's newest month). Returns the latest_summary rows changed.
+    """
+    key, month = cfg.key_column, cfg.month_column
+    latest_target, summary_target = branches.target(cfg.latest_table), branches.target(cfg.summary_table)
+    removed = rows.where(F.col(REMOVED)).select(key, month)
+    lost = removed.join(spark.table(latest_target).select(key, month), [key, month]).select(key).distinct().persist()
+    try:
+        count = lost.count()
+        if count == 0:
+            return 0
+        accounts = F.broadcast(lost) if count <= BROADCAST_KEYS_MAX else lost
+        remaining = newest_per_account(spark.table(summary_target).join(accounts, key, "left_semi"), cfg)
+        replacement = lost.join(remaining, key, "left").select(*cfg.summary_columns)
+        on = F.col(f"{latest_target}.`{key}`") == F.col(f"s.`{key}`")
+        merge = replacement.alias("s").mergeInto(latest_target, on)
+        merge.whenMatched(F.col(f"s.`{month}`").isNull()).delete().whenMatched().updateAll().merge()
+        return count
+    finally:
+        lost.unpersist()
 
 
 def newest_per_account(rows: DataFrame, cfg: SummaryConfig) -> DataFrame:

@@ -287,8 +287,8 @@ def test_a_classification_reads_only_the_stored_columns_judging_needs_and_judges
     verdicts = {}
     for judge_only in (True, False):
         with BatchRun(spark, cfg, f"judge-{judge_only}", NoLock(), dry_run=True, judge_only=judge_only) as batch:
-            winners, months = batch.winners_from_source(source)
-            batch.changed_winners(winners, months)
+            winners, _ = batch.winners_from_source(source)
+            batch.changed_winners(winners)
             stored_columns = batch.stored.columns
             verdicts[judge_only] = (batch.counts.changed_records, batch.counts.stale_records)
         if judge_only:
