@@ -131,3 +131,37 @@ def assert_matches_model(spark, cfg, raw, source_rows_read):
     """Both tables equal the table contract applied to the records read so far (per the plain-Python model)."""
     problems = model_problems(spark, cfg, raw, source_rows_read)
     assert not problems, "tables differ from the model:\n" + "\n".join(problems)
+
+
+# Writers other than an append, as users run them on the source (docs/operations.md, "Who may write the source").
+
+
+def _source_view(spark, rows, name):
+    schema = source_schema()
+    spark.createDataFrame([tuple(r[c] for c in SOURCE_COLUMNS) for r in rows], schema).createOrReplaceTempView(name)
+
+
+def merge_source(spark, cfg, rows):
+    """``MERGE INTO`` the source on (account, month): matching records are updated in place, the rest inserted."""
+    _source_view(spark, rows, "late_delivery")
+    spark.sql(
+        f"MERGE INTO {cfg.source_table} t USING late_delivery s ON t.acct_id = s.acct_id AND t.rpt_mo = s.rpt_mo "
+        "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
+    )
+
+
+def overwrite_source_month(spark, cfg, month, rows):
+    """``INSERT OVERWRITE`` one month of the source with ``rows`` (a redelivered month)."""
+    assert all(r["rpt_mo"] == month for r in rows)
+    _source_view(spark, rows, "redelivered_month")
+    columns = ", ".join(c for c in SOURCE_COLUMNS if c != "rpt_mo")
+    spark.sql(f"INSERT OVERWRITE {cfg.source_table} PARTITION (rpt_mo = '{month}') SELECT {columns} FROM redelivered_month")
+
+
+def delete_source(spark, cfg, condition):
+    spark.sql(f"DELETE FROM {cfg.source_table} WHERE {condition}")
+
+
+def source_records(spark, cfg):
+    """Every record the source holds now, as ``record`` dicts (what the model of a followed source reads)."""
+    return [row.asDict() for row in spark.table(cfg.source_table).collect()]
