@@ -5,9 +5,13 @@ query over ``summary`` and ``latest_summary`` (no source needed) that counts the
 rows breaking one rule and names a few of their keys. Nothing is written and
 no lock is taken, so it runs next to the pipeline.
 
-What needs the source (which records won) is not checkable from the tables
-alone; the per-month counts set the tables beside the source for a person to
-compare.
+With the source present, one more rule sets summary beside it: each
+account-month's winner as the source stands now must be the summary row (same
+version and record digest), and no summary row may lack a valid source record.
+A difference the pipeline has not had its turn at yet (records written after
+the backfill mark, or no backfill run yet) is reported as pending, not as a
+violation; any other difference is a divergence (docs/table-contract.md,
+"Summary follows the source").
 """
 
 from collections.abc import Callable, Iterable
@@ -18,12 +22,14 @@ from pyspark.sql import functions as F
 
 from spark_jobs.config import RollingColumn, SummaryConfig
 from spark_jobs.core.history import grid
-from spark_jobs.core.mapping import map_records, valid_records
+from spark_jobs.core.mapping import map_records, valid_records, winners
 from spark_jobs.core.month_columns import month_number_col
 from spark_jobs.errors import RuleViolations
 from spark_jobs.months import add_months
-from spark_jobs.names import MONTH_NUMBER, PREVIOUS_MONTH
+from spark_jobs.names import BACKFILL_MARK, MONTH_NUMBER, PREVIOUS_MONTH, RECORD_DIGEST
 from spark_jobs.report import RunReport
+from spark_jobs.storage.iceberg import current_snapshot, table_properties
+from spark_jobs.storage.source_changes import FULL_TABLE, changes_between
 from spark_jobs.storage.tables import table_exists
 from spark_jobs.storage.writers import newest_per_account
 
@@ -31,6 +37,7 @@ EXAMPLES = 5
 PREVIOUS = "__previous_"
 GAP = "__gap"
 OLDER_MONTH = "__older_month"
+PENDING = "__pending"
 
 
 def _q(name: str) -> str:
@@ -201,6 +208,29 @@ def check_tables(
         pair,
     )
 
+    if table_exists(spark, cfg.source_table):
+        differing, reason = with_pending(spark, cfg, source_differences(spark, cfg, start_month, end_month))
+        differing = differing.cache()
+        try:
+            record(
+                "summary.follows_source",
+                "an account-month where summary is not the source's winner (or the source holds no valid record) "
+                "and no backfill is due to apply it",
+                differing.where(~F.col(PENDING)),
+                lambda r: f"{r[key]} {r[month]} ({r['difference']})",
+            )
+            waiting = differing.where(F.col(PENDING))
+            count = waiting.count()
+            report.details["source_pending"] = {
+                "account_months": count,
+                "reason": reason,
+                "examples": [f"{r[key]} {r[month]} ({r['difference']})" for r in waiting.limit(sample).collect()]
+                if count
+                else [],
+            }
+        finally:
+            differing.unpersist()
+
     violations = sum(r["violations"] for r in results.values())
     report.details["checks"] = results
     report.details["violations"] = violations
@@ -208,6 +238,49 @@ def check_tables(
     report.details["months"] = month_counts(spark, cfg, start_month, end_month)
     if violations:
         raise RuleViolations(violations_message(results))
+
+
+def source_differences(spark: SparkSession, cfg: SummaryConfig, start: str | None, end: str | None) -> DataFrame:
+    """(key, month, difference) of each account-month in the months checked where summary and the source's
+    winner as it stands now disagree."""
+    key, month, version = cfg.key_column, cfg.month_column, cfg.version_column
+    source = spark.table(cfg.source_table).where(_in_months(cfg.source_column(month), start, end))
+    won = winners(valid_records(map_records(source, cfg), cfg), cfg).select(
+        key, month, F.col(version).alias("__source_version"), F.col(RECORD_DIGEST).alias("__source_digest")
+    )
+    stored = spark.table(cfg.summary_table).where(_in_months(month, start, end)).select(key, month, version, RECORD_DIGEST)
+    joined = won.join(stored, [key, month], "full_outer")
+    difference = (
+        F.when(F.col(version).isNull() & F.col(RECORD_DIGEST).isNull(), F.lit("missing from summary"))
+        .when(F.col("__source_digest").isNull(), F.lit("no valid source record"))
+        .when(
+            ~F.col("__source_version").eqNullSafe(F.col(version)) | ~F.col("__source_digest").eqNullSafe(F.col(RECORD_DIGEST)),
+            F.lit("not the source's winner"),
+        )
+    )
+    return joined.select(key, month, difference.alias("difference")).where(F.col("difference").isNotNull())
+
+
+def with_pending(spark: SparkSession, cfg: SummaryConfig, differing: DataFrame) -> tuple[DataFrame, str]:
+    """``differing`` with a ``PENDING`` flag on each difference a backfill is due to apply (what the source
+    snapshots after the backfill mark wrote), and why."""
+    key, month = cfg.key_column, cfg.month_column
+    mark = table_properties(spark, cfg.control_table).get(BACKFILL_MARK) if table_exists(spark, cfg.control_table) else None
+    head, _ = current_snapshot(spark, cfg.source_table)
+    if mark is None:
+        return differing.withColumn(PENDING, F.lit(True)), "no backfill has run yet: the first reads the whole source"
+    if head is None or str(head) == mark:
+        return differing.withColumn(PENDING, F.lit(False)), "the last backfill read the source's current snapshot"
+    changes = changes_between(spark, cfg.source_table, int(mark), head, cfg.source_column(month))
+    if changes.path == FULL_TABLE:
+        return differing.withColumn(PENDING, F.lit(True)), f"the next backfill judges the whole source: {changes.reason}"
+    incremental = spark.read.format("iceberg").option("start-snapshot-id", mark).option("end-snapshot-id", head)
+    appended = map_records(incremental.load(cfg.source_table), cfg).select(key, month).distinct()
+    flagged = differing.join(appended.withColumn("__appended", F.lit(True)), [key, month], "left")
+    touched = F.col(month).isin(*changes.touched_months) if changes.touched_months else F.lit(False)
+    pending = F.coalesce(F.col("__appended"), F.lit(False)) | touched
+    reason = f"source snapshots after the backfill mark {mark} are not applied yet ({changes.path}: {changes.reason})"
+    return flagged.withColumn(PENDING, pending).drop("__appended"), reason
 
 
 def violations_message(results: dict[str, dict[str, Any]], examples: int = 3) -> str:
