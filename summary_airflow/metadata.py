@@ -42,6 +42,23 @@ def _snapshot(table: Table | None) -> tuple[int | None, str | None]:
     return snapshot.snapshot_id, committed.isoformat(timespec="seconds")
 
 
+def operations_since(table: Table | None, mark: str | None) -> dict[str, int] | None:
+    """Snapshots per operation (append, overwrite, delete, ...) from the mark (exclusive) to the source's current
+    snapshot: an ``overwrite`` or ``delete`` means a writer replaced or removed records, which the next backfill
+    reads month by month. None when the walk cannot reach the mark (expired, rolled back, no mark): the next
+    backfill reads the whole source."""
+    snapshot = table.current_snapshot() if table is not None else None
+    if table is None or mark is None:
+        return None
+    operations: dict[str, int] = {}
+    while snapshot is not None and str(snapshot.snapshot_id) != mark:
+        operation = snapshot.summary.operation.value if snapshot.summary is not None else "unknown"
+        operations[operation] = operations.get(operation, 0) + 1
+        parent = snapshot.parent_snapshot_id
+        snapshot = table.snapshot_by_id(parent) if parent is not None else None
+    return operations if snapshot is not None else None
+
+
 def unapplied_source_snapshot(config_path: str | Path, warehouse: str | None = None) -> int | None:
     """The source's current snapshot id when it differs from the applied-backfill mark, else None."""
     cfg = load_config(config_path)
@@ -58,12 +75,14 @@ def unapplied_source_snapshot(config_path: str | Path, warehouse: str | None = N
 def pipeline_status(cfg: SummaryConfig, warehouse: str | None = None) -> dict[str, Any]:
     """One config's state as its tables record it: source vs the backfill mark, last commits, the run lock."""
     warehouse = warehouse_location(cfg, warehouse)
-    source_snapshot, source_committed = _snapshot(load_table(cfg, warehouse, cfg.source_table))
+    source = load_table(cfg, warehouse, cfg.source_table)
+    source_snapshot, source_committed = _snapshot(source)
     summary_snapshot, summary_committed = _snapshot(load_table(cfg, warehouse, cfg.summary_table))
     control = load_table(cfg, warehouse, cfg.control_table)
     properties = control.properties if control is not None else {}
     mark = properties.get(BACKFILL_MARK) or None
     lock = lock_state(properties)
+    unapplied = source_snapshot is not None and str(source_snapshot) != mark
     return {
         "name": cfg.name,
         "config": str(cfg.path),
@@ -71,7 +90,9 @@ def pipeline_status(cfg: SummaryConfig, warehouse: str | None = None) -> dict[st
         "source_snapshot": source_snapshot,
         "source_committed_at": source_committed,
         "backfill_applied_snapshot": int(mark) if mark else None,
-        "unapplied_source_records": source_snapshot is not None and str(source_snapshot) != mark,
+        "unapplied_source_records": unapplied,
+        # snapshots per operation the next backfill applies (None: it reads the whole source, see docs/operations.md)
+        "unapplied_source_operations": operations_since(source, mark) if unapplied else {},
         "summary_table": cfg.summary_table,
         "summary_snapshot": summary_snapshot,
         "summary_committed_at": summary_committed,

@@ -132,3 +132,27 @@ def test_report_files_are_one_per_task_try_of_each_run_and_parse_back():
     assert other_run != name  # a second run of the task must not overwrite the first run's report
     assert parse_report_file_name("cards_forward.forward_month.1.json") is None  # not one of ours
     assert parse_report_file_name("notes.txt") is None
+
+
+def test_the_status_names_the_operations_of_the_snapshots_since_the_mark(tmp_path):
+    """What the status API reports for a source written by appends, an overwrite and a delete (PyIceberg's own
+    writers, read back from the table's metadata)."""
+    import pyarrow as pa
+    from pyiceberg.expressions import EqualTo
+
+    from summary_airflow.metadata import operations_since
+    from tests.airflow.test_pipeline_page import _catalog, _month_table
+
+    catalog = _catalog(tmp_path)
+    catalog.create_namespace("ns")
+    table = _month_table(catalog, "ns.source", [{"2024-01": 2}])
+    mark = str(table.current_snapshot().snapshot_id)
+    assert operations_since(table, mark) == {}
+    table.append(pa.table({"cons_acct_key": pa.array([7], pa.int64()), "rpt_as_of_mo": ["2024-02"]}))
+    assert operations_since(table, mark) == {"append": 1}
+    table.overwrite(pa.table({"cons_acct_key": pa.array([1], pa.int64()), "rpt_as_of_mo": ["2024-01"]}))
+    table.delete(EqualTo("cons_acct_key", 1))
+    operations = operations_since(catalog.load_table("ns.source"), mark)
+    assert operations["append"] >= 1 and operations.get("overwrite", 0) + operations.get("delete", 0) >= 2, operations
+    assert operations_since(table, "12345") is None, "a mark the walk cannot reach: the whole source is read"
+    assert operations_since(table, None) is None
