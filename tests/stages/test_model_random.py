@@ -98,3 +98,48 @@ def test_random_sequences_match_the_model(spark, namespace, seed, monkeypatch):
             assert_matches_model(spark, cfg, raw, read)
         except AssertionError as exc:
             raise AssertionError(f"seed {seed}, after steps {log}:\n{exc}") from None
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_random_writers_then_backfills_follow_the_source(spark, namespace, seed):
+    """Appends, MERGE INTO, INSERT OVERWRITE of a month and DELETE in a random order, each followed now and then
+    by an automatic or a staged backfill: after each backfill both tables equal the model of the source as it
+    stands (docs/table-contract.md, section 6a)."""
+    from tests.support import delete_source, merge_source, overwrite_source_month, source_records
+
+    rng = random.Random(seed)
+    raw, cfg = load(namespace)
+    append_source(spark, cfg, random_records(rng, 25))
+    run(spark, cfg, "initial", MONTHS[0], MONTHS[-1])
+    log = []
+    for _ in range(max(STEPS // 2, 4)):
+        writer = rng.choice(["append", "merge", "overwrite", "delete"])
+        if writer == "append":
+            append_source(spark, cfg, random_records(rng, rng.randint(2, 6)))
+        elif writer == "merge":
+            by_key = {(r["acct_id"], r["rpt_mo"]): r for r in random_records(rng, rng.randint(2, 6))}
+            merge_source(spark, cfg, list(by_key.values()))  # (MERGE refuses two source rows for one target row)
+        elif writer == "overwrite":
+            month = rng.choice(MONTHS)
+            overwrite_source_month(spark, cfg, month, [{**r, "rpt_mo": month} for r in random_records(rng, rng.randint(0, 4))])
+            writer += f" {month}"
+        else:
+            account, month = rng.choice([1, 2, 3, 4, 5, 6]), rng.choice(MONTHS)
+            delete_source(spark, cfg, f"acct_id = {account} AND rpt_mo >= '{month}'")
+            writer += f" acct {account} from {month}"
+        log.append(writer)
+        if rng.random() < 0.6:
+            if rng.random() < 0.5:
+                backfill(spark, cfg)
+                log.append("backfill")
+            else:
+                run_id = backfill(spark, cfg, "classify").run_id
+                for stage in rng.sample(["case-i", "case-ii", "case-iii"], 3):
+                    backfill(spark, cfg, stage, run_id=run_id)
+                log.append("classify + cases")
+            try:
+                assert_matches_model(spark, cfg, raw, source_records(spark, cfg))
+            except AssertionError as exc:
+                raise AssertionError(f"seed {seed}, after steps {log}:\n{exc}") from None
+    backfill(spark, cfg)
+    assert_matches_model(spark, cfg, raw, source_records(spark, cfg))
