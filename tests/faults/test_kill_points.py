@@ -21,7 +21,16 @@ from spark_jobs.stages.check import check_tables
 from spark_jobs.stages.maintenance import maintain
 from tests.cli_support import submit_and_kill, write_config
 from tests.fault_tally import CRASH_POINTS, FULL, TIMED_POINTS
-from tests.support import append_source, load, model_problems, record, run
+from tests.support import (
+    append_source,
+    delete_source,
+    load,
+    merge_source,
+    model_problems,
+    record,
+    run,
+    source_records,
+)
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.faults]
 
@@ -136,7 +145,10 @@ def test_backfill_stages_killed_at_any_moment_are_repaired_by_their_retry(spark,
         started = time.monotonic()
         late = late_batch(trial, case_ii_account=trial + 1)
         append_source(spark, cfg, late)
-        rows += late
+        # Writers other than an append in the same batch: account 900's first month corrected in place (same
+        # version) by a MERGE, one of its months deleted (docs/table-contract.md, section 6a).
+        merge_source(spark, cfg, [record(900, "2023-01", 2, bal=5000 + trial, member="M9")])
+        delete_source(spark, cfg, f"acct_id = 900 AND rpt_mo = '2023-0{6 - trial % 3}'")
         # The reduced plan has three trials and kills every stage once over them: case-i, case-ii, then classify and
         # case-iii in the last (the crash followed by another run, which must come before case-iii's retry).
         killed_stages = BACKFILL_STAGES if FULL else BACKFILL_STAGES[(trial + 1) % len(plan) :: len(plan)]
@@ -153,7 +165,7 @@ def test_backfill_stages_killed_at_any_moment_are_repaired_by_their_retry(spark,
             if stage == "classify":
                 run_id = report.run_id
                 assert report.details["stages_to_run"] == ["case-i", "case-ii", "case-iii"], report
-        problems = model_problems(spark, cfg, raw, rows)
+        problems = model_problems(spark, cfg, raw, source_records(spark, cfg))
         tally.add("backfill trials compared with the model", differences=len(problems), seconds=time.monotonic() - started)
         assert not problems, f"backfill trial {trial} killed ({kind} {point}) then retried:\n" + "\n".join(problems)
     assert check_clean(spark, cfg) == 0
