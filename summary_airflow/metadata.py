@@ -7,6 +7,8 @@ api-server) use this; both run where Spark is neither wanted nor installed.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +20,71 @@ from spark_jobs.storage.runlock import lock_state
 if TYPE_CHECKING:
     from pyiceberg.table import Table
 
+# Every HTTP request to a REST catalog, and every object-store request, gives up after this many seconds: these
+# reads run in the api-server and the triggerer, where a catalog that never answers must not hold a thread for ever.
+CATALOG_TIMEOUT_ENV = "SUMMARY_CATALOG_TIMEOUT_SECONDS"
+DEFAULT_CATALOG_TIMEOUT_SECONDS = 10.0
+
+
+def catalog_timeout_seconds() -> float:
+    text = os.environ.get(CATALOG_TIMEOUT_ENV) or str(DEFAULT_CATALOG_TIMEOUT_SECONDS)
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise ValueError(f"${CATALOG_TIMEOUT_ENV}: {text!r} is not a number of seconds") from None
+    if not 0 < seconds <= 600:
+        raise ValueError(f"${CATALOG_TIMEOUT_ENV}: {text!r} must be more than 0 and at most 600 seconds")
+    return seconds
+
+
+def bounded_properties(properties: dict[str, str], seconds: float) -> dict[str, str]:
+    """PyIceberg properties whose catalog and file IO time out: PyIceberg's REST client has no timeout setting, so
+    a REST catalog is loaded as ``BoundedRestCatalog``; S3 reads take PyIceberg's own timeout properties."""
+    bounded = dict(properties)
+    if bounded.get("type") == "rest":
+        del bounded["type"]
+        bounded["py-catalog-impl"] = f"{__name__}.BoundedRestCatalog"
+        bounded[REQUEST_TIMEOUT] = str(seconds)
+    bounded.setdefault("s3.connect-timeout", str(seconds))
+    bounded.setdefault("s3.request-timeout", str(seconds))
+    return bounded
+
+
+REQUEST_TIMEOUT = "summary.request-timeout-seconds"  # read by BoundedRestCatalog only
+
+
+@functools.cache
+def _rest_catalog_class() -> type:
+    from pyiceberg.catalog.rest import RestCatalog
+
+    class BoundedRestCatalog(RestCatalog):
+        """PyIceberg's REST catalog with a timeout on every request (connect and each read)."""
+
+        def _create_session(self) -> Any:
+            session = super()._create_session()
+            seconds = float(self.properties.get(REQUEST_TIMEOUT) or DEFAULT_CATALOG_TIMEOUT_SECONDS)
+            for adapter in session.adapters.values():  # SigV4 mounts its own adapter: bound whichever is there
+                adapter.send = _with_timeout(adapter.send, seconds)  # type: ignore[method-assign]
+            return session
+
+    return BoundedRestCatalog
+
+
+def _with_timeout(send: Any, seconds: float) -> Any:
+    def send_with_timeout(request: Any, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = seconds
+        return send(request, *args, **kwargs)
+
+    return send_with_timeout
+
+
+def __getattr__(name: str) -> Any:
+    """``BoundedRestCatalog`` is built on first use: importing this module must not import PyIceberg."""
+    if name == "BoundedRestCatalog":
+        return _rest_catalog_class()
+    raise AttributeError(name)
+
 
 def load_table(cfg: SummaryConfig, warehouse: str, identifier: str) -> Table | None:
     """The PyIceberg table behind ``identifier``, or None when it does not exist (yet)."""
@@ -28,6 +95,7 @@ def load_table(cfg: SummaryConfig, warehouse: str, identifier: str) -> Table | N
     properties = pyiceberg_properties(cfg, warehouse, catalog_name)
     if properties["type"] == "sql" and not Path(properties["uri"].removeprefix("sqlite:///")).exists():
         return None  # the embedded catalog's file appears with the first table; a read must not create it
+    properties = bounded_properties(properties, catalog_timeout_seconds())
     try:
         return load_catalog(catalog_name, **properties).load_table(name)
     except (NoSuchTableError, NoSuchNamespaceError):

@@ -23,6 +23,7 @@ from spark_jobs.catalogs import warehouse_location
 from spark_jobs.config import SummaryConfig
 from spark_jobs.names import CASE_STAGES, CASES, CHECK, CLASSIFY, RUN_ID
 from summary_airflow import settings
+from summary_airflow.access import config_dag_ids
 from summary_airflow.metadata import load_table
 
 if TYPE_CHECKING:
@@ -33,6 +34,8 @@ RECENT_BACKFILLS = 10  # classifications shown in the accounts-per-case chart
 RECENT_STAGE_RUNS = 40  # stage runs shown in the time chart
 RECENT_REJECT_RUNS = 20  # runs shown in the rejects table
 REPORTS_READ = 500  # newest report files read per config: the folder grows with every task try
+REJECTS_READ = 200_000  # rejected records read per page load (three short columns)
+REPORT_MAX_BYTES = 1 << 20  # a stage's report is a few KiB; anything larger in the folder is not one
 
 SUMMARY_COLOUR = "#4c78a8"
 SOURCE_COLOUR = "#f58518"
@@ -68,10 +71,23 @@ def page_data(cfg: SummaryConfig, warehouse: str | None = None, reports_dir: Pat
     reports = _guarded(notes, "run reports", lambda: read_reports(reports_dir or settings.reports_dir(), cfg), [])
     summary = _guarded(notes, cfg.summary_table, lambda: month_counts(table(cfg.summary_table), cfg.month_column), None)
     source = _guarded(notes, cfg.source_table, lambda: month_counts(table(cfg.source_table), source_month), None)
-    rejects = _guarded(notes, cfg.rejects_table, lambda: rejects_by_run(table(cfg.rejects_table)), [])
+    rejects = _guarded(notes, cfg.rejects_table, lambda: rejects_by_run(table(cfg.rejects_table), notes=notes), [])
     for identifier, counts, column in ((cfg.summary_table, summary, cfg.month_column), (cfg.source_table, source, source_month)):
         if counts is not None and counts.unpartitioned:
             notes.append(f"{identifier} is not partitioned by {column}: its rows per month cannot be read from metadata")
+    return {
+        **empty_page(cfg),
+        "months": merge_months(summary, source),
+        "backfills": _guarded(notes, "backfill reports", lambda: backfill_runs(reports), []),
+        "rejects": rejects,
+        "quality_gate": _guarded(notes, "quality gate report", lambda: quality_gate(reports), None),
+        "stage_runs": _guarded(notes, "stage reports", lambda: stage_runs(reports), []),
+        "notes": notes,
+    }
+
+
+def empty_page(cfg: SummaryConfig, note: str | None = None) -> dict[str, Any]:
+    """A section with nothing read yet: what a config shows when its reads fail or take too long."""
     return {
         "name": cfg.name,
         "config": str(cfg.path),
@@ -80,12 +96,12 @@ def page_data(cfg: SummaryConfig, warehouse: str | None = None, reports_dir: Pat
         "rejects_table": cfg.rejects_table,
         "month_column": cfg.month_column,
         "generated_at": _iso(dt.datetime.now(dt.timezone.utc)),
-        "months": merge_months(summary, source),
-        "backfills": backfill_runs(reports),
-        "rejects": rejects,
-        "quality_gate": quality_gate(reports),
-        "stage_runs": stage_runs(reports),
-        "notes": notes,
+        "months": [],
+        "backfills": [],
+        "rejects": [],
+        "quality_gate": None,
+        "stage_runs": [],
+        "notes": [note] if note else [],
     }
 
 
@@ -183,11 +199,16 @@ def merge_months(summary: MonthCounts | None, source: MonthCounts | None) -> lis
 # --- rejects: a scan of the (small) rejects table --------------------------------------
 
 
-def rejects_by_run(table: Table | None, runs: int = RECENT_REJECT_RUNS) -> list[dict[str, Any]]:
-    """Rejected records per run and reason for the ``runs`` newest runs, newest first."""
+def rejects_by_run(
+    table: Table | None, runs: int = RECENT_REJECT_RUNS, limit: int = REJECTS_READ, notes: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """Rejected records per run and reason for the ``runs`` newest runs, newest first, from at most ``limit`` rows
+    (the rejects table is never expired: a page load must not read all of it; ``notes`` hears when it stopped)."""
     if table is None or table.current_snapshot() is None:
         return []
-    rows = table.scan(selected_fields=(RUN_ID, "reason", "rejected_at")).to_arrow()
+    rows = table.scan(selected_fields=(RUN_ID, "reason", "rejected_at"), limit=limit).to_arrow()
+    if rows.num_rows >= limit and notes is not None:
+        notes.append(f"rejects: only {limit} rejected records were read; query the table for the full count")
     grouped = rows.group_by([RUN_ID, "reason"]).aggregate([([], "count_all"), ("rejected_at", "min"), ("rejected_at", "max")])
     found = [
         {
@@ -228,19 +249,26 @@ class StoredReport:
 
 
 def read_reports(folder: Path, cfg: SummaryConfig, limit: int = REPORTS_READ) -> list[StoredReport]:
-    """The newest ``limit`` reports of ``cfg``'s DAGs, oldest first; unreadable files (one being written) are skipped.
+    """The newest ``limit`` reports of ``cfg``'s DAGs, oldest first; unreadable, oversized or malformed files are
+    skipped (the folder is shared: any task may leave anything in it).
 
-    A file is named by ``settings.report_file_name``. Its DAG id starts with the config's name,
-    and its report names the config file: both must match, since one config's name may prefix another's.
+    A file is named by ``settings.report_file_name``: its DAG id must be one of the config's (one config's
+    name may prefix another's, so a prefix is not enough), and its report must name the config file.
     """
     if not folder.is_dir():
         return []
+    dag_ids = set(config_dag_ids(cfg))
     candidates = []
     for path in folder.glob(f"{cfg.name}_*.json"):
+        parsed = settings.parse_report_file_name(path.name)
+        if parsed is None or parsed[0] not in dag_ids:
+            continue
         try:
-            candidates.append((path.stat().st_mtime, path))
+            info = path.stat()
         except OSError:
             continue  # removed meanwhile
+        if info.st_size <= REPORT_MAX_BYTES:
+            candidates.append((info.st_mtime, path))
     found = []
     for mtime, path in sorted(candidates, reverse=True)[:limit]:
         stored = _stored_report(path, mtime)
@@ -256,12 +284,23 @@ def _stored_report(path: Path, mtime: float) -> StoredReport | None:
     dag_id, task_id, _, try_number = parsed
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # being written, not text, or nested past the parser
         return None
     if not isinstance(report, dict) or not task_id:
         return None
     finished = _iso(dt.datetime.fromtimestamp(mtime, dt.timezone.utc))
     return StoredReport(dag_id, task_id, try_number, finished, report)
+
+
+def _each(reports: Iterable[StoredReport], entry: Callable[[StoredReport], dict[str, Any]]) -> list[dict[str, Any]]:
+    """``entry`` of every report whose fields have the types a stage writes; a report that does not is left out."""
+    entries = []
+    for r in reports:
+        try:
+            entries.append(entry(r))
+        except (TypeError, ValueError, AttributeError, OverflowError):
+            continue
+    return entries
 
 
 def backfill_runs(reports: Sequence[StoredReport], runs: int = RECENT_BACKFILLS) -> list[dict[str, Any]]:
@@ -273,32 +312,36 @@ def backfill_runs(reports: Sequence[StoredReport], runs: int = RECENT_BACKFILLS)
         if r.mode in case_modes:
             classification = str((r.report.get("details") or {}).get("classification", ""))
             stages.setdefault(classification, {})[r.mode] = str(r.report.get("status", ""))
-    return [
-        {
+    return _each(
+        classified,
+        lambda r: {
             "run_id": str(r.report.get("run_id", "")),
             "task_id": r.task_id,
             "finished_at": r.finished_at,
             "status": str(r.report.get("status", "")),
             "dry_run": bool(r.report.get("dry_run")),
-            "accounts_by_case": {c: int((r.report.get("accounts_by_case") or {}).get(c) or 0) for c in CASES},
+            "accounts_by_case": {c: _count((r.report.get("accounts_by_case") or {}).get(c)) for c in CASES},
             "case_stages": stages.get(str(r.report.get("run_id", "")), {}),
-        }
-        for r in classified
-    ]
+        },
+    )
 
 
 def quality_gate(reports: Sequence[StoredReport]) -> dict[str, Any] | None:
     """The newest ``check`` report (the ``quality_gate`` task's): its verdict and the rules broken, or None."""
-    checks = [r for r in reports if r.mode == CHECK]
-    if not checks:
-        return None
-    newest = checks[-1]
+    for newest in reversed([r for r in reports if r.mode == CHECK]):
+        gates = _each([newest], _gate)
+        if gates:
+            return gates[0]
+    return None
+
+
+def _gate(newest: StoredReport) -> dict[str, Any]:
     details = newest.report.get("details") or {}
     rules = details.get("checks") or {}
     broken = [
         {
             "rule": name,
-            "violations": int(result.get("violations") or 0),
+            "violations": _count(result.get("violations")),
             "meaning": str(result.get("rule", "")),
             "examples": [str(e) for e in result.get("examples") or []],
         }
@@ -312,11 +355,11 @@ def quality_gate(reports: Sequence[StoredReport]) -> dict[str, Any] | None:
         "finished_at": newest.finished_at,
         "status": str(newest.report.get("status", "")),
         "passed": newest.report.get("status") == "ok" and not broken,
-        "violations": int(details.get("violations") or sum(b["violations"] for b in broken)),
+        "violations": _count(details.get("violations")) or sum(b["violations"] for b in broken),
         "months_checked": _scope(details.get("scope") or {}),
         "rules_checked": len(rules),
         "broken_rules": broken,
-        "error": newest.report.get("error"),
+        "error": None if newest.report.get("error") is None else str(newest.report.get("error")),
     }
 
 
@@ -330,20 +373,39 @@ def _scope(scope: Mapping[str, Any]) -> str:
 
 def stage_runs(reports: Sequence[StoredReport], runs: int = RECENT_STAGE_RUNS) -> list[dict[str, Any]]:
     """Seconds of the ``runs`` newest stage runs, oldest first (forward runs with their phases)."""
-    return [
-        {
+    return _each(
+        reports[-runs:],
+        lambda r: {
             "dag_id": r.dag_id,
             "task_id": r.task_id,
             "try_number": r.try_number,
             "mode": r.mode,
             "run_id": str(r.report.get("run_id", "")),
             "status": str(r.report.get("status", "")),
-            "seconds": float(r.report.get("seconds") or 0.0),
+            "seconds": _seconds(r.report.get("seconds")),
             "finished_at": r.finished_at,
-            "phase_seconds": dict((r.report.get("details") or {}).get("phase_seconds") or {}),
-        }
-        for r in reports[-runs:]
-    ]
+            "phase_seconds": {
+                str(k): _seconds(v) for k, v in dict((r.report.get("details") or {}).get("phase_seconds") or {}).items()
+            },
+        },
+    )
+
+
+def _count(value: Any) -> int:
+    """A report's count; anything but a whole number of records is not one (ValueError: the report is left out)."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"not a count: {value!r}")
+    return value
+
+
+def _seconds(value: Any) -> float:
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"not a duration: {value!r}")
+    return float(value)
 
 
 def _iso(value: dt.datetime) -> str:

@@ -1,74 +1,171 @@
 """The status API the plugin (plugins/summary_pipeline.py) mounts in Airflow's api-server.
 
-    GET /summary-pipeline/status        every valid config's state (metadata.pipeline_status)
+    GET /summary-pipeline/status        the state of every config the user may read (metadata.pipeline_status)
     GET /summary-pipeline/status/NAME   one config's
-    GET /summary-pipeline/page          the pipeline page (HTML, every valid config; linked in the UI's Browse menu)
+    GET /summary-pipeline/page          the pipeline page (HTML; linked in the UI's Browse menu)
     GET /summary-pipeline/page/NAME     one config's section of it
     GET /summary-pipeline/page-data/NAME  the figures that section draws, as JSON (pipeline_page.page_data)
 
 Read-only, from Iceberg metadata through PyIceberg and the stage run reports: the api-server never starts Spark.
-Only authenticated users (a bearer token or the UI's session) may read it.
+A user must be logged in (a bearer token or the UI's session) and sees a config only with read access to the
+runs of every one of its DAGs (``access.py``). Catalog reads run on this app's own few threads, each under a
+deadline, and are kept for a short while: a hung catalog costs a note on the page, not the api-server's shared
+thread pool (which also answers the workers' heartbeats).
 """
 
+import asyncio
+import os
+import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import HTMLResponse
 
 from spark_jobs.config import SummaryConfig
 from summary_airflow import settings
+from summary_airflow.access import Reader, TeamLookup, teams_from_airflow
 from summary_airflow.loader import LoadedConfigs, load_all
 from summary_airflow.metadata import pipeline_status
-from summary_airflow.pipeline_page import page_data, render_page
+from summary_airflow.pipeline_page import empty_page, page_data, render_page
+
+PAGE_TIMEOUT_ENV = "SUMMARY_PAGE_TIMEOUT_SECONDS"  # one config's reads, queueing included (default 20)
+PAGE_CACHE_ENV = "SUMMARY_PAGE_CACHE_SECONDS"  # how long a config's figures are served again (default 30; 0: never)
+READ_THREADS = 4  # at most this many configs are read at once, whatever the number of requests
+
+T = TypeVar("T")
 
 
-def _authenticated() -> Callable[..., Any]:
-    from airflow.api_fastapi.core_api.security import requires_authenticated
+def _seconds(env: str, default: float) -> float:
+    text = os.environ.get(env) or str(default)
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"${env}: {text!r} is not a number of seconds") from None
+    if not 0 <= value <= 3600:
+        raise ValueError(f"${env}: {text!r} must be between 0 and 3600 seconds")
+    return value
 
-    return requires_authenticated()
+
+class ReadTimeout(Exception):
+    pass
 
 
-def create_app(configs_dir: Path | None = None, warehouse: str | None = None, require_login: bool = True) -> FastAPI:
-    """The FastAPI app; ``require_login=False`` only for tests that run it outside the api-server."""
-    app = FastAPI(title="Summary pipeline status", dependencies=[Depends(_authenticated())] if require_login else [])
+class BoundedReads:
+    """Reads on ``threads`` threads of their own, each under ``timeout`` seconds, results kept ``ttl`` seconds."""
 
-    def loaded() -> LoadedConfigs:
-        return load_all(configs_dir or settings.configs_dir())
+    def __init__(self, threads: int, timeout: float, ttl: float) -> None:
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="summary-pipeline-page")
+        self.timeout, self.ttl = timeout, ttl
+        self._kept: dict[tuple[str, ...], tuple[float, Any]] = {}
+        self._lock = threading.Lock()
 
-    def configs() -> dict[str, SummaryConfig]:
-        return {cfg.name: cfg for cfg in loaded().configs}
+    async def get(self, key: tuple[str, ...], read: Callable[[], T]) -> T:
+        with self._lock:
+            kept = self._kept.get(key)
+        if kept is not None and kept[0] > time.monotonic():
+            return kept[1]
+        future = self.pool.submit(read)
+        try:
+            value = await asyncio.wait_for(asyncio.wrap_future(future), self.timeout)
+        except asyncio.TimeoutError:
+            future.cancel()  # a read still queued never starts; a running one ends at the catalog's own timeout
+            raise ReadTimeout(f"not read within {self.timeout:g} s (${PAGE_TIMEOUT_ENV})") from None
+        if self.ttl:
+            with self._lock:
+                self._kept[key] = (time.monotonic() + self.ttl, value)
+        return value
 
-    def config(name: str) -> SummaryConfig:
-        cfg = configs().get(name)
-        if cfg is None:
-            raise HTTPException(status_code=404, detail=f"no valid config named {name!r}")
+
+def _reader_dependency(teams: TeamLookup) -> Callable[..., Reader]:
+    """A FastAPI dependency: the request's user (401 without a valid login) and the auth manager that judges them."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.core_api.security import GetUserDep
+
+    def reader(user: GetUserDep) -> Reader:
+        return Reader(get_auth_manager(), user, teams)
+
+    return reader
+
+
+def create_app(
+    configs_dir: Path | None = None,
+    warehouse: str | None = None,
+    require_login: bool = True,
+    dag_teams: TeamLookup = teams_from_airflow,
+) -> FastAPI:
+    """The FastAPI app; ``require_login=False`` only for tests that run it outside the api-server.
+
+    ``dag_teams``: which team owns each DAG (multi-team deployments; Airflow's metadata DB by default).
+    """
+    # No /docs, /redoc or /openapi.json: FastAPI serves those outside the app's dependencies, so without login.
+    app = FastAPI(title="Summary pipeline status", docs_url=None, redoc_url=None, openapi_url=None)
+    reads = BoundedReads(READ_THREADS, _seconds(PAGE_TIMEOUT_ENV, 20.0), _seconds(PAGE_CACHE_ENV, 30.0))
+    reader_of = _reader_dependency(dag_teams) if require_login else lambda: Reader()
+    ReaderDep = Annotated[Reader, Depends(reader_of)]  # noqa: N806  # FastAPI's idiom for a dependency type
+
+    async def loaded() -> LoadedConfigs:
+        return await reads.get(("configs",), lambda: load_all(configs_dir or settings.configs_dir()))
+
+    async def readable(reader: Reader) -> list[SummaryConfig]:
+        return reader.readable((await loaded()).configs)
+
+    async def config(name: str, reader: Reader) -> SummaryConfig:
+        cfg = next((c for c in await readable(reader) if c.name == name), None)
+        if cfg is None:  # unknown and not readable look the same: a config's existence is not disclosed
+            raise HTTPException(status_code=404, detail=f"no valid config named {name!r} that you may read")
         return cfg
+
+    async def status_of(cfg: SummaryConfig) -> dict[str, Any]:
+        return await reads.get(("status", cfg.name), lambda: pipeline_status(cfg, warehouse))
+
+    async def page_of(cfg: SummaryConfig) -> dict[str, Any]:
+        try:
+            return await reads.get(("page", cfg.name), lambda: page_data(cfg, warehouse))
+        except ReadTimeout as exc:
+            return empty_page(cfg, f"{cfg.name}: the catalog or the reports folder was {exc}")
+        except Exception as exc:  # one config's failure is its section's note, never the page's 500
+            return empty_page(cfg, f"{cfg.name}: could not be read: {type(exc).__name__}: {exc}")
 
     # response_model=None: FastAPI would otherwise turn the return annotations into response models.
     @app.get("/status", response_model=None)
-    def all_status() -> list[dict[str, Any]]:
-        return [pipeline_status(cfg, warehouse) for cfg in configs().values()]
+    async def all_status(reader: ReaderDep) -> list[dict[str, Any]]:
+        async def one(cfg: SummaryConfig) -> dict[str, Any]:
+            try:
+                return await status_of(cfg)
+            except Exception as exc:  # one config's failure is its entry, never the list's 500
+                return {"name": cfg.name, "error": f"{type(exc).__name__}: {exc}"}
+
+        return list(await asyncio.gather(*(one(cfg) for cfg in await readable(reader))))
 
     @app.get("/status/{name}", response_model=None)
-    def one_status(name: str) -> dict[str, Any]:
-        return pipeline_status(config(name), warehouse)
+    async def one_status(name: str, reader: ReaderDep) -> dict[str, Any]:
+        cfg = await config(name, reader)
+        try:
+            return await status_of(cfg)
+        except ReadTimeout as exc:
+            raise HTTPException(status_code=504, detail=f"{name}: the catalog was {exc}") from None
+        except Exception as exc:  # the catalog answered with an error, or its own timeout struck
+            raise HTTPException(status_code=502, detail=f"{name}: could not be read: {type(exc).__name__}: {exc}") from None
 
     # Links on the page are relative ("./page/NAME" from /page, "../page/NAME" from /page/NAME): the app works
     # under whatever prefix the api-server mounts it at.
     @app.get("/page", response_class=HTMLResponse)
-    def page() -> HTMLResponse:
-        found = loaded()
-        pages = [page_data(cfg, warehouse) for cfg in found.configs]
-        return HTMLResponse(render_page(pages, [str(e) for e in found.errors], root="."))
+    async def page(reader: ReaderDep) -> HTMLResponse:
+        found = await loaded()
+        pages = await asyncio.gather(*(page_of(cfg) for cfg in reader.readable(found.configs)))
+        errors = [str(e) for e in found.errors] if reader.may_see_config_errors() else []
+        return HTMLResponse(render_page(pages, errors, root="."))
 
     @app.get("/page/{name}", response_class=HTMLResponse)
-    def one_page(name: str) -> HTMLResponse:
-        return HTMLResponse(render_page([page_data(config(name), warehouse)], root=".."))
+    async def one_page(name: str, reader: ReaderDep) -> HTMLResponse:
+        return HTMLResponse(render_page([await page_of(await config(name, reader))], root=".."))
 
     @app.get("/page-data/{name}", response_model=None)
-    def one_page_data(name: str) -> dict[str, Any]:
-        return page_data(config(name), warehouse)
+    async def one_page_data(name: str, reader: ReaderDep) -> dict[str, Any]:
+        return await page_of(await config(name, reader))
 
     return app
