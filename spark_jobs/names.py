@@ -54,6 +54,7 @@ SPARK_CONN_ENV = "SUMMARY_SPARK_CONN_ID"
 # --- properties every table the pipeline creates carries: which config's which table it is ------------
 TABLE_ROLE = "summary-pipeline.role"  # summary, latest_summary, staging, rejects, backfill, control, source
 TABLE_OWNER = "summary-pipeline.destination"  # the normalized destination_table of the config that created it
+TABLE_CONFIG = "summary-pipeline.config"  # the name of that config: two configs with one destination are told apart
 
 # --- columns ------------------------------------------------------------------------------------
 # Bookkeeping columns every summary and latest_summary row carries (docs/table-contract.md).

@@ -17,9 +17,10 @@
   pending classifications and the months since maintenance (``names.py``).
 
 Every table created here is tagged with its role and its owner (the config's
-destination table). The pipeline deletes from, merges into and locks only
-tables that carry its own tag, so a source table or another config's table
-that happens to have one of these names is refused, never wiped.
+destination table and the config's name). The pipeline deletes from, merges
+into and locks only tables that carry its own tag, so a source table, another
+config's table that happens to have one of these names, or a copied config that
+kept the destination of the one it was copied from is refused, never wiped.
 
 All are Iceberg format v2, zstd-compressed Parquet, with files up to
 ``performance.max_file_size_mb``, and old metadata files cleaned after commits.
@@ -40,6 +41,7 @@ from spark_jobs.names import (
     PROPERTY_PREFIX,
     RECORD_DIGEST,
     RUN_ID,
+    TABLE_CONFIG,
     TABLE_OWNER,
     TABLE_ROLE,
 )
@@ -152,7 +154,7 @@ def owner_of(cfg: SummaryConfig) -> str:
 
 def ownership(cfg: SummaryConfig, role: str) -> dict[str, str]:
     """The tag a table created for ``cfg`` in ``role`` carries."""
-    return {TABLE_ROLE: role, TABLE_OWNER: owner_of(cfg)}
+    return {TABLE_ROLE: role, TABLE_OWNER: owner_of(cfg), TABLE_CONFIG: cfg.name}
 
 
 def _looks_like(role: str, names: Sequence[str], properties: Mapping[str, str]) -> bool:
@@ -182,8 +184,16 @@ def ownership_problem(
     which a table of anyone else's will not have by chance.
     """
     role_found, owner_found = properties.get(TABLE_ROLE), properties.get(TABLE_OWNER)
+    config_found = properties.get(TABLE_CONFIG)
     if role_found == role and owner_found == owner_of(cfg):
-        return None, False
+        if config_found is None:  # tagged before config names were: the config that runs first claims it
+            return None, True
+        if config_found == cfg.name:
+            return None, False
+        return (
+            f"it is the {role} table of the config named {config_found!r}, not of {cfg.name!r} (two configs with one "
+            f"destination_table; if this config was renamed, set the table property '{TABLE_CONFIG}' to {cfg.name!r})"
+        ), False
     if role_found or owner_found:
         return f"it is the {role_found} table of {owner_found}, not the {role} table of {owner_of(cfg)}", False
     if _looks_like(role, columns, properties):

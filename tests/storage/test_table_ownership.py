@@ -5,10 +5,12 @@ A table that merely has one of the derived names (``<destination>_backfill``,
 and keeps every row; tables created before tags existed are adopted.
 """
 
+import re
+
 import pytest
 
 from spark_jobs.errors import SourceDataError
-from spark_jobs.names import TABLE_OWNER, TABLE_ROLE
+from spark_jobs.names import TABLE_CONFIG, TABLE_OWNER, TABLE_ROLE
 from spark_jobs.storage.iceberg import table_properties
 from tests.stages.test_backfill import backfill
 from tests.support import append_source, assert_matches_model, load, record, run
@@ -49,7 +51,7 @@ def test_tables_created_before_tags_are_adopted(spark, namespace):
     backfill(spark, cfg, stage="classify")
     tables = [t for t in (cfg.summary_table, cfg.latest_table, *cfg.derived_tables) if spark.catalog.tableExists(t)]
     for table in tables:  # as an older version left them
-        spark.sql(f"ALTER TABLE {table} UNSET TBLPROPERTIES ('{TABLE_ROLE}', '{TABLE_OWNER}')")
+        spark.sql(f"ALTER TABLE {table} UNSET TBLPROPERTIES ('{TABLE_ROLE}', '{TABLE_OWNER}', '{TABLE_CONFIG}')")
     append_source(spark, cfg, rows[1:])
     run(spark, cfg, "forward", "2024-02")
     backfill(spark, cfg, stage="classify")
@@ -60,4 +62,35 @@ def test_tables_created_before_tags_are_adopted(spark, namespace):
         cfg.backfill_table: "backfill",
         cfg.control_table: "control",
     }
+    assert_matches_model(spark, cfg, raw, rows)
+
+
+def test_a_copied_config_that_kept_the_destination_is_refused_and_changes_nothing(spark, namespace):
+    """A new config copied from a running one, renamed but with its tables: its jobs must not touch them."""
+    raw, cfg = load(namespace)
+    append_source(spark, cfg, [record(1, "2024-01", 1, bal=1)])
+    run(spark, cfg, "forward", "2024-01")
+    before = {t: table_properties(spark, t).get("current-snapshot-id") for t in (cfg.summary_table, cfg.latest_table)}
+    snapshots = {t: spark.sql(f"SELECT count(*) FROM {t}.snapshots").first()[0] for t in before}
+    _, copy = load(namespace, name="copied_config")
+    append_source(spark, cfg, [record(2, "2024-02", 1, bal=5)])
+    with pytest.raises(SourceDataError, match=re.escape(f"of the config named {cfg.name!r}, not of 'copied_config'")):
+        run(spark, copy, "forward", "2024-02")
+    with pytest.raises(SourceDataError, match="not of 'copied_config'"):
+        backfill(spark, copy, stage="classify")
+    assert {t: spark.sql(f"SELECT count(*) FROM {t}.snapshots").first()[0] for t in before} == snapshots
+    assert_matches_model(spark, cfg, raw, [record(1, "2024-01", 1, bal=1)])
+
+
+def test_tables_tagged_before_config_names_are_claimed_by_the_config_that_runs(spark, namespace):
+    raw, cfg = load(namespace)
+    rows = [record(1, "2024-01", 1, bal=1), record(1, "2024-02", 1, bal=2)]
+    append_source(spark, cfg, rows[:1])
+    run(spark, cfg, "forward", "2024-01")
+    for table in (cfg.summary_table, cfg.latest_table, cfg.control_table):
+        spark.sql(f"ALTER TABLE {table} UNSET TBLPROPERTIES ('{TABLE_CONFIG}')")  # as the previous version left them
+    append_source(spark, cfg, rows[1:])
+    run(spark, cfg, "forward", "2024-02")
+    names = {t: table_properties(spark, t).get(TABLE_CONFIG) for t in (cfg.summary_table, cfg.latest_table, cfg.control_table)}
+    assert set(names.values()) == {cfg.name}
     assert_matches_model(spark, cfg, raw, rows)
