@@ -256,6 +256,15 @@ class AirflowServices:
     def get(self, path):
         return self._request("GET", path)
 
+    def status_without_token(self, path, token=None):
+        """The HTTP status of GET ``path`` with no credentials (or another token): what a stranger gets."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        try:
+            with urllib.request.urlopen(urllib.request.Request(self.base_url + path, headers=headers), timeout=60) as r:
+                return r.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
     def unpause(self, dag_id):
         return self._request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
 

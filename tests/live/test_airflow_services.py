@@ -285,6 +285,10 @@ def test_ingest_asset_quality_gate_alerts_and_the_pipeline_page(spark, airflow, 
     cases = [b["accounts_by_case"] for b in data["backfills"] if not b["dry_run"]]
     assert {"I": 1, "II": 1, "III": 1} in cases and cases[-1] == {"I": 0, "II": 1, "III": 0}, data["backfills"]
     assert {m["month"]: m["source_records"] for m in data["months"]}["2024-06"] == 1, data["months"]
+    for path in ("/status", f"/status/{NAME}", "/page", f"/page-data/{NAME}"):  # a login is needed ...
+        assert airflow.status_without_token(f"/summary-pipeline{path}") == 401, path
+    for path in ("/docs", "/redoc", "/openapi.json"):  # ... and FastAPI's API docs, served outside it, are off
+        assert airflow.status_without_token(f"/summary-pipeline{path}", airflow.token) == 404, path
     html = airflow.get_text(f"/summary-pipeline/page/{NAME}")
     assert "rating_grid.grid" in html and "<svg" in html and last in html
     page = tmp_path / "pipeline-page.html"
