@@ -68,7 +68,10 @@ def page_data(cfg: SummaryConfig, warehouse: str | None = None, reports_dir: Pat
     warehouse = warehouse_location(cfg, warehouse)
     table = lambda identifier: load_table(cfg, warehouse, identifier)
     source_month = cfg.source_column(cfg.month_column)
-    reports = _guarded(notes, "run reports", lambda: read_reports(reports_dir or settings.reports_dir(), cfg), [])
+    left_out: list[str] = []  # report files that are not a stage's report
+    reports = _guarded(
+        notes, "run reports", lambda: read_reports(reports_dir or settings.reports_dir(), cfg, left_out=left_out), []
+    )
     summary = _guarded(notes, cfg.summary_table, lambda: month_counts(table(cfg.summary_table), cfg.month_column), None)
     source = _guarded(notes, cfg.source_table, lambda: month_counts(table(cfg.source_table), source_month), None)
     rejects = _guarded(notes, cfg.rejects_table, lambda: rejects_by_run(table(cfg.rejects_table), notes=notes), [])
@@ -78,12 +81,20 @@ def page_data(cfg: SummaryConfig, warehouse: str | None = None, reports_dir: Pat
     return {
         **empty_page(cfg),
         "months": merge_months(summary, source),
-        "backfills": _guarded(notes, "backfill reports", lambda: backfill_runs(reports), []),
+        "backfills": _guarded(notes, "backfill reports", lambda: backfill_runs(reports, left_out=left_out), []),
         "rejects": rejects,
-        "quality_gate": _guarded(notes, "quality gate report", lambda: quality_gate(reports), None),
-        "stage_runs": _guarded(notes, "stage reports", lambda: stage_runs(reports), []),
-        "notes": notes,
+        "quality_gate": _guarded(notes, "quality gate report", lambda: quality_gate(reports, left_out), None),
+        "stage_runs": _guarded(notes, "stage reports", lambda: stage_runs(reports, left_out=left_out), []),
+        "notes": notes + _left_out_note(left_out),
     }
+
+
+def _left_out_note(left_out: Sequence[str]) -> list[str]:
+    names = sorted(set(left_out))
+    if not names:
+        return []
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return [f"{len(names)} report file(s) left out (larger than 1 MiB, not complete JSON, or not a stage's report): {shown}"]
 
 
 def empty_page(cfg: SummaryConfig, note: str | None = None) -> dict[str, Any]:
@@ -242,15 +253,18 @@ class StoredReport:
     try_number: int
     finished_at: str
     report: dict[str, Any]
+    file_name: str = ""
 
     @property
     def mode(self) -> str:
         return str(self.report.get("mode", ""))
 
 
-def read_reports(folder: Path, cfg: SummaryConfig, limit: int = REPORTS_READ) -> list[StoredReport]:
+def read_reports(
+    folder: Path, cfg: SummaryConfig, limit: int = REPORTS_READ, left_out: list[str] | None = None
+) -> list[StoredReport]:
     """The newest ``limit`` reports of ``cfg``'s DAGs, oldest first; unreadable, oversized or malformed files are
-    skipped (the folder is shared: any task may leave anything in it).
+    skipped and named in ``left_out`` (the folder is shared: any task may leave anything in it).
 
     A file is named by ``settings.report_file_name``: its DAG id must be one of the config's (one config's
     name may prefix another's, so a prefix is not enough), and its report must name the config file.
@@ -269,10 +283,15 @@ def read_reports(folder: Path, cfg: SummaryConfig, limit: int = REPORTS_READ) ->
             continue  # removed meanwhile
         if info.st_size <= REPORT_MAX_BYTES:
             candidates.append((info.st_mtime, path))
+        elif left_out is not None:
+            left_out.append(path.name)
     found = []
     for mtime, path in sorted(candidates, reverse=True)[:limit]:
         stored = _stored_report(path, mtime)
-        if stored is not None and Path(str(stored.report.get("config", ""))).name == Path(cfg.path).name:
+        if stored is None:
+            if left_out is not None:
+                left_out.append(path.name)
+        elif Path(str(stored.report.get("config", ""))).name == Path(cfg.path).name:
             found.append(stored)
     return found[::-1]
 
@@ -289,21 +308,27 @@ def _stored_report(path: Path, mtime: float) -> StoredReport | None:
     if not isinstance(report, dict) or not task_id:
         return None
     finished = _iso(dt.datetime.fromtimestamp(mtime, dt.timezone.utc))
-    return StoredReport(dag_id, task_id, try_number, finished, report)
+    return StoredReport(dag_id, task_id, try_number, finished, report, path.name)
 
 
-def _each(reports: Iterable[StoredReport], entry: Callable[[StoredReport], dict[str, Any]]) -> list[dict[str, Any]]:
-    """``entry`` of every report whose fields have the types a stage writes; a report that does not is left out."""
+def _each(
+    reports: Iterable[StoredReport], entry: Callable[[StoredReport], dict[str, Any]], left_out: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """``entry`` of every report whose fields have the types a stage writes; one that does not is left out (and
+    named in ``left_out``)."""
     entries = []
     for r in reports:
         try:
             entries.append(entry(r))
         except (TypeError, ValueError, AttributeError, OverflowError):
-            continue
+            if left_out is not None:
+                left_out.append(r.file_name)
     return entries
 
 
-def backfill_runs(reports: Sequence[StoredReport], runs: int = RECENT_BACKFILLS) -> list[dict[str, Any]]:
+def backfill_runs(
+    reports: Sequence[StoredReport], runs: int = RECENT_BACKFILLS, left_out: list[str] | None = None
+) -> list[dict[str, Any]]:
     """The ``runs`` newest classifications (oldest first): accounts per case, and how their case stages ended."""
     classified = [r for r in reports if r.mode == CLASSIFY][-runs:]
     case_modes = set(CASE_STAGES.values())
@@ -323,13 +348,14 @@ def backfill_runs(reports: Sequence[StoredReport], runs: int = RECENT_BACKFILLS)
             "accounts_by_case": {c: _count((r.report.get("accounts_by_case") or {}).get(c)) for c in CASES},
             "case_stages": stages.get(str(r.report.get("run_id", "")), {}),
         },
+        left_out,
     )
 
 
-def quality_gate(reports: Sequence[StoredReport]) -> dict[str, Any] | None:
+def quality_gate(reports: Sequence[StoredReport], left_out: list[str] | None = None) -> dict[str, Any] | None:
     """The newest ``check`` report (the ``quality_gate`` task's): its verdict and the rules broken, or None."""
     for newest in reversed([r for r in reports if r.mode == CHECK]):
-        gates = _each([newest], _gate)
+        gates = _each([newest], _gate, left_out)
         if gates:
             return gates[0]
     return None
@@ -371,7 +397,9 @@ def _scope(scope: Mapping[str, Any]) -> str:
     return f"from {start}" if start else f"up to {end}" if end else "all"
 
 
-def stage_runs(reports: Sequence[StoredReport], runs: int = RECENT_STAGE_RUNS) -> list[dict[str, Any]]:
+def stage_runs(
+    reports: Sequence[StoredReport], runs: int = RECENT_STAGE_RUNS, left_out: list[str] | None = None
+) -> list[dict[str, Any]]:
     """Seconds of the ``runs`` newest stage runs, oldest first (forward runs with their phases)."""
     return _each(
         reports[-runs:],
@@ -388,6 +416,7 @@ def stage_runs(reports: Sequence[StoredReport], runs: int = RECENT_STAGE_RUNS) -
                 str(k): _seconds(v) for k, v in dict((r.report.get("details") or {}).get("phase_seconds") or {}).items()
             },
         },
+        left_out,
     )
 
 

@@ -221,6 +221,9 @@ def test_a_report_with_odd_fields_is_left_out_not_a_500(site):  # noqa: F811
     assert "odd" not in {r["run_id"] for r in data["stage_runs"]}
     assert "odd-c" not in {r["run_id"] for r in data["backfills"]}
     assert {r["run_id"] for r in data["stage_runs"]} >= {"forward-1", "classify-1"}  # the good ones are all there
+    left_out = [n for n in data["notes"] if "report file(s) left out" in n]  # each bad file, named once
+    assert len(left_out) == 1 and "summary_forward.forward_month.manual__odd.1.json" in left_out[0], data["notes"]
+    assert "summary_backfill.classify.manual__odd.1.json" in left_out[0]
 
 
 def test_deeply_nested_oversized_and_foreign_files_do_not_hide_a_configs_reports(site):  # noqa: F811
@@ -242,4 +245,5 @@ def test_deeply_nested_oversized_and_foreign_files_do_not_hide_a_configs_reports
     assert "big" not in {r.report.get("run_id") for r in every}
     data = _client(site).get("/page-data/summary").json()
     assert not [n for n in data["notes"] if "run reports" in n], data["notes"]
+    assert any("manual__deep" in n and "manual__big" in n for n in data["notes"]), data["notes"]
     assert data["quality_gate"]["run_id"] == "check-new"
