@@ -124,8 +124,21 @@ class RunLock:
         self.acquire()
         return self
 
-    def __exit__(self, *exc: object) -> Literal[False]:
-        self.release()
+    def __exit__(self, exc_type: object, exc: object, traceback: object) -> Literal[False]:
+        if exc_type is None:
+            self.release()
+            return False
+        try:  # the run failed: its error is the one to report, even if the catalog refuses the release too
+            self.release()
+        except Exception as release_error:
+            log.warning(
+                "the run failed (%s) and releasing its lock on %s failed too (%s: %s); the lock frees itself when "
+                "its lease ends, or at once for the next run on this machine",
+                exc,
+                self.table,
+                type(release_error).__name__,
+                release_error,
+            )
         return False
 
     # --- public -----------------------------------------------------------------

@@ -96,3 +96,17 @@ def test_a_dead_pid_under_our_host_name_on_another_machine_is_not_a_free_lock(sp
     set_properties(spark, cfg.control_table, **{PREFIX + "expires-at": str(time.time() - 1)})  # its lease runs out
     with RunLock(spark, cfg, "run-next", wait_seconds=0):
         assert table_properties(spark, cfg.control_table)[PREFIX + "owner"] == "run-next"
+
+
+def test_a_failed_runs_error_is_kept_when_releasing_its_lock_fails_too(spark, cfg):
+    """A run that fails because the catalog went away must report that, not the release's own failure after it."""
+    with pytest.raises(RuntimeError, match="the run's own failure"):
+        with RunLock(spark, cfg, "run-a", wait_seconds=0):
+            spark.sql(f"DROP TABLE {cfg.control_table}")  # the release's swap now fails: no such table
+            raise RuntimeError("the run's own failure")
+
+
+def test_a_failed_release_after_a_good_run_is_an_error(spark, cfg):
+    with pytest.raises(Exception, match="(?i)does not exist|not found"):
+        with RunLock(spark, cfg, "run-a", wait_seconds=0):
+            spark.sql(f"DROP TABLE {cfg.control_table}")
