@@ -1,6 +1,8 @@
 """docker-compose.yaml, checked statically (no Docker engine here): services, images, volumes, wiring."""
 
 import json
+import re
+import shlex
 from pathlib import Path
 
 import yaml
@@ -10,7 +12,8 @@ from spark_jobs.storage.jars import EXTRA_PACKAGES_ENV
 from summary_airflow import settings
 
 ROOT = Path(__file__).resolve().parents[2]
-COMPOSE = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
+COMPOSE_TEXT = (ROOT / "docker-compose.yaml").read_text()
+COMPOSE = yaml.safe_load(COMPOSE_TEXT)
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 SERVICES = COMPOSE["services"]
 AIRFLOW_SERVICES = ["airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"]
@@ -59,7 +62,7 @@ def test_the_spark_connection_and_the_catalog_are_wired_by_the_names_the_code_re
     env = SERVICES["airflow-scheduler"]["environment"]
     connection = json.loads(env[f"AIRFLOW_CONN_{settings.DEFAULT_SPARK_CONN_ID.upper()}"])
     assert connection == {"conn_type": "spark", "host": "spark://spark-master:7077"}
-    assert "7077:7077" in SERVICES["spark-master"]["ports"]
+    assert "ports" not in SERVICES["spark-master"], "reached inside the compose network, not published"
     assert "spark://spark-master:7077" in SERVICES["spark-worker"]["command"]
     catalogs = json.loads(env[CATALOGS_ENV])
     assert catalogs["local"]["type"] == "rest" and catalogs["local"]["uri"] == "http://iceberg-rest:8181"
@@ -158,6 +161,7 @@ def _compose_cli():
 
 
 def test_docker_compose_itself_accepts_the_file_and_refuses_a_broken_one(tmp_path):
+    import os
     import subprocess
 
     import pytest
@@ -165,9 +169,191 @@ def test_docker_compose_itself_accepts_the_file_and_refuses_a_broken_one(tmp_pat
     cli = _compose_cli()
     if cli is None:
         pytest.skip("no Docker Compose CLI here (Debian: apt-get install docker-compose); the checks above still ran")
-    ok = subprocess.run([*cli, "-f", str(ROOT / "docker-compose.yaml"), "config", "-q"], capture_output=True, text=True)
+    filled = tmp_path / "filled.env"  # .env.example with every empty value filled in, as a user's .env is
+    template = (ROOT / ".env.example").read_text() if (ROOT / ".env.example").exists() else ""
+    filled.write_text(re.sub(r"(?m)^([A-Z][A-Z0-9_]*)=$", lambda m: f"{m.group(1)}=dummy-{m.group(1).lower()}", template))
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    env = {k: v for k, v in os.environ.items() if k not in REQUIRED}  # nothing from this shell, no project .env
+
+    def config(compose, env_file):
+        command = [*cli, "-f", str(compose), "--env-file", str(env_file), "config", "-q"]
+        return subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path)
+
+    ok = config(ROOT / "docker-compose.yaml", filled)
     assert ok.returncode == 0, ok.stderr
     broken = tmp_path / "docker-compose.yaml"
-    broken.write_text((ROOT / "docker-compose.yaml").read_text().replace("condition: service_healthy", "condition: when_ready"))
-    refused = subprocess.run([*cli, "-f", str(broken), "config", "-q"], capture_output=True, text=True)
+    broken.write_text(COMPOSE_TEXT.replace("condition: service_healthy", "condition: when_ready"))
+    refused = config(broken, filled)
     assert refused.returncode != 0 and "when_ready" in refused.stderr
+    # Without the secrets compose refuses to start, naming what to set.
+    unset = config(ROOT / "docker-compose.yaml", empty)
+    assert unset.returncode != 0 and re.search(r"set [A-Z_]+ in \.env", unset.stderr), unset.stderr
+
+
+# --- secure by default (security review H1, M6, LM4) -----------------------------------------------------------
+
+REFERENCE = re.compile(r"\$\{(\w+)(?:(:?[-?])([^}]*))?\}|\$\$")
+REQUIRED_REFERENCE = r"\$\{(\w+):\?[^}]+\}"  # ${NAME:?message}: compose refuses to start without NAME
+
+
+def _strings(node):
+    if isinstance(node, dict):
+        return [text for key, value in node.items() for text in (*_strings(key), *_strings(value))]
+    if isinstance(node, list):
+        return [text for item in node for text in _strings(item)]
+    return [node] if isinstance(node, str) else []
+
+
+COMPOSE_STRINGS = "\n".join(_strings(COMPOSE))  # what compose substitutes in: no comments
+REQUIRED = sorted(set(re.findall(r"\$\{(\w+):\?", COMPOSE_STRINGS)))
+SECRET_KEY = re.compile(r"(?i)secret|password|passwd|token|access[_.-]*key|fernet|credential|root_user")
+AIRFLOW_SECRETS = ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API__SECRET_KEY")
+
+
+def _interpolate(text, env):
+    """Compose's variable substitution (${NAME}, ${NAME:-default}, ${NAME:?message}, $$); KeyError for a missing
+    required variable, as compose refuses to start."""
+
+    def substitute(match):
+        if match.group(0) == "$$":
+            return "$"
+        name, operator, argument = match.groups()
+        value = env.get(name)
+        if operator in (":?", "?") and not value:
+            raise KeyError(f"{name}: {argument}")
+        if operator in (":-", "-") and not value:
+            return argument
+        return value or ""
+
+    return REFERENCE.sub(substitute, text)
+
+
+def _rendered(env=None):
+    """The services as compose runs them (it substitutes in the parsed strings): every required variable set to a
+    marker unless ``env`` says otherwise."""
+    env = {name: f"marker-{name.lower()}" for name in REQUIRED} if env is None else env
+
+    def walk(node):
+        if isinstance(node, dict):
+            return {key: walk(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        return _interpolate(node, env) if isinstance(node, str) else node
+
+    return walk(COMPOSE)["services"]
+
+
+def _environment_items(services):
+    for name, service in services.items():
+        env = service.get("environment") or {}
+        for key, value in env.items() if isinstance(env, dict) else (item.split("=", 1) for item in env):
+            yield name, key, str(value)
+
+
+def _dotenv(path):
+    """NAME=value lines of an env file; commented-out ``# NAME=`` lines are listed as optional."""
+    set_, optional = {}, set()
+    for line in path.read_text().splitlines():
+        if match := re.fullmatch(r"\s*([A-Z][A-Z0-9_]*)=(.*)", line):
+            set_[match.group(1)] = match.group(2).strip()
+        elif match := re.fullmatch(r"\s*#\s*([A-Z][A-Z0-9_]*)=.*", line):
+            optional.add(match.group(1))
+    return set_, optional
+
+
+def test_no_secret_is_in_the_compose_file_every_one_is_a_required_variable():
+    assert set(AIRFLOW_SECRETS) <= set(COMPOSE["x-airflow"]["environment"]), "every Airflow component shares them"
+    secret_keys = [  # a *_FILE setting names where a secret is kept, it is not the secret
+        (name, key, value)
+        for name, key, value in _environment_items(SERVICES)
+        if SECRET_KEY.search(key) and not key.endswith("_FILE")
+    ]
+    assert {key for _, key, _ in secret_keys} >= {
+        *AIRFLOW_SECRETS, "POSTGRES_PASSWORD", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD",
+        "CATALOG_S3_ACCESS__KEY__ID", "CATALOG_S3_SECRET__ACCESS__KEY",
+    }  # fmt: skip
+    for name, key, value in secret_keys:
+        assert re.fullmatch(REQUIRED_REFERENCE, value), f"{name}: {key} is not a ${{VAR:?...}} reference: {value!r}"
+    for name in AIRFLOW_SERVICES:
+        env = SERVICES[name]["environment"]
+        password = re.fullmatch(
+            r"postgresql\+psycopg2://airflow:(.+)@postgres:5432/airflow", env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+        )
+        assert password and re.fullmatch(REQUIRED_REFERENCE, password.group(1)), "the database URL's password"
+        catalogs = json.loads(env[CATALOGS_ENV])
+        for catalog in catalogs.values():
+            for key, value in catalog.items():
+                if SECRET_KEY.search(key):
+                    assert re.fullmatch(REQUIRED_REFERENCE, str(value)), f"{CATALOGS_ENV}: {key} = {value!r}"
+    # minio-init logs in with the variables of its own environment, expanded by its shell, not with literals.
+    shell, flag, script = shlex.split(_rendered()["minio-init"]["entrypoint"])  # as compose splits it
+    assert (shell, flag) == ("/bin/sh", "-c")
+    assert 'mc alias set local http://minio:9000 "$MINIO_ROOT_USER" "$MINIO_ROOT_PASSWORD" &&' in script, script
+    assert set(SERVICES["minio-init"]["environment"]) == {"MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"}
+    # Every required variable is used where a value would otherwise be written in: unset, compose refuses to start.
+    for name in REQUIRED:
+        try:
+            _rendered({other: "x" for other in REQUIRED if other != name})
+        except KeyError as missing:
+            assert name in str(missing)
+        else:
+            raise AssertionError(f"compose starts without {name}")
+
+
+def test_only_the_airflow_ui_is_published_and_on_loopback_unless_asked_otherwise():
+    published = {name: service["ports"] for name, service in _rendered().items() if service.get("ports")}
+    assert list(published) == ["airflow-apiserver"], f"published ports: {published}"
+    assert published["airflow-apiserver"] == ["127.0.0.1:8080:8080"]
+    assert _rendered({**{n: "x" for n in REQUIRED}, "AIRFLOW_UI_BIND": "10.0.0.5"})["airflow-apiserver"]["ports"] == [
+        "10.0.0.5:8080:8080"
+    ]
+
+
+def test_the_spark_cluster_authenticates_master_worker_and_every_submitting_container():
+    auth = r"-Dspark\.authenticate=true -Dspark\.authenticate\.secret=\$\{SPARK_AUTH_SECRET:\?[^}]+\}"
+    where = {"spark-master": "SPARK_MASTER_OPTS", "spark-worker": "SPARK_WORKER_OPTS"}
+    where.update({name: "SPARK_SUBMIT_OPTS" for name in AIRFLOW_SERVICES})
+    for name, variable in where.items():
+        options = (SERVICES[name].get("environment") or {}).get(variable, "")
+        assert re.search(auth, options), f"{name}: {variable} = {options!r}"
+    # One secret for all of them, and in none of the committed places a submit reads: conf folder, connection.
+    rendered = _rendered()
+    secrets = {re.search(r"spark\.authenticate\.secret=(\S+)", rendered[n]["environment"][v]).group(1) for n, v in where.items()}
+    assert secrets == {"marker-spark_auth_secret"}
+    assert "spark.authenticate" not in "".join(p.read_text() for p in (ROOT / "conf").iterdir() if p.is_file())
+    connection = SERVICES["airflow-scheduler"]["environment"][f"AIRFLOW_CONN_{settings.DEFAULT_SPARK_CONN_ID.upper()}"]
+    assert "secret" not in connection
+
+
+def test_env_example_lists_every_variable_compose_requires_and_no_secret_value():
+    example = ROOT / ".env.example"
+    assert example.is_file(), "a committed template of .env"
+    values, optional = _dotenv(example)
+    assert REQUIRED and set(REQUIRED) <= set(values), f"missing from .env.example: {set(REQUIRED) - set(values)}"
+    for name in sorted(set(re.findall(r"\$\{(\w+)(?::?-)", COMPOSE_STRINGS))):
+        assert name in set(values) | optional, f"{name}: an optional variable compose reads, not in .env.example"
+    for name, value in values.items():
+        if name in REQUIRED and name != "MINIO_ROOT_USER":
+            assert value == "", f".env.example holds a value for {name}: a template only"
+    assert "openssl rand" in example.read_text()
+
+
+def test_event_logs_are_off_by_default_and_never_written_into_the_mounted_project():
+    mount = next(v.split(":")[1] for v in SERVICES["airflow-scheduler"]["volumes"] if v.startswith("./:"))
+    for name in AIRFLOW_SERVICES:
+        assert _rendered()[name]["environment"]["SUMMARY_SPARK_EVENT_LOG_DIR"] == "off", name
+        assert mount not in SERVICES[name]["environment"]["SUMMARY_SPARK_EVENT_LOG_DIR"], name
+
+
+def _patterns(path):
+    return {line.strip().rstrip("/") for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")}
+
+
+def test_secrets_and_run_output_stay_out_of_the_image_and_the_repository():
+    dockerignore, gitignore = _patterns(ROOT / ".dockerignore"), _patterns(ROOT / ".gitignore")
+    for pattern in (".env", "reports", "spark-events", "*.sqlite", "demo_data", "warehouse", ".jars", "airflow_home"):
+        assert pattern in dockerignore, f".dockerignore: {pattern}"
+    for pattern in (".env", "reports", "spark-events"):
+        assert pattern in gitignore, f".gitignore: {pattern}"
+    assert "!.env.example" not in gitignore and ".env.example" not in gitignore, "the template is committed"
