@@ -25,7 +25,7 @@ from typing import Any
 
 import jsonschema
 
-from spark_jobs.errors import ConfigError
+from spark_jobs.errors import ConfigError, first_line
 from spark_jobs.months import add_months, month_number
 from spark_jobs.names import BOOKKEEPING_COLUMNS
 from spark_jobs.sqltext import unquoted
@@ -43,6 +43,8 @@ _SIMPLE_SQL_TYPES = {
 
 DEFAULT_HISTORY_LENGTH = 36
 MAX_INITIAL_LOAD_MONTHS = 360
+MAX_CONFIG_BYTES = 1024 * 1024  # a larger config file is refused unread
+ALERT_URL_ENV_PREFIX = "SUMMARY_ALERT_"  # airflow.alerts.webhook.url_env may only name such variables
 MAX_NAME_LENGTH = 200  # DAG ids (name + "_maintenance") stay under Airflow's 250 characters
 DEFAULT_CATALOG = "local"  # the catalog of two-part table names unless catalog.default says otherwise
 
@@ -156,6 +158,8 @@ class AirflowSettings:
     retries: int = 3
     stage_timeout_minutes: int = 360
     landing_dir: str | None = None
+    spark_event_log_retention_days: int = 14  # Spark event logs older than this are deleted (summary_airflow/retention.py)
+    report_retention_days: int = 90  # run reports of this config's DAGs older than this are deleted
     alerts: AlertSettings = AlertSettings()
     tags: tuple = ()
 
@@ -295,16 +299,49 @@ def load_config(path: str | Path, expression_checker: Callable[[str], str | None
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        return _load_config(path, expression_checker)
+    except ConfigError:
+        raise
+    except RecursionError:
+        raise ConfigError(path, ["the JSON is nested too deeply to read"]) from None
+    except Exception as exc:  # noqa: BLE001  # one file's surprise is that file's error, never the other configs'
+        raise ConfigError(path, [f"cannot load the file: {type(exc).__name__}: {first_line(exc, 300)}"]) from None
+
+
+def _load_config(path: Path, expression_checker: Callable[[str], str | None] | None) -> SummaryConfig:
+    try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(path, [f"the file is {size} bytes; a config may have at most {MAX_CONFIG_BYTES}"])
+        with path.open("rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)  # the file may grow between stat and read
     except FileNotFoundError:
         raise ConfigError(path, ["file not found"]) from None
     except OSError as exc:
         raise ConfigError(path, [f"cannot read file: {exc}"]) from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(path, [f"the file is larger than {MAX_CONFIG_BYTES} bytes, the most a config may have"])
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, [f"not UTF-8 text (byte {exc.start}); save the file as UTF-8"]) from None
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(path, [f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"]) from None
+    except RecursionError:
+        raise ConfigError(path, ["the JSON is nested too deeply to read"]) from None
     return config_from_dict(raw, path, expression_checker)
+
+
+def url_env_problem(name: str) -> str | None:
+    """Why ``airflow.alerts.webhook.url_env`` may not name this variable, or None."""
+    if not name.startswith(ALERT_URL_ENV_PREFIX) or len(name) == len(ALERT_URL_ENV_PREFIX) or not name.isidentifier():
+        return (
+            f"{name!r} is not an allowed variable: the webhook URL's variable must be named {ALERT_URL_ENV_PREFIX}<something> "
+            "(letters, digits and _), so a config cannot read other environment variables"
+        )
+    return None
 
 
 def config_from_dict(
@@ -370,6 +407,10 @@ def _explain(error: jsonschema.ValidationError) -> str:
     if path and path[-1] == "type" and "rolling_columns" in path:
         return f"unsupported rolling column type {error.instance!r}; supported: {', '.join(SUPPORTED_TYPES)}"
     if error.validator == "pattern" and isinstance(error.instance, str):
+        if path[-2:] == ["webhook", "url"]:
+            return "not an http:// or https:// URL (the value is not repeated here: it may hold a token)"
+        if path[-2:] == ["webhook", "url_env"]:
+            return url_env_problem(error.instance) or error.message
         if str(path[-1] if path else "").endswith("month"):
             return f"{error.instance!r} is not a YYYY-MM month of the years 1900-2999"
         if "table" in str(path[-1] if path else ""):
@@ -548,6 +589,9 @@ def semantic_problems(raw: dict[str, Any]) -> list[str]:
             "combine with its Asset; give a cron expression or preset such as @hourly, or null"
         )
     alerts = airflow.get("alerts", {})
+    url_env = alerts.get("webhook", {}).get("url_env")
+    if isinstance(url_env, str) and (problem := url_env_problem(url_env)):
+        problems.append(f"airflow.alerts.webhook.url_env: {problem}")
     if "forward_deadline_day" in alerts and not ({"webhook", "email"} & set(alerts)):
         problems.append("airflow.alerts.forward_deadline_day: nobody to tell; add airflow.alerts.webhook or airflow.alerts.email")
     catalog = raw.get("catalog", {})

@@ -16,35 +16,61 @@ class LoadedConfigs:
 
 
 def load_all(folder: Path) -> LoadedConfigs:
-    """Every config of ``folder`` that is valid on its own and shares no name or written table with an earlier one."""
-    names: dict[str, Path]
-    tables: dict[TableKey, tuple[str, Path]]
-    configs, errors, names, tables = [], [], {}, {}
+    """Every config of ``folder`` that is valid on its own and shares no name or written table with another one.
+
+    Two (or more) configs claiming one name (one set of DAG ids) or one written table are all refused, each
+    error naming the others, whatever the file order: no config takes over another's DAGs by sorting first.
+    """
+    candidates: list[SummaryConfig] = []
+    errors: dict[str, ConfigError] = {}
     for path in sorted(folder.glob("*.json")):
         try:
             cfg = load_config(path)
-            problems = same_table_problems(cfg) + _clashes(cfg, names, tables)
+            problems = same_table_problems(cfg)
         except ConfigError as exc:
-            errors.append(exc)
+            errors[str(path)] = exc
+            continue
+        except Exception as exc:  # noqa: BLE001  # load_config reports everything; this is the last boundary
+            errors[str(path)] = ConfigError(path, [f"cannot load the file: {type(exc).__name__}"])
             continue
         if problems:
-            errors.append(ConfigError(path, problems))
+            errors[str(path)] = ConfigError(path, problems)
             continue
-        names[cfg.name] = path
-        tables.update({key: (role, path) for key, role in table_roles(cfg).items()})
-        configs.append(cfg)
-    return LoadedConfigs(tuple(configs), tuple(errors))
+        candidates.append(cfg)
+    clashes = _clashes(candidates)
+    configs = []
+    for cfg in candidates:
+        if clashes.get(cfg.path):
+            errors[cfg.path] = ConfigError(cfg.path, clashes[cfg.path])
+        else:
+            configs.append(cfg)
+    return LoadedConfigs(tuple(configs), tuple(errors[p] for p in sorted(errors)))
 
 
-def _clashes(cfg: SummaryConfig, names: dict[str, Path], tables: dict[TableKey, tuple[str, Path]]) -> list[str]:
-    """A name or table this config shares with a config loaded before it (sharing a source table is fine)."""
-    problems = []
-    if cfg.name in names:
-        problems.append(f"name: {cfg.name!r} is already used by {names[cfg.name]}; DAG ids must differ")
-    for key, role in table_roles(cfg).items():
-        if key in tables and not (role == "source_table" and tables[key][0] == "source_table"):
-            other_role, other = tables[key]
-            problems.append(f"{role}: the same table as the {other_role} of {other}; one table, one owner")
+def _clashes(configs: list[SummaryConfig]) -> dict[str, list[str]]:
+    """Per config path: the names and tables it shares with other configs (sharing a source table is fine)."""
+    by_name: dict[str, list[str]] = {}
+    by_table: dict[TableKey, list[tuple[str, str]]] = {}
+    for cfg in configs:
+        by_name.setdefault(cfg.name, []).append(cfg.path)
+        for key, role in table_roles(cfg).items():
+            by_table.setdefault(key, []).append((role, cfg.path))
+    problems: dict[str, list[str]] = {}
+    for name, paths in by_name.items():
+        for path in paths if len(paths) > 1 else ():
+            others = ", ".join(p for p in paths if p != path)
+            problems.setdefault(path, []).append(
+                f"name: {name!r} is also the name of {others}; DAG ids must differ, so none of these configs is loaded"
+            )
+    for users in by_table.values():
+        if len(users) < 2 or all(role == "source_table" for role, _ in users):
+            continue
+        for role, path in users:
+            others = "; ".join(f"the {r} of {p}" for r, p in users if p != path)
+            if others:
+                problems.setdefault(path, []).append(
+                    f"{role}: the same table as {others}; one table, one owner, so none of these configs is loaded"
+                )
     return problems
 
 

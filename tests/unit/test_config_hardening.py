@@ -124,13 +124,17 @@ def test_configs_of_one_folder_may_not_share_a_written_table(raw, tmp_path, tall
     # sharing a source table is fine: both only read it
     write(tmp_path, "d_sibling.json", dict(raw, name="sibling", destination_table="db.sib", latest_history_table="db.sib_l"))
     loaded = load_all(tmp_path)
-    assert [c.name for c in loaded.configs] == ["cards", "sibling"]
+    # both sides of each clash are refused (not first-wins); the sibling, only sharing the source, is loaded
+    assert [c.name for c in loaded.configs] == ["sibling"]
     errors = {Path(e.path).name: e.problems for e in loaded.errors}
-    first = tmp_path / "a_cards.json"
+    first, thief, twin = (tmp_path / n for n in ("a_cards.json", "b_thief.json", "c_twin.json"))
+    refused = "one table, one owner, so none of these configs is loaded"
     assert errors["b_thief.json"] == [
-        f"source_table: the same table as the derived table local.db.summary_backfill of {first}; one table, one owner"
+        f"source_table: the same table as the derived table local.db.summary_backfill of {first}; {refused}"
     ]
-    assert errors["c_twin.json"] == [
-        f"latest_history_table: the same table as the latest_history_table of {tmp_path / 'a_cards.json'}; one table, one owner"
-    ]  # noqa: E501
-    tally.add("bad input: config (hardening)", 2)
+    assert errors["c_twin.json"] == [f"latest_history_table: the same table as the latest_history_table of {first}; {refused}"]
+    assert sorted(errors["a_cards.json"]) == sorted([
+        f"derived table local.db.summary_backfill: the same table as the source_table of {thief}; {refused}",
+        f"latest_history_table: the same table as the latest_history_table of {twin}; {refused}",
+    ])  # fmt: skip
+    tally.add("bad input: config (hardening)", 3)
