@@ -20,7 +20,7 @@ import traceback
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from spark_jobs.errors import ConcurrentRunError, ConfigError, PipelineError, RuleViolations, UsageError
 from spark_jobs.months import is_valid_month, month_range
@@ -43,8 +43,33 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+class ArgvError(UsageError):
+    """argparse refused the command line (an unknown option, a missing value, a bad choice)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # Raised rather than argparse's bare exit 2, so main() still writes a report saying so: without one the
+        # Airflow task would take the exit for a crash and retry the same refused command line.
+        self.print_usage(sys.stderr)
+        raise ArgvError(f"{self.prog}: error: {message}")
+
+
+def _report_target(argv: Sequence[str] | None) -> tuple[str, str, str | None]:
+    """(mode, config, report file) of a command line argparse refused, as far as they can be read from it."""
+    lenient = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    for flag in ("--mode", "--config", "--report-file"):
+        lenient.add_argument(flag)
+    try:
+        known, _ = lenient.parse_known_args(argv)
+    except (argparse.ArgumentError, SystemExit):
+        return "unknown", "", None
+    return str(known.mode or "unknown"), str(known.config or ""), known.report_file
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    """The command line; a refused one raises ``ArgvError`` (exit code 2 in ``main``)."""
+    parser = _Parser(
         prog="summary_pipeline.py",
         description="Account-summary pipeline: keeps Iceberg summary and latest_summary tables with rolling history arrays.",
     )
@@ -56,7 +81,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--backfill-filter", help="backfill/classify: one boolean expression over the source columns")
     parser.add_argument("--run-id", help="case-i/case-ii/case-iii: the classification to apply (printed by classify)")
-    parser.add_argument("--path", nargs="+", help="ingest: Parquet or CSV file(s), directories or globs")
+    parser.add_argument(
+        "--path",
+        nargs="+",
+        action="extend",
+        help="ingest: Parquet or CSV file(s), directories or globs (repeatable: --path=A --path=B); under "
+        "airflow.landing_dir and $SUMMARY_INGEST_ROOTS when either is set",
+    )
     parser.add_argument("--dry-run", action="store_true", help="compute and report what would change; write nothing")
     parser.add_argument(
         "--warehouse", help="warehouse directory of the embedded catalog (default: $SUMMARY_WAREHOUSE or ./warehouse)"
@@ -227,7 +258,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     # closes at INFO: it stays at WARNING, as it was before logging was configured here.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("py4j").setLevel(logging.WARNING)
-    args = parse_args(argv)
+    try:
+        args = parse_args(argv)
+    except ArgvError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        mode, config, report_file = _report_target(argv)
+        refused = RunReport(mode=mode, config=config, run_id=new_run_id("usage"))
+        refused.finish("failed", str(exc), EXIT_BAD_INPUT)
+        return _emit(refused, report_file, EXIT_BAD_INPUT)
     report = RunReport(mode=args.mode, config=args.config, run_id=new_run_id(args.mode), dry_run=args.dry_run)
     spark, code = None, 0
     try:
@@ -244,9 +282,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if spark is not None:
             spark.stop()
+    return _emit(report, args.report_file, code)
+
+
+def _emit(report: RunReport, report_file: str | None, code: int) -> int:
     line = report.to_json()
-    if args.report_file:
-        Path(args.report_file).write_text(line + "\n", encoding="utf-8")
+    if report_file:
+        Path(report_file).write_text(line + "\n", encoding="utf-8")
     print(line, flush=True)
     return code
 

@@ -25,6 +25,7 @@ from spark_jobs.catalogs import split_identifier
 from spark_jobs.config import SummaryConfig
 from spark_jobs.core.expressions import FILTER
 from spark_jobs.errors import ConfigError
+from spark_jobs.ingest_paths import MAX_FILES
 from spark_jobs.months import MONTH_LENGTH, MONTH_REGEX
 from spark_jobs.names import CASE_STAGES, CASES
 from summary_airflow import settings
@@ -36,6 +37,10 @@ from summary_airflow.source_watch import NewSourceRecordsSensor
 from summary_airflow.stages import case_task_id, cases_to_run
 
 START_DATE_FALLBACK = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+# A text Param must not begin with "-": refused when the run is triggered, so it can never look like an option
+# (the operator passes it as one `--flag=value` argument anyway).
+NOT_AN_OPTION = "^[^-]"
+PATH_MAX_LENGTH = 4096
 
 log = logging.getLogger(__name__)
 
@@ -249,6 +254,7 @@ def backfill_dag(cfg: SummaryConfig) -> DAG:
                 None,
                 type=["null", "string"],
                 maxLength=FILTER.max_length,
+                pattern=NOT_AN_OPTION,
                 description="One boolean condition over the source columns, e.g. cons_acct_key = 42: comparisons, "
                 "AND/OR/NOT, IN, BETWEEN, LIKE, IS NULL and a short list of functions (see the README; checked before use)",
             ),
@@ -359,14 +365,20 @@ def ingest_dag(cfg: SummaryConfig) -> DAG:
                 landing,
                 type=["null", "string"],
                 minLength=1,
-                description="A file, folder or glob of Parquet/CSV files (default: airflow.landing_dir of the config)",
+                maxLength=PATH_MAX_LENGTH,
+                pattern=NOT_AN_OPTION,
+                description=f"A file, folder or glob of Parquet/CSV files that must lie under airflow.landing_dir "
+                f"({landing or 'not set: set it in the config to ingest from Airflow'}), the default. Anything that "
+                f"resolves outside it (symlinks too), a path starting with '-' and more than {MAX_FILES} files are refused",
             )
         },
         doc=f"""
 ### {cfg.name}: ingest
 
-Appends the Parquet/CSV files at the run's `path` (default `{landing or "none: give one"}`) to `{cfg.source_table}`;
-files already ingested (same content) are skipped, so a landing folder can be ingested again and again.
+Appends the Parquet/CSV files at the run's `path` (default `{landing or "none: set airflow.landing_dir"}`) to
+`{cfg.source_table}`; files already ingested (same content) are skipped, so a landing folder can be ingested again and
+again. Only files under `airflow.landing_dir` are read: a path or symlink resolving outside it is refused before Spark
+starts, and so is a run of more than {MAX_FILES} files.
 When records arrived, `source_updated` records an event of the Asset `{asset.uri}`, which starts
 `{settings.dag_id(cfg.name, "backfill")}` at once. Config: `{cfg.path}`.
 """,

@@ -19,12 +19,12 @@ def application_args(config_path: str | Path, mode: str, report_file: str | Path
         args += ["--start-month", start_month]
     elif start_month:
         args += ["--start-month", start_month, "--end-month", end_month or start_month]
-    if paths:
-        args += ["--path", *paths]
+    # `--flag=value` in one argv element: a value that begins with "-" is data, never an option of its own.
+    args += [f"--path={path}" for path in paths]
     if run_id:
         args += ["--run-id", run_id]
     if backfill_filter:
-        args += ["--backfill-filter", backfill_filter]
+        args.append(f"--backfill-filter={backfill_filter}")
     if dry_run:
         args.append("--dry-run")
     if lock_wait_seconds is not None:

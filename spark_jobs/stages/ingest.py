@@ -10,7 +10,6 @@ retried task) is a no-op. Records that will be rejected are written to the
 rejects table at once: a record with a malformed month is in no month's batch.
 """
 
-import glob
 import hashlib
 import os
 from collections.abc import Iterable
@@ -25,12 +24,12 @@ from spark_jobs.config import SummaryConfig
 from spark_jobs.core.mapping import map_records, rejected_records
 from spark_jobs.core.month_columns import is_month_col
 from spark_jobs.errors import SourceDataError, first_line
+from spark_jobs.ingest_paths import FORMATS, expand_paths, ingest_roots
 from spark_jobs.report import RunReport
 from spark_jobs.storage.iceberg import java_table
 from spark_jobs.storage.tables import common_properties, create_table, ensure_pipeline_tables, table_exists
 from spark_jobs.storage.writers import write_rejects
 
-FORMATS = {".parquet": "parquet", ".csv": "csv"}
 FILE_PROPERTY = "summary-pipeline.file"
 SHA_PROPERTY = "summary-pipeline.file-sha256"
 
@@ -46,28 +45,6 @@ _WIDENINGS = {
     ("timestamp", "timestamp_ntz"),
     ("int", "double"),
 }
-
-
-def expand_paths(path_args: Iterable[str]) -> list[Path]:
-    """Files named by ``--path`` arguments: files, directories (their .parquet/.csv files) or globs."""
-    files = []
-    for arg in path_args:
-        matches = sorted(glob.glob(arg)) or [arg]
-        for match in matches:
-            p = Path(match)
-            if p.is_dir():
-                inside = sorted(f for f in p.rglob("*") if f.suffix.lower() in FORMATS and f.is_file())
-                if not inside:
-                    raise SourceDataError(f"{p}: directory holds no .parquet or .csv file")
-                files += inside
-            elif p.is_file():
-                files.append(p)
-            else:
-                raise SourceDataError(f"{p}: no such file or directory")
-    for f in files:
-        if f.suffix.lower() not in FORMATS:
-            raise SourceDataError(f"{f}: unsupported file type {f.suffix!r}; expected .parquet or .csv")
-    return files
 
 
 def file_sha256(path: str | Path) -> str:
@@ -113,11 +90,11 @@ def fit_problems(schema: T.StructType, table_schema: T.StructType) -> list[str]:
     table_types = {f.name: f.dataType.simpleString() for f in table_schema.fields}
     problems = []
     missing = [c for c in table_types if c not in file_types]
-    extra = [c for c in file_types if c not in table_types]
+    extra = sum(1 for c in file_types if c not in table_types)
     if missing:
         problems.append(f"missing column(s) {missing}")
-    if extra:
-        problems.append(f"column(s) {extra} are not in the source table")
+    if extra:  # counted, never named: the names are the file's first line, which may be anything the path reached
+        problems.append(f"{extra} extra column(s) not in the source table")
     for name, file_type in file_types.items():
         table_type = table_types.get(name)
         if table_type and file_type != table_type and (file_type, table_type) not in _WIDENINGS:
@@ -141,7 +118,8 @@ def already_ingested(spark: SparkSession, cfg: SummaryConfig, sha: str) -> int |
 
 
 def ingest(spark: SparkSession, cfg: SummaryConfig, path_args: Iterable[str], report: RunReport) -> None:
-    files = expand_paths(path_args)
+    """``path_args`` must lie under ``airflow.landing_dir`` and ``$SUMMARY_INGEST_ROOTS`` (see ``ingest_paths``)."""
+    files = expand_paths(path_args, ingest_roots(cfg.airflow.landing_dir))
     ingested = []
     for path in files:
         exists = table_exists(spark, cfg.source_table)

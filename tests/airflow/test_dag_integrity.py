@@ -114,6 +114,27 @@ def test_ingest_appends_then_announces_the_source_asset_only_when_records_arrive
     assert bag.dags["mortgages_ingest"].params.get_param("path").value is None
 
 
+def test_a_param_that_looks_like_an_option_is_refused_at_trigger_time(bag):
+    """Airflow's own Param validation (what a trigger from the UI, the API or the CLI runs) refuses it."""
+    from airflow.sdk.definitions.param import ParamsDict
+    from airflow.sdk.exceptions import ParamValidationError
+
+    for dag_id, name, good in (("cards_ingest", "path", "/data/landing/cards/2024-07"),
+                               ("cards_backfill", "backfill_filter", "cons_acct_key = 42")):  # fmt: skip
+        param = bag.dags[dag_id].params.get_param(name)
+        for option in ("--mode=maintenance", "--config=/tmp/evil.json", "-x"):
+            with pytest.raises(ParamValidationError):
+                param.resolve(option)
+        assert param.resolve(good) == good
+        params = ParamsDict({name: param})
+        with pytest.raises(ParamValidationError, match=f"Invalid input for param {name}: '--dry-run' does not match"):
+            params[name] = "--dry-run"  # what a trigger's conf does
+        assert params.validate()[name] == param.value
+    description = bag.dags["cards_ingest"].params.get_param("path").description
+    assert "must lie under airflow.landing_dir (/data/landing/cards)" in description
+    assert "not set: set it in the config" in bag.dags["mortgages_ingest"].params.get_param("path").description
+
+
 def test_alerts_reach_every_task_and_the_forward_run_has_its_deadline(bag):
     import datetime as dt
 
@@ -128,13 +149,15 @@ def test_alerts_reach_every_task_and_the_forward_run_has_its_deadline(bag):
     webhook, email = sorted(
         bag.dags["cards_forward"].get_task("forward_month").on_failure_callback, key=lambda n: type(n).__name__
     )[::-1]
-    assert isinstance(webhook, WebhookNotifier) and webhook.alerts.webhook_url_env == "CARDS_ALERT_WEBHOOK"
+    assert isinstance(webhook, WebhookNotifier) and webhook.alerts.webhook_url_env == "SUMMARY_ALERT_CARDS_WEBHOOK"
     assert isinstance(email, SmtpNotifier) and email.to == ["risk-data@example.com"] and email.smtp_conn_id == "smtp_cards"
     deadline = bag.dags["cards_forward"].deadline
     deadline = deadline[0] if isinstance(deadline, list) else deadline
     assert deadline.interval == dt.timedelta(days=5)
     assert deadline.callback.path == "summary_airflow.alerts.deadline_missed"
-    assert deadline.callback.kwargs["webhook_url_env"] == "CARDS_ALERT_WEBHOOK"
+    # no URL in the serialized DAG: the triggerer reads the config (and its URL variable) when the deadline passes
+    assert set(deadline.callback.kwargs) == {"config_name", "deadline_day", "config_path"}
+    assert deadline.callback.kwargs["config_path"].endswith("cards.json")
     assert not bag.dags["mortgages_forward"].get_task("forward_month").on_failure_callback
     assert not bag.dags["mortgages_forward"].deadline
 

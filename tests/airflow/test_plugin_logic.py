@@ -59,14 +59,16 @@ def test_stage_arguments_are_the_v4_command_line():
         "--start-month", "2024-02", "--end-month", "2024-02",
     ]  # fmt: skip
     args = application_args("c.json", "classify", "/r.json", backfill_filter="cons_acct_key = 1", dry_run=True)
-    assert args[-3:] == ["--backfill-filter", "cons_acct_key = 1", "--dry-run"]
+    assert args[-2:] == ["--backfill-filter=cons_acct_key = 1", "--dry-run"]
     assert application_args("c.json", "case-iii", "/r.json", run_id="classify-1")[-2:] == ["--run-id", "classify-1"]
     with pytest.raises(ValueError, match="unknown stage 'case-iv'"):
         application_args("c.json", "case-iv", "/r.json")
     assert application_args("c.json", "check", "/r.json", start_month="2024-02", through_newest=True)[-2:] == [
         "--start-month", "2024-02",
     ]  # fmt: skip
-    assert application_args("c.json", "ingest", "/r.json", paths=["/landing/*.parquet"])[-2:] == ["--path", "/landing/*.parquet"]
+    assert application_args("c.json", "ingest", "/r.json", paths=["/landing/*.parquet", "/b"])[-2:] == [
+        "--path=/landing/*.parquet", "--path=/b",
+    ]  # fmt: skip
 
 
 def test_the_quality_gate_checks_the_months_the_run_applied():

@@ -96,3 +96,39 @@ def test_a_stage_says_where_its_spark_ui_is_and_keeps_its_event_log(spark, spark
     )
     written = [p.name for p in (tmp_path / "events").iterdir()]
     assert written == [f"eventlog_v2_{spark_facts['application_id']}"], written  # a rolling log: one folder per stage
+
+
+def test_an_ingest_path_outside_landing_dir_fails_before_spark_submit_and_is_not_retried(namespace, tmp_path, monkeypatch):
+    """No Spark: the operator refuses the trigger's path itself; a symlink out of landing_dir is refused too."""
+    from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from summary_airflow.operators import SummaryStageOperator
+
+    def no_submit(self, context):
+        raise AssertionError("spark-submit must not run for a refused path")
+
+    monkeypatch.setattr(SparkSubmitOperator, "execute", no_submit)
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_SUMMARY", json.dumps({"conn_type": "spark", "host": "local[1]"}))
+    monkeypatch.setenv("SUMMARY_REPORTS_DIR", str(tmp_path / "reports"))
+    landing, outside = tmp_path / "landing", tmp_path / "other_team"
+    landing.mkdir()
+    outside.mkdir()
+    (outside / "export.parquet").write_bytes(b"PAR1")
+    (landing / "feed.parquet").symlink_to(outside / "export.parquet")
+    config = write_config(tmp_path, namespace)
+    ti = TaskInstance(dag_id="test", task_id="ingest", run_id="manual__1", try_number=1, pushed={})
+
+    def ingest(path, landing_dir=str(landing)):
+        operator = SummaryStageOperator(
+            task_id="ingest", config_path=config, stage="ingest", path_param="path", landing_dir=landing_dir
+        )
+        return operator.execute({"params": {"path": path}, "ti": ti, "dag_run": None})
+
+    for path, named in ((str(outside / "export.parquet"), "export.parquet"), (None, "feed.parquet"), ("/", "/")):
+        with pytest.raises(AirflowFailException, match="the run's `path` was refused, not retried") as refused:
+            ingest(path)
+        assert named in str(refused.value) and "outside the ingest folders" in str(refused.value)
+    with pytest.raises(AirflowFailException, match="set airflow.landing_dir in .*reads only under it"):
+        ingest(str(outside / "export.parquet"), landing_dir=None)
+    assert not (tmp_path / "reports").exists() or not any((tmp_path / "reports").iterdir())

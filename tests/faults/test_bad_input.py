@@ -67,6 +67,23 @@ def test_a_bad_file_is_refused_by_name_and_the_source_is_unchanged(spark, namesp
     tally.add("bad input: source file")
 
 
+def test_a_csv_that_does_not_fit_is_refused_without_echoing_its_first_line(spark, namespace, tmp_path, tally):
+    """Any file's first line is its CSV header: the refusal counts the extra columns and never names them."""
+    _, cfg = load(namespace)
+    ingest_files(spark, cfg, write_parquet(tmp_path / "good.parquet", [record(1, "2024-01", 1, bal=5)]))
+    secret = [f"s3cr3t_{i}_" + "y" * 50 for i in range(12)]
+    planted = tmp_path / "planted.csv"
+    planted.write_text(",".join([*ARROW_SCHEMA.names[:3], *secret]) + "\n" + ",".join(["1"] * 15) + "\n")
+
+    with pytest.raises(SourceDataError) as refused:
+        ingest_files(spark, cfg, planted)
+
+    message = str(refused.value)
+    assert str(planted) in message and "12 extra column(s) not in the source table" in message
+    assert "s3cr3t" not in message and "yyyy" not in message, message
+    tally.add("bad input: source file")
+
+
 def test_an_empty_file_with_the_right_columns_appends_nothing(spark, namespace, tmp_path, tally):
     _, cfg = load(namespace)
     ingest_files(spark, cfg, write_parquet(tmp_path / "good.parquet", [record(1, "2024-01", 1, bal=5)]))
