@@ -8,10 +8,13 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.sdk import BaseHook, Context
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
+from spark_jobs.config import load_config
 from spark_jobs.names import RETRYABLE_EXIT_CODES
 from spark_jobs.storage.jars import ensure_jars, with_jars
+from spark_jobs.storage.redaction import redaction_conf
 from summary_airflow import settings
 from summary_airflow.months import run_month
+from summary_airflow.retention import prune_stage_leftovers
 from summary_airflow.stages import application_args, touched_months
 
 
@@ -20,14 +23,16 @@ class MissingSparkConnection(RuntimeError):
 
 
 def event_log_conf() -> dict[str, str]:
-    """Spark conf that keeps each stage's event log in ``settings.event_log_dir()`` (created when it is a path)."""
+    """Spark conf that keeps each stage's event log in ``settings.event_log_dir()`` (created when it is a path), and
+    hides every catalog credential in it and in the UI (``spark_jobs/storage/redaction.py``; the job's session sets
+    the same, this covers spark-submit's own JVM and its verbose output too)."""
     folder = settings.event_log_dir()
     if folder is None:
-        return {}
+        return redaction_conf()
     if "://" not in folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
         folder = Path(folder).resolve().as_uri()
-    return {"spark.eventLog.enabled": "true", "spark.eventLog.dir": folder}
+    return {"spark.eventLog.enabled": "true", "spark.eventLog.dir": folder, **redaction_conf()}
 
 
 def _read_report(path: str | Path) -> dict[str, Any] | None:
@@ -48,7 +53,7 @@ class SummaryStageOperator(SparkSubmitOperator):
     ``through_newest``, from the first of them to the newest month, as a Case III
     correction rewrites every later row of its account). ``run_id_from`` names
     the task whose report carries the classification run id (case stages).
-    ``path_param``: the param holding the files to ingest (``landing_dir`` when empty).
+    ``path_param``: the param holding the files to ingest (``landing_dir`` when empty; only files under it).
     """
 
     ui_color = "#f4d7a1"
@@ -104,13 +109,7 @@ class SummaryStageOperator(SparkSubmitOperator):
             start, end = self.months
         paths: list[str] = []
         if self.path_param is not None:
-            given = params.get(self.path_param) or self.landing_dir
-            if not given:
-                raise AirflowFailException(
-                    f"no files to {self.stage}: give the run's `{self.path_param}` param or set airflow.landing_dir in "
-                    f"{self.config_path}"
-                )
-            paths = [given]
+            paths = [self._confined_path(params.get(self.path_param))]
         run_id = None
         if self.run_id_from:
             classified = context["ti"].xcom_pull(task_ids=self.run_id_from) or {}
@@ -132,6 +131,7 @@ class SummaryStageOperator(SparkSubmitOperator):
             paths=paths,
             through_newest=self.through_newest,
         )
+        self._prune_old_files(report_dir)
         self.conf = {**event_log_conf(), **(self.conf or {})}  # the DAG author's conf wins
         # The Iceberg runtime and the catalog's jars reach the driver and every executor the supported way.
         ours = [str(path) for path in ensure_jars(log=self.log.info)]
@@ -156,6 +156,43 @@ class SummaryStageOperator(SparkSubmitOperator):
         if event_log:
             self.log.info("Spark event log of this stage (open it with Spark's history server): %s", event_log)
         return report
+
+    def _prune_old_files(self, report_dir: Path) -> None:
+        """Delete event logs and this config's run reports older than the config's retention (``retention.py``)."""
+        try:
+            cfg = load_config(self.config_path)
+        except Exception as exc:  # the stage itself reports a broken config; housekeeping only steps aside
+            self.log.warning("not pruning old event logs and reports: %s", exc)
+            return
+        prune_stage_leftovers(
+            cfg.name,
+            cfg.airflow.spark_event_log_retention_days,
+            cfg.airflow.report_retention_days,
+            settings.event_log_dir(),
+            report_dir,
+            log_line=self.log.info,
+        )
+
+    def _confined_path(self, given: str | None) -> str:
+        """The run's path (``landing_dir`` when not given), refused unless every file it names lies under ``landing_dir``.
+
+        Checked here, before spark-submit and without retries: a trigger may not read outside the config's landing
+        folder (the job checks again). A config without ``landing_dir`` cannot ingest from Airflow.
+        """
+        from spark_jobs.errors import SourceDataError
+        from spark_jobs.ingest_paths import expand_paths
+
+        if not self.landing_dir:
+            raise AirflowFailException(
+                f"no files to {self.stage}: set airflow.landing_dir in {self.config_path}; an ingest started from "
+                "Airflow reads only under it (the command line can read elsewhere)"
+            )
+        path = given or self.landing_dir
+        try:
+            expand_paths([path], roots=[self.landing_dir])
+        except SourceDataError as exc:
+            raise AirflowFailException(f"the run's `{self.path_param}` was refused, not retried: {exc}") from None
+        return path
 
     def _check_connection(self) -> None:
         """Refuse to run without the project's Spark connection: the provider would silently use yarn."""

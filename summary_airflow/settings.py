@@ -40,7 +40,12 @@ def reports_dir() -> Path:
 
 def event_log_dir() -> str | None:
     """Where stage tasks keep Spark event logs (for Spark's history server): $SUMMARY_SPARK_EVENT_LOG_DIR (a path or
-    a URI such as s3a://bucket/spark-events; "off" turns them off), else $AIRFLOW_HOME/spark-events."""
+    a URI such as s3a://bucket/spark-events; "off" turns them off), else $AIRFLOW_HOME/spark-events.
+
+    Each stage task writes one rolling, zstd-compressed log there (about 1 MB for a tiny stage, far more at scale),
+    with its catalog credentials redacted (``spark_jobs/storage/redaction.py``). A local folder is pruned by age at
+    the start of every stage task (``retention.py``, ``airflow.spark_event_log_retention_days``); it is shared by
+    every config, so the shortest retention applies. A URI folder is left to a history server's cleaner."""
     chosen = os.environ.get("SUMMARY_SPARK_EVENT_LOG_DIR")
     if chosen == "off":
         return None

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from spark_jobs.catalogs import catalog_conf, conf_value, warehouse_location
 from spark_jobs.config import SummaryConfig
 from spark_jobs.storage import jars
+from spark_jobs.storage.redaction import redaction_conf
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -56,6 +57,8 @@ def session_conf(cfg: SummaryConfig, warehouse: str, jar_paths: Sequence[str | P
         conf["spark.jars"] = ",".join(str(p) for p in jar_paths)
     conf.update(catalog_conf(cfg, warehouse))
     conf.update({key: conf_value(value) for key, value in spark.conf.items()})
+    # Last, so nothing above weakens it: the event log and the UI hide every catalog credential (redaction.py).
+    conf.update(redaction_conf())
     return conf
 
 

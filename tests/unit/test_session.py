@@ -85,3 +85,25 @@ def test_the_environment_overrides_catalogs_so_one_config_serves_laptop_and_clus
 def test_pyspark_does_not_send_each_function_call_site_to_the_jvm(raw):
     """On by default in PySpark 4, it was about half of a stage's py4j round trips (bench/RESULTS.md)."""
     assert session_conf(config_from_dict(raw), "/wh")["spark.python.sql.dataFrameDebugging.enabled"] == "false"
+
+
+def test_every_session_redacts_catalog_credentials_and_keeps_sparks_own_terms(raw, monkeypatch):
+    """The patterns themselves are proven on a real event log in tests/storage/test_event_log_redaction.py."""
+    from spark_jobs.storage.redaction import REDACTION_REGEX, SPARK_DEFAULT_REDACTION_REGEX, redaction_conf
+    from summary_airflow.operators import event_log_conf
+
+    conf = session_conf(config_from_dict(raw), "/wh")
+    assert conf["spark.redaction.regex"] == REDACTION_REGEX
+    assert REDACTION_REGEX.startswith(SPARK_DEFAULT_REDACTION_REGEX + "|"), "Spark's default terms stay, with its (?i)"
+    for term in ("access[-_]key", "account[.]key", "credential", "authorization", "header[.]", "://[^/?#@\\s]*@"):
+        assert term in REDACTION_REGEX.split("|"), term
+    assert "spark.redaction.string.regex" in conf
+    # spark-submit from Airflow carries the same, with event logs on or off.
+    monkeypatch.setenv("SUMMARY_SPARK_EVENT_LOG_DIR", "off")
+    assert event_log_conf() == redaction_conf()
+    monkeypatch.setenv("SUMMARY_SPARK_EVENT_LOG_DIR", "s3a://bucket/spark-events")
+    assert event_log_conf() == {
+        "spark.eventLog.enabled": "true",
+        "spark.eventLog.dir": "s3a://bucket/spark-events",
+        **redaction_conf(),
+    }
