@@ -189,6 +189,7 @@ class SummaryConfig:
     spark: SparkSettings
     catalog: CatalogSettings
     airflow: AirflowSettings = AirflowSettings()
+    named: bool = False  # `name` was set in the file (else it is the file name's stem): tables record it
 
     # --- column sets, derived once -------------------------------------------------
     @cached_property
@@ -659,6 +660,7 @@ def _build(raw: dict[str, Any], path: Path) -> SummaryConfig:
     return SummaryConfig(
         path=str(path),
         name=name,
+        named=bool(raw.get("name")),
         source_table=raw["source_table"],
         summary_table=raw["destination_table"],
         latest_table=raw["latest_history_table"],

@@ -10,7 +10,8 @@ Read-only, from Iceberg metadata through PyIceberg and the stage run reports: th
 A user must be logged in (a bearer token or the UI's session) and sees a config only with read access to the
 runs of every one of its DAGs (``access.py``). Catalog reads run on this app's own few threads, each under a
 deadline, and are kept for a short while: a hung catalog costs a note on the page, not the api-server's shared
-thread pool (which also answers the workers' heartbeats).
+thread pool (which also answers the workers' heartbeats). Page figures are kept a short while; status is read
+afresh on every request.
 """
 
 import asyncio
@@ -33,7 +34,7 @@ from summary_airflow.metadata import pipeline_status
 from summary_airflow.pipeline_page import empty_page, page_data, render_page
 
 PAGE_TIMEOUT_ENV = "SUMMARY_PAGE_TIMEOUT_SECONDS"  # one config's reads, queueing included (default 20)
-PAGE_CACHE_ENV = "SUMMARY_PAGE_CACHE_SECONDS"  # how long a config's figures are served again (default 30; 0: never)
+PAGE_CACHE_ENV = "SUMMARY_PAGE_CACHE_SECONDS"  # how long a config's page figures are served again (default 30; 0: never)
 READ_THREADS = 4  # at most this many configs are read at once, whatever the number of requests
 
 T = TypeVar("T")
@@ -63,9 +64,10 @@ class BoundedReads:
         self._kept: dict[tuple[str, ...], tuple[float, Any]] = {}
         self._lock = threading.Lock()
 
-    async def get(self, key: tuple[str, ...], read: Callable[[], T]) -> T:
+    async def get(self, key: tuple[str, ...], read: Callable[[], T], keep: bool = True) -> T:
+        """``read()``'s value; ``keep=False``: always read afresh, and keep nothing."""
         with self._lock:
-            kept = self._kept.get(key)
+            kept = self._kept.get(key) if keep else None
         if kept is not None and kept[0] > time.monotonic():
             return kept[1]
         future = self.pool.submit(read)
@@ -74,7 +76,7 @@ class BoundedReads:
         except asyncio.TimeoutError:
             future.cancel()  # a read still queued never starts; a running one ends at the catalog's own timeout
             raise ReadTimeout(f"not read within {self.timeout:g} s (${PAGE_TIMEOUT_ENV})") from None
-        if self.ttl:
+        if self.ttl and keep:
             with self._lock:
                 self._kept[key] = (time.monotonic() + self.ttl, value)
         return value
@@ -120,7 +122,8 @@ def create_app(
         return cfg
 
     async def status_of(cfg: SummaryConfig) -> dict[str, Any]:
-        return await reads.get(("status", cfg.name), lambda: pipeline_status(cfg, warehouse))
+        # never kept: monitors poll /status to see a delivery arrive or a run's effect, which must not lag
+        return await reads.get(("status", cfg.name), lambda: pipeline_status(cfg, warehouse), keep=False)
 
     async def page_of(cfg: SummaryConfig) -> dict[str, Any]:
         try:

@@ -17,7 +17,7 @@
   pending classifications and the months since maintenance (``names.py``).
 
 Every table created here is tagged with its role and its owner (the config's
-destination table and the config's name). The pipeline deletes from, merges
+destination table and, when the config sets one, its ``name``). The pipeline deletes from, merges
 into and locks only tables that carry its own tag, so a source table, another
 config's table that happens to have one of these names, or a copied config that
 kept the destination of the one it was copied from is refused, never wiped.
@@ -154,7 +154,8 @@ def owner_of(cfg: SummaryConfig) -> str:
 
 def ownership(cfg: SummaryConfig, role: str) -> dict[str, str]:
     """The tag a table created for ``cfg`` in ``role`` carries."""
-    return {TABLE_ROLE: role, TABLE_OWNER: owner_of(cfg), TABLE_CONFIG: cfg.name}
+    tag = {TABLE_ROLE: role, TABLE_OWNER: owner_of(cfg)}
+    return {**tag, TABLE_CONFIG: cfg.name} if cfg.named else tag
 
 
 def _looks_like(role: str, names: Sequence[str], properties: Mapping[str, str]) -> bool:
@@ -186,10 +187,10 @@ def ownership_problem(
     role_found, owner_found = properties.get(TABLE_ROLE), properties.get(TABLE_OWNER)
     config_found = properties.get(TABLE_CONFIG)
     if role_found == role and owner_found == owner_of(cfg):
-        if config_found is None:  # tagged before config names were: the config that runs first claims it
+        if not cfg.named or config_found == cfg.name:
+            return None, False  # a config without `name` (a v4 file run by hand) is told apart by destination only
+        if config_found is None:  # tagged before names were, or by a config without one: a named config claims it
             return None, True
-        if config_found == cfg.name:
-            return None, False
         return (
             f"it is the {role} table of the config named {config_found!r}, not of {cfg.name!r} (two configs with one "
             f"destination_table; if this config was renamed, set the table property '{TABLE_CONFIG}' to {cfg.name!r})"

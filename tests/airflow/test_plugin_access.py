@@ -247,3 +247,18 @@ def test_deeply_nested_oversized_and_foreign_files_do_not_hide_a_configs_reports
     assert not [n for n in data["notes"] if "run reports" in n], data["notes"]
     assert any("manual__deep" in n and "manual__big" in n for n in data["notes"]), data["notes"]
     assert data["quality_gate"]["run_id"] == "check-new"
+
+
+def test_status_is_read_afresh_while_the_page_is_kept(site, monkeypatch):  # noqa: F811
+    """A monitor polls /status to see a delivery arrive: it must not lag; the heavier page may."""
+    import pyarrow as pa
+
+    from tests.airflow.test_pipeline_page import _catalog
+
+    client = _client(site)
+    before = client.get("/status/summary").json()["source_snapshot"]
+    months_before = client.get("/page-data/summary").json()["months"]
+    table = _catalog(site["warehouse"]).load_table("db.accounts_all")
+    table.append(pa.table({"cons_acct_key": pa.array([99], pa.int64()), "rpt_as_of_mo": ["2024-09"]}))
+    assert client.get("/status/summary").json()["source_snapshot"] not in (None, before)
+    assert client.get("/page-data/summary").json()["months"] == months_before  # kept for $SUMMARY_PAGE_CACHE_SECONDS

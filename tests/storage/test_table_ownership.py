@@ -67,7 +67,7 @@ def test_tables_created_before_tags_are_adopted(spark, namespace):
 
 def test_a_copied_config_that_kept_the_destination_is_refused_and_changes_nothing(spark, namespace):
     """A new config copied from a running one, renamed but with its tables: its jobs must not touch them."""
-    raw, cfg = load(namespace)
+    raw, cfg = load(namespace, name="cards")
     append_source(spark, cfg, [record(1, "2024-01", 1, bal=1)])
     run(spark, cfg, "forward", "2024-01")
     before = {t: table_properties(spark, t).get("current-snapshot-id") for t in (cfg.summary_table, cfg.latest_table)}
@@ -83,7 +83,7 @@ def test_a_copied_config_that_kept_the_destination_is_refused_and_changes_nothin
 
 
 def test_tables_tagged_before_config_names_are_claimed_by_the_config_that_runs(spark, namespace):
-    raw, cfg = load(namespace)
+    raw, cfg = load(namespace, name="cards")
     rows = [record(1, "2024-01", 1, bal=1), record(1, "2024-02", 1, bal=2)]
     append_source(spark, cfg, rows[:1])
     run(spark, cfg, "forward", "2024-01")
@@ -93,4 +93,22 @@ def test_tables_tagged_before_config_names_are_claimed_by_the_config_that_runs(s
     run(spark, cfg, "forward", "2024-02")
     names = {t: table_properties(spark, t).get(TABLE_CONFIG) for t in (cfg.summary_table, cfg.latest_table, cfg.control_table)}
     assert set(names.values()) == {cfg.name}
+    assert_matches_model(spark, cfg, raw, rows)
+
+
+def test_a_config_without_a_name_is_told_apart_by_its_destination_only(spark, namespace):
+    """v4 files carry no `name` (it is the file's stem): the same pipeline run from a copy with another file name
+    is the same pipeline, and its tables carry no config name to disagree with."""
+    raw, cfg = load(namespace)
+    assert not cfg.named
+    rows = [record(1, "2024-01", 1, bal=1), record(1, "2024-02", 1, bal=2)]
+    append_source(spark, cfg, rows[:1])
+    run(spark, cfg, "forward", "2024-01")
+    assert TABLE_CONFIG not in table_properties(spark, cfg.summary_table)
+    from spark_jobs.config import config_from_dict
+
+    elsewhere = config_from_dict(raw, "/etc/summary/cards_copy.json")
+    assert elsewhere.name != cfg.name
+    append_source(spark, cfg, rows[1:])
+    run(spark, elsewhere, "forward", "2024-02")
     assert_matches_model(spark, cfg, raw, rows)
