@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +15,7 @@ from spark_jobs.catalogs import pyiceberg_properties, split_identifier, warehous
 from spark_jobs.config import SummaryConfig, load_config
 from spark_jobs.names import BACKFILL_MARK, MONTHS_SINCE_MAINTENANCE
 from spark_jobs.storage.runlock import lock_state
+from summary_airflow.settings import seconds_from_env
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table
@@ -27,14 +27,7 @@ DEFAULT_CATALOG_TIMEOUT_SECONDS = 10.0
 
 
 def catalog_timeout_seconds() -> float:
-    text = os.environ.get(CATALOG_TIMEOUT_ENV) or str(DEFAULT_CATALOG_TIMEOUT_SECONDS)
-    try:
-        seconds = float(text)
-    except ValueError:
-        raise ValueError(f"${CATALOG_TIMEOUT_ENV}: {text!r} is not a number of seconds") from None
-    if not 0 < seconds <= 600:
-        raise ValueError(f"${CATALOG_TIMEOUT_ENV}: {text!r} must be more than 0 and at most 600 seconds")
-    return seconds
+    return seconds_from_env(CATALOG_TIMEOUT_ENV, DEFAULT_CATALOG_TIMEOUT_SECONDS, most=600)
 
 
 def bounded_properties(properties: dict[str, str], seconds: float) -> dict[str, str]:

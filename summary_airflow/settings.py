@@ -66,3 +66,17 @@ def parse_report_file_name(name: str) -> tuple[str, str, str, int] | None:
     if not name.endswith(".json") or len(parts) < 4 or not parts[-1].isdigit():
         return None
     return parts[0], ".".join(parts[1:-2]), parts[-2], int(parts[-1])
+
+
+def seconds_from_env(env: str, default: float, most: float, zero_allowed: bool = False) -> float:
+    """A number of seconds from ``$env`` (``default`` when unset), refused with the variable's name when it is not
+    one, or is not within (0 or more, or more than 0) .. ``most``."""
+    text = os.environ.get(env) or str(default)
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise ValueError(f"${env}: {text!r} is not a number of seconds") from None
+    if not (0 <= seconds if zero_allowed else 0 < seconds) or seconds > most:
+        least = "at least 0" if zero_allowed else "more than 0"
+        raise ValueError(f"${env}: {text!r} must be {least} and at most {most:g} seconds")
+    return seconds

@@ -15,7 +15,6 @@ afresh on every request.
 """
 
 import asyncio
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -32,23 +31,13 @@ from summary_airflow.access import Reader, TeamLookup, teams_from_airflow
 from summary_airflow.loader import LoadedConfigs, load_all
 from summary_airflow.metadata import pipeline_status
 from summary_airflow.pipeline_page import empty_page, page_data, render_page
+from summary_airflow.settings import seconds_from_env
 
 PAGE_TIMEOUT_ENV = "SUMMARY_PAGE_TIMEOUT_SECONDS"  # one config's reads, queueing included (default 20)
 PAGE_CACHE_ENV = "SUMMARY_PAGE_CACHE_SECONDS"  # how long a config's page figures are served again (default 30; 0: never)
 READ_THREADS = 4  # at most this many configs are read at once, whatever the number of requests
 
 T = TypeVar("T")
-
-
-def _seconds(env: str, default: float) -> float:
-    text = os.environ.get(env) or str(default)
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"${env}: {text!r} is not a number of seconds") from None
-    if not 0 <= value <= 3600:
-        raise ValueError(f"${env}: {text!r} must be between 0 and 3600 seconds")
-    return value
 
 
 class ReadTimeout(Exception):
@@ -105,7 +94,11 @@ def create_app(
     """
     # No /docs, /redoc or /openapi.json: FastAPI serves those outside the app's dependencies, so without login.
     app = FastAPI(title="Summary pipeline status", docs_url=None, redoc_url=None, openapi_url=None)
-    reads = BoundedReads(READ_THREADS, _seconds(PAGE_TIMEOUT_ENV, 20.0), _seconds(PAGE_CACHE_ENV, 30.0))
+    reads = BoundedReads(
+        READ_THREADS,
+        seconds_from_env(PAGE_TIMEOUT_ENV, 20.0, most=3600),
+        seconds_from_env(PAGE_CACHE_ENV, 30.0, most=3600, zero_allowed=True),
+    )
     reader_of = _reader_dependency(dag_teams) if require_login else lambda: Reader()
     ReaderDep = Annotated[Reader, Depends(reader_of)]  # noqa: N806  # FastAPI's idiom for a dependency type
 
