@@ -36,6 +36,10 @@ EXIT_LOCK_HELD = 4  # another run holds (or took) the tables' run lock: nothing 
 # What a retry can fix: an unexpected failure (a lost node, a killed JVM) and a busy lock; not bad input, not broken rules.
 RETRYABLE_EXIT_CODES = (EXIT_FAILED, EXIT_LOCK_HELD)
 
+# --- defaults a stage's command line can override ----------------------------------------------
+LOCK_WAIT_SECONDS = 600  # --lock-wait-seconds: how long a stage waits for the tables' run lock
+BATCH_TIME_LIMIT_SECONDS = 1800  # --batch-time-limit: how long a filtered backfill or classify may hold the lock
+
 # --- properties of the control table (<destination>_control) --------------------------------
 PROPERTY_PREFIX = "summary-pipeline."
 BACKFILL_MARK = "summary-pipeline.backfill.applied-source-snapshot"  # source snapshot every backfill applied up to
@@ -44,12 +48,31 @@ MONTHS_SINCE_MAINTENANCE = "summary-pipeline.maintenance.forward-months-since"
 LOCK_PREFIX = "summary-pipeline.lock."
 PUBLISH_PREFIX = "summary-pipeline.publish."  # + a run's branch -> its run id: the run decided to publish (storage/publish.py)
 
+# --- properties of each source snapshot an ingest appends: the file it read and its SHA-256 (read once) ---
+INGESTED_FILE_PROPERTY = "summary-pipeline.file"
+INGESTED_SHA_PROPERTY = "summary-pipeline.file-sha256"
+
 # --- environment variables -----------------------------------------------------------------
 WAREHOUSE_ENV = "SUMMARY_WAREHOUSE"
 CATALOGS_ENV = "SUMMARY_CATALOGS"
 CONFIGS_DIR_ENV = "SUMMARY_CONFIGS_DIR"
 REPORTS_DIR_ENV = "SUMMARY_REPORTS_DIR"
 SPARK_CONN_ENV = "SUMMARY_SPARK_CONN_ID"
+# The Spark jobs: the session (storage/session.py), the jar cache (storage/jars.py), ingest (ingest_paths.py).
+SPARK_MASTER_ENV = "SUMMARY_SPARK_MASTER"  # the master outside spark-submit (default local[*])
+SPARK_LOG_LEVEL_ENV = "SUMMARY_SPARK_LOG_LEVEL"  # the SparkContext's log level (default WARN)
+JARS_DIR_ENV = "SUMMARY_JARS_DIR"  # the jar cache (default .jars/ of the project)
+MAVEN_REPO_ENV = "SUMMARY_MAVEN_REPO"  # where missing jars are fetched from (default Maven Central), read at import
+EXTRA_PACKAGES_ENV = "SUMMARY_EXTRA_PACKAGES"  # more jars by Maven coordinates, comma-separated group:artifact:version
+INGEST_ROOTS_ENV = "SUMMARY_INGEST_ROOTS"  # the command line's ingest roots besides landing_dir (os.pathsep-separated)
+ALERT_URL_ENV_PREFIX = "SUMMARY_ALERT_"  # airflow.alerts.webhook.url_env may only name variables that start so
+# The Airflow side: Spark event logs of its stage tasks, and the bounded catalog reads of the triggerer and api-server.
+SPARK_EVENT_LOG_DIR_ENV = "SUMMARY_SPARK_EVENT_LOG_DIR"  # a path or URI; "off" turns event logs off
+CATALOG_TIMEOUT_ENV = "SUMMARY_CATALOG_TIMEOUT_SECONDS"  # each catalog and object-store request (default 10)
+PAGE_TIMEOUT_ENV = "SUMMARY_PAGE_TIMEOUT_SECONDS"  # one config's reads for the page, queueing included (default 20)
+PAGE_CACHE_ENV = "SUMMARY_PAGE_CACHE_SECONDS"  # how long a config's page figures are served again (default 30; 0: never)
+EXTRA_CONFIG_FUNCTIONS_ENV = "SUMMARY_EXTRA_CONFIG_FUNCTIONS"  # SQL functions a config's expressions may also call
+CRASH_ENV = "SUMMARY_PIPELINE_CRASH_AT"  # the fault tier: the named crash point at which a stage kills itself
 
 # --- properties every table the pipeline creates carries: which config's which table it is ------------
 TABLE_ROLE = "summary-pipeline.role"  # summary, latest_summary, staging, rejects, backfill, control, source
@@ -72,7 +95,7 @@ MONTH_NUMBER = "__month_number"  # year * 12 + month
 REJECT_REASON = "__reject_reason"  # '' for a valid record
 SOURCE_RECORD = "__source_record"  # the original record as JSON, for the rejects table
 VERSION_CONFLICT = "__version_conflict"  # the winner tied on version with a different record
-CASE = "__case"  # 1, 2, 3: Case I, II, III (CASES[CASE - 1])
+CASE = "__case"  # 1, 2, 3: an account's Case I, II, III (core/classify.py; CASES[CASE - 1]), kept in _backfill rows
 FIRST_CHANGED = "__first_changed_month"  # an account's earliest changed month number
 CHANGED_MONTHS = "__changed_months"
 LATEST_MONTH = "__latest_month"  # the month number of the account's latest_summary row

@@ -2,7 +2,7 @@
 
 A timeline holds, per account, ordered by month:
 
-* **context** rows (role 0): stored rows before the account's first changed
+* **earlier** rows (role 0): stored rows before the account's first changed
   month, as far back as a history array reaches, plus the newest stored row
   before it however old (the previous row: it seeds the carry-forward);
 * **stored** rows (role 1) at or after the first changed month that the batch
@@ -30,12 +30,20 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from spark_jobs.config import SummaryConfig
-from spark_jobs.core.history import clean_date, grid, history, month_segment
-from spark_jobs.core.month_columns import first_day_col
+from spark_jobs.core.history import (
+    carried,
+    carried_names,
+    first_history,
+    grids,
+    history,
+    month_segment,
+    shifted_history,
+    stored_value,
+)
 from spark_jobs.names import CARRIED_COLUMNS, INSERT, MONTH_NUMBER, PREVIOUS_MONTH, RECORD_DIGEST, REMOVED
 
 ROLE = "__role"
-CONTEXT, STORED, NEW = 0, 1, 2
+EARLIER, STORED, NEW = 0, 1, 2
 CARRIED = "__carried"
 OLD = "__old"  # a stored row's scalar values as stored
 REPLACED = "__replaced"  # a new row that replaces a stored row: that row's rolling values (else NULL)
@@ -62,24 +70,13 @@ def new_rows(changes: DataFrame, cfg: SummaryConfig) -> DataFrame:
 
     ``changes`` may have ``REPLACED`` (the replaced stored row's rolling values, from ``replaced_values``).
     """
-    carried = (
-        F.array_compact(F.array(*[F.when(F.col(c).isNull(), F.lit(c)) for c in cfg.carry_columns]))
-        if cfg.carry_columns
-        else _empty_names()
-    )
-    values = []
-    for column in cfg.mapped_columns:
-        value = F.col(column)
-        if column == cfg.primary_date_column:
-            value = F.coalesce(value, first_day_col(cfg.month_column))
-        if column in cfg.date_col_list:
-            value = clean_date(value)
-        values.append(value.alias(column))
+    month = F.col(cfg.month_column)
+    values = [stored_value(cfg, column, F.col(column), month).alias(column) for column in cfg.mapped_columns]
     return changes.select(
         *values,
         F.col(RECORD_DIGEST),
         F.col(MONTH_NUMBER),
-        carried.alias(CARRIED),
+        carried_names(cfg, F.col).alias(CARRIED),
         F.lit(NEW).alias(ROLE),
         F.lit(None).alias(OLD),
         (F.col(REPLACED) if REPLACED in changes.columns else F.lit(None).cast(_rolling_type(cfg))).alias(REPLACED),
@@ -95,9 +92,9 @@ def _rolling_type(cfg: SummaryConfig) -> str:
 
 
 def stored_rows(stored: DataFrame, cfg: SummaryConfig, role: int) -> DataFrame:
-    """Stored summary rows (scalar columns and a month number) -> timeline rows of ``role`` (CONTEXT or STORED).
+    """Stored summary rows (scalar columns and a month number) -> timeline rows of ``role`` (EARLIER or STORED).
 
-    A stored row keeps its values as stored (``OLD``) to tell whether it changes; a context row seeds every
+    A stored row keeps its values as stored (``OLD``) to tell whether it changes; an earlier row seeds every
     carried value with its own (its stored values are already carried forward).
     """
     old = F.struct(*[F.col(c) for c in scalar_columns(cfg)]) if role == STORED else F.lit(None)
@@ -126,7 +123,7 @@ def replaced_values(changes: DataFrame, stored: DataFrame, cfg: SummaryConfig) -
 
 
 def build_timeline(parts: Iterable[DataFrame]) -> DataFrame:
-    """Union of new, stored and context timeline rows (all built by the functions above)."""
+    """Union of new, stored and earlier timeline rows (all built by the functions above)."""
     return reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), parts)
 
 
@@ -185,15 +182,13 @@ def recompute(timeline: DataFrame, cfg: SummaryConfig) -> DataFrame:
         )
         for r in cfg.rolling_columns
     }
-    rows = rows.select("*", *[h.alias(name) for name, h in histories.items()]).where(F.col(ROLE) != CONTEXT)
+    rows = rows.select("*", *[h.alias(name) for name, h in histories.items()]).where(F.col(ROLE) != EARLIER)
     if has_stored:
         stored_values = F.struct(*[F.col(f"{OLD}.{c}").alias(c) for c in scalar_columns(cfg)])
         scalars_changed = ~F.struct(*[F.col(c) for c in scalar_columns(cfg)]).eqNullSafe(stored_values)
         arrays_changed = reduce(lambda a, b: a | b, [F.col(f"__reached_{r.name}") for r in cfg.rolling_columns], F.lit(False))
         rows = rows.where(is_new | scalars_changed | arrays_changed)
-    rows = rows.withColumns(
-        {g.name: grid(g, cfg.rolling_by_name(g.mapper_rolling_column).history_column) for g in cfg.grid_columns}
-    )
+    rows = rows.withColumns(grids(cfg))
     return rows.select(*cfg.summary_columns, MONTH_NUMBER, ROLE, INSERT, REMOVED)
 
 
@@ -210,19 +205,12 @@ def shifted(new: DataFrame, anchors: DataFrame, cfg: SummaryConfig) -> DataFrame
     joined = new.join(anchor, key, "left")
     has_anchor = F.col("__anchor").isNotNull()
     gap = F.col(MONTH_NUMBER) - F.col(f"__anchor.{MONTH_NUMBER}")
-    values = {}
-    for c in cfg.carry_columns:
-        values[c] = F.when(F.array_contains(F.col(CARRIED), c), F.col(f"__anchor.{c}")).otherwise(F.col(c))
+    values = {c: carried(F.col(c), F.col(f"__anchor.{c}"), F.array_contains(F.col(CARRIED), c)) for c in cfg.carry_columns}
     for r in cfg.rolling_columns:
-        value = F.array(F.col(r.mapper_column).cast(r.sql_type))
-        nulls = F.array_repeat(F.lit(None).cast(r.sql_type), (gap - 1).cast("int"))
-        after_anchor = F.slice(F.concat(value, nulls, F.col(f"__anchor.{r.history_column}")), 1, r.num_cols)
-        first_row = F.concat(value, F.array_repeat(F.lit(None).cast(r.sql_type), r.num_cols - 1))
-        values[r.history_column] = F.when(has_anchor, after_anchor).otherwise(first_row)
+        value = F.col(r.mapper_column)
+        after_anchor = shifted_history(r, value, gap, F.col(f"__anchor.{r.history_column}"))
+        values[r.history_column] = F.when(has_anchor, after_anchor).otherwise(first_history(r, value))
     values[PREVIOUS_MONTH] = F.col(f"__anchor.{cfg.month_column}")
     values[CARRIED_COLUMNS] = F.col(CARRIED)
-    rows = joined.withColumns(values)
-    rows = rows.withColumns(
-        {g.name: grid(g, cfg.rolling_by_name(g.mapper_rolling_column).history_column) for g in cfg.grid_columns}
-    )
+    rows = joined.withColumns(values).withColumns(grids(cfg))
     return rows.select(*cfg.summary_columns, MONTH_NUMBER, ROLE, INSERT, REMOVED)

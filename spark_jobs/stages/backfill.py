@@ -32,24 +32,21 @@ from dataclasses import dataclass, replace
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import StructType
 
 from spark_jobs.config import SummaryConfig
+from spark_jobs.core import mapping
 from spark_jobs.core.filters import checked_filter
-from spark_jobs.core.month_columns import month_number_col
 from spark_jobs.errors import UsageError
-from spark_jobs.names import AS_SOURCE_STANDS, CASE, CASE_STAGES, CASES, MONTH_NUMBER, REMOVED, RUN_ID, VERSION_CONFLICT
-from spark_jobs.names import BACKFILL_MARK as MARK
-from spark_jobs.names import BACKFILL_PENDING as PENDING
+from spark_jobs.names import BATCH_TIME_LIMIT_SECONDS, CASE, CASE_STAGES, CASES, LOCK_WAIT_SECONDS
 from spark_jobs.report import RunReport
 from spark_jobs.stages.batch import BatchRun
-from spark_jobs.stages.context import ALL_MONTHS
 from spark_jobs.stages.runs import exclusive_run, prepare_tables, source_table, time_limit
-from spark_jobs.storage.iceberg import current_snapshot, table_properties, update_properties
+from spark_jobs.stages.stored_reads import ALL_MONTHS
+from spark_jobs.storage import classifications
+from spark_jobs.storage.iceberg import current_snapshot
 from spark_jobs.storage.source_changes import FULL_TABLE, INCREMENTAL, SourceChanges, changes_between
-from spark_jobs.storage.tables import create_table, require_owned, small_table_properties, sql_string
+from spark_jobs.storage.tables import require_owned
 
-BATCH_TIME_LIMIT = 1800  # seconds a filtered batch may take to select and judge while holding the lock
 CASE_NUMBERS = {stage: number for number, stage in enumerate(CASE_STAGES.values(), start=1)}  # case-i -> 1 (classify.CASE)
 
 
@@ -98,7 +95,7 @@ def select_batch(
 def _since_mark(spark: SparkSession, cfg: SummaryConfig, source: DataFrame, month_column: Column) -> SelectedBatch:
     """Every change to the source between the mark and its current snapshot, read the way ``source_changes`` decides."""
     end, _ = current_snapshot(spark, cfg.source_table)
-    start = table_properties(spark, cfg.control_table).get(MARK)
+    start = classifications.applied_mark(spark, cfg)
     if end is None or str(end) == start:
         return SelectedBatch(source.limit(0), end, "no source snapshot since the last backfill")
     # (a DataFrameReader keeps its options: one each, or the time travel and the incremental read collide)
@@ -124,35 +121,6 @@ def _since_mark(spark: SparkSession, cfg: SummaryConfig, source: DataFrame, mont
         "(rewritten by a MERGE, overwrite or delete)"
     )
     return SelectedBatch(records, end, what, tuple(touched), read_path)
-
-
-def ensure_backfill_table(spark: SparkSession, cfg: SummaryConfig, winners_schema: StructType) -> None:
-    """The table a classification persists its changed winners in, with the judging flags the case stages
-    need (added to a table created by an earlier version)."""
-    from pyspark.sql import types as T
-
-    flags = [T.StructField(REMOVED, T.BooleanType()), T.StructField(AS_SOURCE_STANDS, T.BooleanType())]
-    skipped = (VERSION_CONFLICT, MONTH_NUMBER, REMOVED, AS_SOURCE_STANDS)
-    fields = [f for f in winners_schema.fields if f.name not in skipped]
-    schema = T.StructType([*fields, *flags, T.StructField(CASE, T.IntegerType()), T.StructField(RUN_ID, T.StringType())])
-    if not create_table(spark, cfg, "backfill", cfg.backfill_table, schema, small_table_properties(cfg), (RUN_ID,)):
-        present = set(spark.table(cfg.backfill_table).columns)
-        missing = [f for f in flags if f.name not in present]
-        if missing:
-            columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in missing)
-            spark.sql(f"ALTER TABLE {cfg.backfill_table} ADD COLUMNS ({columns})")
-
-
-def move_mark(spark: SparkSession, cfg: SummaryConfig, run_id: str, end_snapshot: int | None) -> None:
-    """Record that every source record up to ``end_snapshot`` is applied; forget the finished classification."""
-
-    def update(properties: dict[str, str]) -> dict[str, str] | None:
-        changes = {PENDING + run_id: ""} if PENDING + run_id in properties else {}
-        if end_snapshot is not None:
-            changes[MARK] = str(end_snapshot)
-        return changes or None
-
-    update_properties(spark, cfg.control_table, update)
 
 
 @contextmanager
@@ -195,20 +163,20 @@ def judged_batch(
 
 
 def run_backfill(spark: SparkSession, cfg: SummaryConfig, report: RunReport, backfill_filter: str | None = None,
-                 months: list[str] | None = None, dry_run: bool = False, lock_wait_seconds: float = 600,
-                 batch_time_limit: float | None = BATCH_TIME_LIMIT) -> None:  # fmt: skip
+                 months: list[str] | None = None, dry_run: bool = False, lock_wait_seconds: float = LOCK_WAIT_SECONDS,
+                 batch_time_limit: float | None = BATCH_TIME_LIMIT_SECONDS) -> None:  # fmt: skip
     """``--mode backfill``: classify and apply every case in this process."""
     judged = judged_batch(spark, cfg, report, backfill_filter, months, dry_run, lock_wait_seconds, batch_time_limit)
     with judged as (batch, _, changes, end):
         if changes is not None:
             batch.apply(batch.classify(changes))
         if not dry_run:
-            move_mark(spark, cfg, report.run_id, end)
+            classifications.move_mark(spark, cfg, report.run_id, end)
 
 
 def run_classify(spark: SparkSession, cfg: SummaryConfig, report: RunReport, backfill_filter: str | None = None,
-                 months: list[str] | None = None, dry_run: bool = False, lock_wait_seconds: float = 600,
-                 batch_time_limit: float | None = BATCH_TIME_LIMIT) -> None:  # fmt: skip
+                 months: list[str] | None = None, dry_run: bool = False, lock_wait_seconds: float = LOCK_WAIT_SECONDS,
+                 batch_time_limit: float | None = BATCH_TIME_LIMIT_SECONDS) -> None:  # fmt: skip
     """``--mode classify``: persist the changed winners per case under a new run id."""
     judged = judged_batch(
         spark, cfg, report, backfill_filter, months, dry_run, lock_wait_seconds, batch_time_limit, judge_only=True
@@ -216,27 +184,24 @@ def run_classify(spark: SparkSession, cfg: SummaryConfig, report: RunReport, bac
     with judged as (batch, winners, changes, end):
         classified = batch.classify(changes) if changes is not None else None
         if not dry_run:
-            ensure_backfill_table(spark, cfg, (winners if winners is not None else _empty_winners(spark, cfg)).schema)
-            _supersede_unfinished(spark, cfg)
+            classifications.ensure_table(spark, cfg, (winners if winners is not None else _empty_winners(spark, cfg)).schema)
+            classifications.supersede_unfinished(spark, cfg)
             if classified is not None:
                 batch.lock.check()
                 labelled = changes.join(classified.accounts.select(cfg.key_column, CASE), cfg.key_column)  # type: ignore[union-attr]
-                columns = [f.name for f in spark.table(cfg.backfill_table).schema.fields if f.name != RUN_ID]
-                labelled.select(*columns).withColumn(RUN_ID, F.lit(report.run_id)).writeTo(cfg.backfill_table).append()
-                # a filtered or month-limited batch (no end snapshot) must not move the mark when it is done
-                pending = "filter" if end is None else str(end)
-                update_properties(
-                    spark,
-                    cfg.control_table,
-                    lambda p: None if p.get(PENDING + report.run_id) == pending else {PENDING + report.run_id: pending},
-                )
+                classifications.save(spark, cfg, report.run_id, labelled, end)
             else:
-                move_mark(spark, cfg, report.run_id, end)  # nothing to apply: the batch is done
+                classifications.move_mark(spark, cfg, report.run_id, end)  # nothing to apply: the batch is done
     report.details["stages_to_run"] = [CASE_STAGES[c] for c in CASES if report.accounts_by_case[c]]
 
 
 def run_case(
-    spark: SparkSession, cfg: SummaryConfig, report: RunReport, mode: str, run_id: str | None, lock_wait_seconds: float = 600
+    spark: SparkSession,
+    cfg: SummaryConfig,
+    report: RunReport,
+    mode: str,
+    run_id: str | None,
+    lock_wait_seconds: float = LOCK_WAIT_SECONDS,
 ) -> None:
     """``--mode case-i|case-ii|case-iii --run-id ID``: apply one case of a classification."""
     if not run_id:
@@ -249,41 +214,28 @@ def run_case(
     require_owned(spark, cfg, cfg.backfill_table, "backfill")
     report.details["classification"] = run_id
     with exclusive_run(spark, cfg, report, lock_wait_seconds) as lock:
-        pending_end = table_properties(spark, cfg.control_table).get(PENDING + run_id)
-        rows = spark.table(cfg.backfill_table).where((F.col(RUN_ID) == run_id) & (F.col(CASE) == case))
-        winners = (
-            rows.drop(RUN_ID, CASE)
-            .withColumn(VERSION_CONFLICT, F.lit(False))
-            .withColumns({flag: F.coalesce(F.col(flag), F.lit(False)) for flag in (REMOVED, AS_SOURCE_STANDS)})
-            .withColumn(MONTH_NUMBER, month_number_col(cfg.month_column))
-        )
+        pending, end_snapshot = classifications.pending(spark, cfg, run_id)
+        winners_of_case = classifications.case_winners(spark, cfg, run_id, case)
         stage_id = f"{report.run_id}-{run_id}"
         with BatchRun(spark, cfg, stage_id, lock) as batch:
-            found = winners.agg(F.count(F.lit(1)).alias("n"), F.collect_set(cfg.month_column).alias("months")).first()
+            found = winners_of_case.agg(F.count(F.lit(1)).alias("n"), F.collect_set(cfg.month_column).alias("months")).first()
             months = sorted(found["months"]) if found else []
             batch.sized(found["n"] if found else 0)
             if months:
-                changes = batch.changed_winners(batch.keep(winners))
+                changes = batch.changed_winners(batch.keep(winners_of_case))
                 if changes is not None:
                     batch.apply(batch.classify(changes))
                 batch.counts.months = months
             report.add(batch.counts)
         lock.check()
-        spark.sql(f"DELETE FROM {cfg.backfill_table} WHERE {RUN_ID} = {sql_string(run_id)} AND {CASE} = {case}")
-        remaining = spark.table(cfg.backfill_table).where(F.col(RUN_ID) == run_id).limit(1).count()
-        if pending_end is not None and remaining == 0:
-            move_mark(spark, cfg, run_id, None if pending_end == "filter" else int(pending_end))
+        done = classifications.finish_case(spark, cfg, run_id, case)
+        if pending and done:
+            classifications.move_mark(spark, cfg, run_id, end_snapshot)
             report.details["backfill_complete"] = True
-        elif pending_end is None and not months:
+        elif not pending and not months:
             report.details["note"] = f"classification {run_id} is finished or was superseded: nothing to apply"
 
 
-def _supersede_unfinished(spark: SparkSession, cfg: SummaryConfig) -> None:
-    spark.sql(f"DELETE FROM {cfg.backfill_table} WHERE true")
-    update_properties(spark, cfg.control_table, lambda p: {k: "" for k in p if k.startswith(PENDING)} or None)
-
-
 def _empty_winners(spark: SparkSession, cfg: SummaryConfig) -> DataFrame:
-    from spark_jobs.core.mapping import map_records, valid_records, winners
-
-    return winners(valid_records(map_records(source_table(spark, cfg).limit(0), cfg), cfg), cfg)
+    no_records = source_table(spark, cfg).limit(0)
+    return mapping.winners(mapping.valid_records(mapping.map_records(no_records, cfg), cfg), cfg)

@@ -11,10 +11,12 @@ in which source records form the batch. For any batch:
    from a history array's reach before the first changed month on, plus the
    row before them however old (found through ``_previous_month``);
 5. recompute the affected rows (``timeline``) and write only those that change,
-   on the run's branches of both tables, then publish them (``writers``).
+   on the run's branches of both tables (``storage.writers``), published
+   together (``storage.publish``).
 
 A forward month after every stored month (the scheduled run) needs none of
-steps 2-4: ``apply_next_month`` makes it one pass over ``latest_summary``.
+steps 2-4: ``stages.scheduled_month`` makes it one pass over ``latest_summary``
+(``forward`` chooses between the two).
 """
 
 import time
@@ -22,16 +24,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal, cast
 
-from pyspark.sql import Column, DataFrame, Observation, Row, SparkSession
+from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from spark_jobs.config import SummaryConfig
 from spark_jobs.core.classify import CASE_NAMES, classify_accounts, is_single_new_month, records_of_case
 from spark_jobs.core.mapping import map_records, rejected_records, valid_records, winners
 from spark_jobs.core.month_columns import month_number_col
-from spark_jobs.core.next_month import FIRST_ROW, FOLLOWS_LATEST, IS_NEW, next_month_rows
 from spark_jobs.core.timeline import (
-    CONTEXT,
+    EARLIER,
     STORED,
     build_timeline,
     new_rows,
@@ -54,23 +55,19 @@ from spark_jobs.names import (
     VERSION_CONFLICT,
 )
 from spark_jobs.report import BatchCounts
-from spark_jobs.stages.context import (
+from spark_jobs.stages.partitioning import configure_shuffle_partitions
+from spark_jobs.stages.stored_reads import (
     ALL_MONTHS,
     latest_months,
     previous_rows_out_of_reach,
     rows_gone_from_source,
     stored_in_reach,
 )
-from spark_jobs.stages.partitioning import configure_shuffle_partitions
-from spark_jobs.storage.iceberg import current_snapshot, has_rows_from, record_count
-from spark_jobs.storage.publish import RunBranches
 from spark_jobs.storage.runlock import HeldLock
-from spark_jobs.storage.writers import BROADCAST_KEYS_MAX, PARALLEL_WRITE, rows_stats, write_rejects, write_rows
+from spark_jobs.storage.writers import BROADCAST_KEYS_MAX, rows_stats, write_rejects, write_rows
 
 VERDICT = "__verdict"
 SMALL_BATCH_RECORDS = 500_000  # records of a batch below which its intermediate results are checkpointed
-BROADCAST_WINNERS_MAX = 2_000_000  # winners of one month shipped to every task instead of shuffling latest_summary...
-BROADCAST_WINNERS_SHARE = 0.1  # ...when they are at most this share of its rows (bench/RESULTS.md: a full month shuffles)
 
 
 class PhaseClock:
@@ -86,17 +83,13 @@ class PhaseClock:
         self.last = now
 
 
-def summary_with_month_number(spark: SparkSession, cfg: SummaryConfig) -> DataFrame:
-    return spark.table(cfg.summary_table).withColumn(MONTH_NUMBER, month_number_col(cfg.month_column))
-
-
 def judge_against_stored(cfg: SummaryConfig, batch_winners: DataFrame, stored: DataFrame | None) -> DataFrame:
     """Each winner with a verdict: new, newer (replaces the stored winner), same (already applied), stale, or
     removed (a ``REMOVED`` marker of a stored row the source no longer holds).
 
     A winner of a month judged as the source stands (``AS_SOURCE_STANDS``) is the source's winner now, so it
     replaces a stored row of a higher version too: that version's record is gone from the source.
-    ``stored``: every stored row a winner can share its key and month with (``context.stored_in_reach``).
+    ``stored``: every stored row a winner can share its key and month with (``stored_reads.stored_in_reach``).
     """
     key, month, version = cfg.key_column, cfg.month_column, cfg.version_column
     if stored is None:
@@ -139,13 +132,13 @@ class BatchRun:
         cfg: SummaryConfig,
         run_id: str,
         lock: HeldLock,
-        months_label: Iterable[str] = (),
+        months: Iterable[str] = (),
         dry_run: bool = False,
         judge_only: bool = False,
     ) -> None:
         self.spark, self.cfg, self.run_id, self.lock, self.dry_run = spark, cfg, run_id, lock, dry_run
         self.judge_only = judge_only  # a classification: stops after classify, so reads only what judging needs
-        self.counts = BatchCounts(months=list(months_label))
+        self.counts = BatchCounts(months=list(months))
         self.clock = PhaseClock(self.counts.seconds)
         self._persisted: list[DataFrame] = []
         self.records = 0  # records in the batch (winners, for a case stage): sizes the plans below
@@ -292,84 +285,6 @@ class BatchRun:
         self.clock.lap("recompute")
         counts.rows_written.update(write_rows(spark, cfg, computed, self.run_id, self.lock, self.clock, stats=stats))
 
-    def apply_next_month(self, source: DataFrame, month: str) -> None:
-        """A month after every stored month (``follows_every_stored_month``): one pass, two writes, no judging.
-
-        Every winner is new (summary holds nothing at or after ``month``), so each is Case I or Case II,
-        and one join of the winners with latest_summary gives summary's new rows and the whole next
-        latest_summary. Two Spark jobs: the summary append computes (and keeps) everything, its counts
-        observed on the way; the latest_summary overwrite reads what was kept. Both go to the run's
-        branches, then are published.
-        """
-        spark, cfg, counts = self.spark, self.cfg, self.counts
-        counts.months = [month]
-        expected = record_count(spark, cfg.source_table, cfg.source_column(cfg.month_column), month)
-        if expected == 0:  # no data file holds the month (known from metadata)
-            return
-        partitions = configure_shuffle_partitions(spark, expected, cfg.performance)
-        read, picked, cases = (Observation(f"{what}-{self.run_id}") for what in ("mapping", "winners", "cases"))
-        valid = F.col(REJECT_REASON) == ""
-        # Spread the month's records by key first: mapping (the digest) then runs in every task, not in the
-        # few that read the month's files, and picking winners needs no second shuffle.
-        spread = source.repartition(partitions, F.col(f"`{cfg.source_column(cfg.key_column)}`"))
-        mapped = map_records(spread, cfg).observe(
-            read, F.count(F.lit(1)).alias("read"), F.count(F.when(~valid, 1)).alias("rejected")
-        )
-        month_winners = winners(valid_records(mapped, cfg), cfg).observe(
-            picked, F.count(F.lit(1)).alias("winners"), F.count(F.when(F.col(VERSION_CONFLICT), 1)).alias("conflicts")
-        )
-        broadcast = broadcasts_winners(expected, _latest_rows(spark, cfg))
-        if broadcast:  # (read twice: by the join and by the new accounts' anti-join)
-            month_winners = self.keep(month_winners, computed_now=False)
-        joined = next_month_rows(month_winners, spark.table(cfg.latest_table), cfg, broadcast)
-        rows = self.keep(
-            joined.observe(
-                cases,
-                F.count(F.when(F.col(CASE) == FIRST_ROW, 1)).alias("first"),
-                F.count(F.when(F.col(CASE) == FOLLOWS_LATEST, 1)).alias("follows"),
-            ),
-            computed_now=False,
-        )
-        branches = RunBranches(spark, cfg, self.run_id)
-        self.lock.check()
-        try:
-            branches.open()
-            new_rows = rows.where(F.col(IS_NEW)).select(*cfg.summary_columns)
-            new_rows.writeTo(branches.target(cfg.summary_table)).options(**PARALLEL_WRITE).append()
-            self._count_next_month(read, picked, cases, mapped)
-            crash_point("after_summary_written", spark)
-            self.clock.lap("write_summary")
-            if counts.records_rejected:
-                self.lock.check()
-                write_rejects(spark, cfg, rejected_records(map_records(source, cfg), cfg, self.run_id))
-                counts.rows_written["rejects"] = counts.records_rejected
-                crash_point("after_rejects", spark)
-                self.clock.lap("rejects")
-            if counts.changed_records == 0:
-                branches.discard()
-                return
-            latest_rows = rows.select(*cfg.summary_columns).writeTo(branches.target(cfg.latest_table))
-            latest_rows.options(**PARALLEL_WRITE).overwrite(F.lit(True))
-            crash_point("after_latest_written", spark)
-            self.clock.lap("write_latest")
-        except BaseException:
-            branches.discard()
-            raise
-        self.lock.check()
-        branches.publish(self.lock)
-        self.clock.lap("publish")
-        counts.rows_written.update({"summary": counts.changed_records, "latest_summary": counts.changed_records})
-
-    def _count_next_month(self, read: Observation, picked: Observation, cases: Observation, mapped: DataFrame) -> None:
-        """The counts a next-month batch observed while its rows were computed."""
-        counts = self.counts
-        counts.records_read, counts.records_rejected = _observed_counts(read, mapped)
-        winners_seen, case_counts = _observed(picked), _observed(cases)
-        counts.changed_records, counts.version_conflicts = winners_seen.get("winners", 0), winners_seen.get("conflicts", 0)
-        counts.superseded_records = counts.records_read - counts.records_rejected - counts.changed_records
-        for case, n in (("I", case_counts.get("first", 0)), ("II", case_counts.get("follows", 0))):
-            counts.accounts_by_case[case] = counts.records_by_case[case] = n
-
     def _recomputed_rows(self, classified: "Classified") -> DataFrame:
         """One join for accounts with a single new month after their latest row; a timeline for the rest."""
         spark, cfg, key = self.spark, self.cfg, self.cfg.key_column
@@ -395,15 +310,14 @@ def apply_batch(
     source: DataFrame,
     run_id: str,
     lock: HeldLock,
-    months_label: Iterable[str] = (),
+    months: Iterable[str] = (),
     dry_run: bool = False,
 ) -> BatchCounts:
-    """Apply the source records in ``source`` (any months, any accounts) and return what happened."""
-    months_label = list(months_label)
-    with BatchRun(spark, cfg, run_id, lock, months_label, dry_run) as batch:
-        if len(months_label) == 1 and not dry_run and follows_every_stored_month(spark, cfg, months_label[0]):
-            batch.apply_next_month(source, months_label[0])
-            return batch.counts
+    """Apply the source records in ``source`` (any months, any accounts) and return what happened.
+
+    ``months``: the months ``source`` was limited to, for the report (found from the records when empty).
+    """
+    with BatchRun(spark, cfg, run_id, lock, months, dry_run) as batch:
         batch_winners, _ = batch.winners_from_source(source)
         if batch_winners is None:
             return batch.counts
@@ -414,52 +328,9 @@ def apply_batch(
         return batch.counts
 
 
-def broadcasts_winners(winners: int, latest_rows: int) -> bool:
-    """Whether a next-month batch ships its winners to every task rather than shuffling latest_summary.
-
-    Broadcasting saves shuffling latest_summary's wide rows, but builds the winners' table in the driver and
-    needs a second join for the new accounts: measured at 100k and 1M accounts, a month in which most accounts
-    report is faster shuffled; a month of a few accounts against a large latest_summary is not.
-    """
-    return winners <= BROADCAST_WINNERS_MAX and winners <= BROADCAST_WINNERS_SHARE * latest_rows
-
-
-def _latest_rows(spark: SparkSession, cfg: SummaryConfig) -> int:
-    """latest_summary's rows as its current snapshot counts them (data files' records: an upper bound)."""
-    summary = current_snapshot(spark, cfg.latest_table)[1]
-    return int(summary.get("total-records", 0)) - int(summary.get("total-position-deletes", 0))
-
-
-def _observed(observed: Observation) -> dict[str, int]:
-    """What an observation saw; nothing (no rows went past it) when Spark left no observation behind."""
-    try:
-        return dict(observed.get)
-    except Exception:  # (a plan that read no row can leave none)
-        return {}
-
-
-def _observed_counts(observed: Observation, mapped: DataFrame) -> tuple[int, int]:
-    """(records read, rejected) as observed while the winners were picked; counted again if Spark observed nothing."""
-    try:
-        metrics = observed.get
-        return metrics["read"], metrics["rejected"]
-    except Exception:  # (an empty scan can leave no observation behind)
-        row = cast(Row, mapped.agg(F.count(F.lit(1)), F.count(F.when(F.col(REJECT_REASON) != "", 1))).first())
-        return row[0], row[1]
-
-
 def _small_partitions(spark: SparkSession) -> int:
     """Partitions for rows a batch selected from a large scan: the shuffle partitions, at least two per core."""
     return max(int(spark.conf.get("spark.sql.shuffle.partitions") or 1), 2 * spark.sparkContext.defaultParallelism)
-
-
-def follows_every_stored_month(spark: SparkSession, cfg: SummaryConfig, month: str) -> bool:
-    """Whether summary holds no row at or after ``month`` and latest_summary has been written (metadata only)."""
-    from spark_jobs.storage.iceberg import current_snapshot
-
-    if current_snapshot(spark, cfg.latest_table)[0] is None:
-        return False
-    return not has_rows_from(spark, cfg.summary_table, cfg.month_column, month)
 
 
 @dataclass(frozen=True)
@@ -468,8 +339,6 @@ class BatchShape:
 
     single_new_month: int  # accounts whose one new month follows their latest row (or is their first)
     other: int  # accounts that need a timeline
-    other_stored: int  # of those, accounts with stored rows (Case II with several new months, Case III)
-    earliest_stored: int | None  # their earliest first-changed month number (None: there are none)
 
 
 @dataclass(frozen=True)
@@ -484,22 +353,19 @@ class Classified:
 def _count_cases(counts: BatchCounts, accounts: DataFrame) -> BatchShape:
     """Fill accounts and records per case; return the batch's shape (one aggregation)."""
     simple = is_single_new_month()
-    with_rows = ~simple & (F.col(CASE) >= 2)
     per_case = cast(
         Row,
         accounts.agg(
             *[F.count(F.when(F.col(CASE) == number, 1)).alias(name) for number, name in CASE_NAMES.items()],
             *[F.sum(records_of_case(number)).alias(f"records_{name}") for number, name in CASE_NAMES.items()],
             F.count(F.when(simple, 1)).alias("single"),
-            F.count(F.when(with_rows, 1)).alias("other_stored"),
-            F.min(F.when(with_rows, F.col(FIRST_CHANGED))).alias("earliest_stored"),
         ).first(),
     )
     for name in CASE_NAMES.values():
         counts.accounts_by_case[name] = per_case[name]
         counts.records_by_case[name] = per_case[f"records_{name}"] or 0
     total = sum(per_case[name] for name in CASE_NAMES.values())
-    return BatchShape(per_case.single, total - per_case.single, per_case.other_stored, per_case.earliest_stored)
+    return BatchShape(per_case.single, total - per_case.single)
 
 
 def _timeline_parts(
@@ -522,8 +388,8 @@ def _timeline_parts(
     changes = replaced_values(changes, at_or_after, cfg)
     kept = at_or_after.join(changes.select(key, month), [key, month], "left_anti")
     before = rows.where(F.col(MONTH_NUMBER) < F.col(FIRST_CHANGED))
-    parts = [new_rows(changes, cfg), stored_rows(kept, cfg, STORED), stored_rows(before, cfg, CONTEXT)]
+    parts = [new_rows(changes, cfg), stored_rows(kept, cfg, STORED), stored_rows(before, cfg, EARLIER)]
     older = previous_rows_out_of_reach(spark, cfg, rows, accounts, reach)
     if older is not None:
-        parts.append(stored_rows(older, cfg, CONTEXT))
+        parts.append(stored_rows(older, cfg, EARLIER))
     return parts

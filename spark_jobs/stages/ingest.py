@@ -25,13 +25,11 @@ from spark_jobs.core.mapping import map_records, rejected_records
 from spark_jobs.core.month_columns import is_month_col
 from spark_jobs.errors import SourceDataError, first_line
 from spark_jobs.ingest_paths import FORMATS, expand_paths, ingest_roots
+from spark_jobs.names import INGESTED_FILE_PROPERTY, INGESTED_SHA_PROPERTY
 from spark_jobs.report import RunReport
 from spark_jobs.storage.iceberg import java_table
 from spark_jobs.storage.tables import common_properties, create_table, ensure_pipeline_tables, table_exists
-from spark_jobs.storage.writers import write_rejects
-
-FILE_PROPERTY = "summary-pipeline.file"
-SHA_PROPERTY = "summary-pipeline.file-sha256"
+from spark_jobs.storage.writers import append_source, write_rejects
 
 # (file type, table type) pairs that convert without losing anything.
 _WIDENINGS = {
@@ -112,7 +110,7 @@ def create_source_table(spark: SparkSession, cfg: SummaryConfig, schema: T.Struc
 def already_ingested(spark: SparkSession, cfg: SummaryConfig, sha: str) -> int | None:
     """The snapshot that appended a file with this SHA-256, if any (kept until that snapshot expires)."""
     for snapshot in java_table(spark, cfg.source_table).snapshots():
-        if dict(snapshot.summary()).get(SHA_PROPERTY) == sha:
+        if dict(snapshot.summary()).get(INGESTED_SHA_PROPERTY) == sha:
             return snapshot.snapshotId()
     return None
 
@@ -164,13 +162,8 @@ def ingest(spark: SparkSession, cfg: SummaryConfig, path_args: Iterable[str], re
             rejects.unpersist()
             # A record without a YYYY-MM month belongs to no month's batch and would be a partition of its own
             # (a very long value cannot even be one): it is kept in the rejects table only, as its JSON.
-            (
-                aligned.where(has_month)
-                .writeTo(cfg.source_table)
-                .option(f"snapshot-property.{FILE_PROPERTY}", os.path.abspath(path))
-                .option(f"snapshot-property.{SHA_PROPERTY}", sha)
-                .append()
-            )
+            file_properties = {INGESTED_FILE_PROPERTY: os.path.abspath(path), INGESTED_SHA_PROPERTY: sha}
+            append_source(cfg, aligned.where(has_month), file_properties)
         finally:
             aligned.unpersist()
         report.records_read += records

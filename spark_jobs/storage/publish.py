@@ -1,7 +1,13 @@
 """Write summary and latest_summary on a run's own branches, then publish both: recoverable without a staging table.
 
-Iceberg commits one table at a time, and a run changes two. So a run that
-writes (``RunBranches``):
+Iceberg commits one table at a time, and a run changes two. So every path
+that writes them uses ``RunBranches`` as a context manager (as PyIceberg's
+``Transaction``: its exit commits)::
+
+    with RunBranches(spark, cfg, run_id, lock) as branches:
+        ...write to branches.target(cfg.summary_table) and branches.target(cfg.latest_table)...
+
+which:
 
 1. creates a branch ``run_<id>`` on each table at its current snapshot;
 2. writes its rows to those branches (readers of ``main`` see nothing yet);
@@ -9,6 +15,9 @@ writes (``RunBranches``):
    ``summary-pipeline.publish.<branch>``, and only while the run still holds the lock;
 4. fast-forwards each table's ``main`` to its branch and removes the branch
    (one metadata commit per table: the tables disagree for milliseconds).
+
+An error inside the block removes the branches (nothing was decided, nothing
+published), and so does ``abandon()`` (a batch that found nothing to write).
 
 Whoever takes the run lock next looks at what a dead run left (``recover``): a
 publish mark means the run had decided, so every table whose branch is still
@@ -22,12 +31,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING
+from types import TracebackType
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from spark_jobs.errors import ConcurrentRunError
 from spark_jobs.faults import crash_point
 from spark_jobs.names import LOCK_PREFIX, PUBLISH_PREFIX
-from spark_jobs.storage.iceberg import java_table, update_properties
+from spark_jobs.storage.iceberg import branch_head, java_table, update_properties
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -36,6 +46,12 @@ if TYPE_CHECKING:
     from spark_jobs.storage.runlock import HeldLock
 
 BRANCH_PREFIX = "run_"
+
+
+class Clock(Protocol):
+    """Takes the time of each phase (``stages.batch.PhaseClock``)."""
+
+    def lap(self, phase: str) -> None: ...
 
 
 def branch_name(run_id: str) -> str:
@@ -53,16 +69,53 @@ def published_tables(cfg: SummaryConfig) -> tuple[str, str]:
 
 
 class RunBranches:
-    """One batch's branches of summary and latest_summary, and their publication."""
+    """One batch's branches of summary and latest_summary, and their publication: the one commit protocol.
 
-    def __init__(self, spark: SparkSession, cfg: SummaryConfig, run_id: str) -> None:
-        self.spark, self.cfg, self.run_id = spark, cfg, run_id
+    As a context manager (``lock``: the run lock the batch holds): entering checks the lock and opens the
+    branches; leaving publishes them (after checking the lock again), or removes them when the block raised
+    or called ``abandon()``. ``clock`` times the publication.
+    """
+
+    def __init__(
+        self, spark: SparkSession, cfg: SummaryConfig, run_id: str, lock: HeldLock | None = None, clock: Clock | None = None
+    ) -> None:
+        self.spark, self.cfg, self.run_id, self.lock, self.clock = spark, cfg, run_id, lock, clock
         self.branch = branch_name(run_id)
         self.opened = False
+        self.abandoned = False
         self.base: dict[str, int | None] = {}  # each table's snapshot the branch starts at
+
+    def __enter__(self) -> RunBranches:
+        if self.lock is None:
+            raise TypeError("RunBranches as a context manager needs the run lock it publishes under")
+        self.lock.check()
+        try:
+            self.open()
+        except BaseException:
+            self.discard()  # (whichever branch was created)
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> Literal[False]:
+        if exc_type is not None or self.abandoned:
+            self.discard()
+            return False
+        assert self.lock is not None  # (checked on entering)
+        self.lock.check()  # (a lost lock leaves the branches: invisible, removed by maintenance)
+        self.publish(self.lock)
+        if self.clock is not None:
+            self.clock.lap("publish")
+        return False
+
+    def abandon(self) -> None:
+        """Nothing to publish after all: leaving the block removes the branches instead."""
+        self.abandoned = True
 
     def open(self) -> None:
         """Create the branches at each table's current snapshot (a table without one gets an empty branch)."""
+        self.opened = True  # (from the first: ``discard`` removes whichever exist)
         for identifier in published_tables(self.cfg):
             table = java_table(self.spark, identifier)
             snapshot = table.currentSnapshot()
@@ -74,7 +127,6 @@ class RunBranches:
                 manage.createBranch(self.branch).commit()
             else:
                 manage.createBranch(self.branch, snapshot.snapshotId()).commit()
-        self.opened = True
         crash_point("after_branches", self.spark)
 
     def target(self, identifier: str) -> str:
@@ -82,8 +134,6 @@ class RunBranches:
 
     def wrote(self, identifier: str) -> dict[str, str] | None:
         """The summary of the newest snapshot written to the branch of ``identifier`` (None: nothing written)."""
-        from spark_jobs.storage.iceberg import branch_head
-
         head, summary = branch_head(self.spark, identifier, self.branch)
         return None if head is None or head == self.base.get(identifier) else summary
 

@@ -12,7 +12,12 @@ the next run's metadata-only recovery):
    unless a newer month is stored (MERGE, or one rewrite when the batch
    touches a large share of it); an account whose latest row was removed
    falls back to its newest remaining row, or leaves the table;
-3. publish.
+3. publish (leaving the ``RunBranches`` block).
+
+The scheduled month's fast path (``stages.batch``) writes through the same
+block with ``append_new_month`` and ``replace_latest``. One-table writes that
+are one commit each (the rejects, ``rebuild-latest``'s ``overwrite_unless_changed``)
+need no branches.
 
 Tables written by versions before the branches staged their rows in
 ``<summary>_staging`` first; a run that died after staging is finished by
@@ -20,7 +25,7 @@ Tables written by versions before the branches staged their rows in
 """
 
 from collections.abc import Sequence
-from typing import Protocol, cast
+from typing import cast
 
 from pyspark.sql import Column, DataFrame, Row, SparkSession, Window
 from pyspark.sql import functions as F
@@ -29,7 +34,7 @@ from spark_jobs.config import SummaryConfig
 from spark_jobs.faults import crash_point
 from spark_jobs.names import INSERT, REMOVED, RUN_ID
 from spark_jobs.storage.iceberg import current_snapshot
-from spark_jobs.storage.publish import RunBranches
+from spark_jobs.storage.publish import Clock, RunBranches
 from spark_jobs.storage.runlock import HeldLock
 from spark_jobs.storage.tables import sql_string
 
@@ -38,12 +43,6 @@ from spark_jobs.storage.tables import sql_string
 PARALLEL_WRITE = {"distribution-mode": "none"}
 LATEST_REWRITE_SHARE = 0.2  # rows per latest_summary row from which rewriting it beats a MERGE
 BROADCAST_KEYS_MAX = 2_000_000  # keys the rewrite ships to every task instead of shuffling whole rows
-
-
-class Clock(Protocol):
-    """Takes the time of each phase (``stages.batch.PhaseClock``)."""
-
-    def lap(self, phase: str) -> None: ...
 
 
 def _lap(clock: Clock | None, phase: str) -> None:
@@ -60,6 +59,14 @@ def write_rejects(spark: SparkSession, cfg: SummaryConfig, rejects: DataFrame) -
     target = cfg.rejects_table
     on = (F.col(f"{target}._record_digest") == F.col("s._record_digest")) & (F.col(f"{target}.reason") == F.col("s.reason"))
     rejects.dropDuplicates(["_record_digest", "reason"]).alias("s").mergeInto(target, on).whenNotMatched().insertAll().merge()
+
+
+def append_source(cfg: SummaryConfig, records: DataFrame, snapshot_properties: dict[str, str]) -> None:
+    """Append ingested records to the source table in one commit whose snapshot carries ``snapshot_properties``."""
+    writer = records.writeTo(cfg.source_table)
+    for key, value in snapshot_properties.items():
+        writer = writer.option(f"snapshot-property.{key}", value)
+    writer.append()
 
 
 def write_rows(
@@ -82,10 +89,7 @@ def write_rows(
     written = {"summary": 0, "latest_summary": 0}
     if not stats.rows:
         return written
-    branches = RunBranches(spark, cfg, run_id)
-    lock.check()
-    try:
-        branches.open()
+    with RunBranches(spark, cfg, run_id, lock, clock) as branches:
         summary = branches.target(cfg.summary_table)
         if stats.inserts:
             # One month: the rows are clustered by key within each task already. Several: one task per month.
@@ -111,13 +115,17 @@ def write_rows(
             written["latest_summary"] += latest_after_removals(spark, cfg, rows, branches)
         crash_point("after_latest_written", spark)
         _lap(clock, "write_latest")
-    except BaseException:
-        branches.discard()
-        raise
-    lock.check()
-    branches.publish(lock)
-    _lap(clock, "publish")
     return written
+
+
+def append_new_month(branches: RunBranches, cfg: SummaryConfig, rows: DataFrame) -> None:
+    """Append a month's rows (one per account, none stored yet) to summary's branch, clustered as they are."""
+    rows.select(*cfg.summary_columns).writeTo(branches.target(cfg.summary_table)).options(**PARALLEL_WRITE).append()
+
+
+def replace_latest(branches: RunBranches, cfg: SummaryConfig, rows: DataFrame) -> None:
+    """Replace every row of latest_summary's branch with ``rows`` (the whole next latest_summary)."""
+    rows.select(*cfg.summary_columns).writeTo(branches.target(cfg.latest_table)).options(**PARALLEL_WRITE).overwrite(F.lit(True))
 
 
 def rows_stats(cfg: SummaryConfig, rows: DataFrame) -> Row:

@@ -18,8 +18,8 @@ from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
 from spark_jobs.core.mapping import map_records, valid_records, winners
-from spark_jobs.core.next_month import CASE, FIRST_ROW, FOLLOWS_LATEST, IS_NEW, KEPT, next_month_rows
-from spark_jobs.core.timeline import CONTEXT, ROLE, build_timeline, new_rows, recompute, shifted, stored_rows
+from spark_jobs.core.next_month import FIRST_ROW, FOLLOWS_LATEST, IS_NEW, KEPT, ROW_KIND, next_month_rows
+from spark_jobs.core.timeline import EARLIER, ROLE, build_timeline, new_rows, recompute, shifted, stored_rows
 from spark_jobs.months import month_from_number, month_number
 from spark_jobs.names import CARRIED_COLUMNS, INSERT, MONTH_NUMBER, PREVIOUS_MONTH, RECORD_DIGEST
 from spark_jobs.storage.tables import summary_schema
@@ -88,11 +88,11 @@ def test_the_single_shift_equals_the_full_timeline(spark, seed):
 
     new = new_rows(changes, cfg)
     fast = shifted(new, stored.join(latest_month, ["acct", MONTH_NUMBER]), cfg)
-    full = recompute(build_timeline([new, stored_rows(stored, cfg, CONTEXT)]), cfg)
+    full = recompute(build_timeline([new, stored_rows(stored, cfg, EARLIER)]), cfg)
 
     assert fast.count() == len(records)
     assertDataFrameEqual(fast.select(*full.columns), full)
-    assert full.where(F.col(ROLE) == CONTEXT).count() == 0, "context rows are never output"
+    assert full.where(F.col(ROLE) == EARLIER).count() == 0, "earlier rows are never output"
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -112,7 +112,7 @@ def test_the_next_month_pass_equals_the_full_timeline_whichever_join_it_takes(sp
     latest = stored.join(latest_month, ["acct", MONTH_NUMBER]).select(*cfg.summary_columns)
 
     changes = month_winners.withColumn(INSERT, F.lit(True))
-    expected_new = recompute(build_timeline([new_rows(changes, cfg), stored_rows(stored, cfg, CONTEXT)]), cfg)
+    expected_new = recompute(build_timeline([new_rows(changes, cfg), stored_rows(stored, cfg, EARLIER)]), cfg)
     silent = latest.where(F.col("acct") % 4 == 0)
     stored_accounts = {a["acct"] for a in stored_dicts}
     reporting = {r["acct_id"] for r in records}
@@ -127,6 +127,6 @@ def test_the_next_month_pass_equals_the_full_timeline_whichever_join_it_takes(sp
         rows = next_month_rows(month_winners, latest, cfg, broadcast).localCheckpoint()
         assertDataFrameEqual(rows.where(F.col(IS_NEW)).select(*cfg.summary_columns), expected_new.select(*cfg.summary_columns))
         assertDataFrameEqual(rows.where(~F.col(IS_NEW)).select(*cfg.summary_columns), silent)
-        assert {r[CASE]: r["n"] for r in rows.groupBy(CASE).agg(F.count(F.lit(1)).alias("n")).collect()} == expected_cases
+        assert {r[ROW_KIND]: r["n"] for r in rows.groupBy(ROW_KIND).agg(F.count(F.lit(1)).alias("n")).collect()} == expected_cases
         results[broadcast] = rows
     assertDataFrameEqual(results[True], results[False])

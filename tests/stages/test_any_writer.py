@@ -12,7 +12,7 @@ import datetime as dt
 
 import pytest
 
-from spark_jobs.stages.backfill import MARK
+from spark_jobs.names import BACKFILL_MARK
 from spark_jobs.storage.iceberg import current_snapshot, table_properties
 from tests.stages.test_backfill import backfill
 from tests.support import (
@@ -128,7 +128,7 @@ def test_writers_mixed_with_appends_in_any_order(spark, namespace, order, betwee
             assert_matches_model(spark, cfg, raw, source_records(spark, cfg))
     backfill(spark, cfg)
     assert_matches_model(spark, cfg, raw, source_records(spark, cfg))
-    assert table_properties(spark, cfg.control_table)[MARK] == str(current_snapshot(spark, cfg.source_table)[0])
+    assert table_properties(spark, cfg.control_table)[BACKFILL_MARK] == str(current_snapshot(spark, cfg.source_table)[0])
 
 
 def test_classify_and_case_stages_apply_removals(spark, namespace):
@@ -137,12 +137,12 @@ def test_classify_and_case_stages_apply_removals(spark, namespace):
     merge_source(spark, cfg, [record(1, "2024-01", 1, bal=11), record(6, "2024-03", 1, bal=6)])
     classified = backfill(spark, cfg, "classify")
     assert classified.details["source_read"]["touched_months"] == ["2024-01", "2024-02", "2024-03"]
-    assert table_properties(spark, cfg.control_table)[MARK] != str(current_snapshot(spark, cfg.source_table)[0])
+    assert table_properties(spark, cfg.control_table)[BACKFILL_MARK] != str(current_snapshot(spark, cfg.source_table)[0])
     for stage in classified.details["stages_to_run"]:
         backfill(spark, cfg, stage, run_id=classified.run_id)
     assert (2, "2024-02") not in read_tables(spark, cfg)[0]
     assert_matches_model(spark, cfg, raw, source_records(spark, cfg))
-    assert table_properties(spark, cfg.control_table)[MARK] == str(current_snapshot(spark, cfg.source_table)[0])
+    assert table_properties(spark, cfg.control_table)[BACKFILL_MARK] == str(current_snapshot(spark, cfg.source_table)[0])
 
 
 def test_expired_snapshots_since_the_mark_mean_the_whole_source_is_judged(spark, namespace):
@@ -189,7 +189,7 @@ def test_check_tells_pending_changes_from_divergence(spark, namespace):
 
     # What earlier versions did: the mark moved past the MERGE without reading it.
     head = current_snapshot(spark, cfg.source_table)[0]
-    spark.sql(f"ALTER TABLE {cfg.control_table} SET TBLPROPERTIES ('{MARK}' = '{head}')")
+    spark.sql(f"ALTER TABLE {cfg.control_table} SET TBLPROPERTIES ('{BACKFILL_MARK}' = '{head}')")
     counts, report = check(spark, cfg)
     assert counts["summary.follows_source"] == 2 and "summary.follows_source" in report.error
     assert report.details["source_pending"]["account_months"] == 0
@@ -200,7 +200,7 @@ def test_check_tells_pending_changes_from_divergence(spark, namespace):
     assert report.details["source_pending"]["examples"] == ["2 2024-01 (no valid source record)"]
 
     # The repair docs/operations.md gives: without a mark, the next backfill judges the whole source.
-    spark.sql(f"ALTER TABLE {cfg.control_table} UNSET TBLPROPERTIES ('{MARK}')")
+    spark.sql(f"ALTER TABLE {cfg.control_table} UNSET TBLPROPERTIES ('{BACKFILL_MARK}')")
     assert backfill(spark, cfg).details["source_read"]["path"] == "full-table"
     counts, report = check(spark, cfg)
     assert counts["summary.follows_source"] == 0 and report.details["source_pending"]["account_months"] == 0

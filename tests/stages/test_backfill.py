@@ -5,9 +5,9 @@ Config: tests/fixtures/configs/model_config.json (balance history of 4 months).
 
 import pytest
 
-from spark_jobs.names import PUBLISH_PREFIX
+from spark_jobs.names import BACKFILL_MARK, BACKFILL_PENDING, PUBLISH_PREFIX
 from spark_jobs.report import RunReport
-from spark_jobs.stages.backfill import MARK, PENDING, run_backfill, run_case, run_classify
+from spark_jobs.stages.backfill import run_backfill, run_case, run_classify
 from spark_jobs.storage import publish, writers
 from spark_jobs.storage.iceberg import current_snapshot, java_table, table_properties
 from tests.support import append_source, assert_matches_model, load, read_tables, record, run
@@ -167,7 +167,7 @@ def test_classify_then_case_stages_in_any_order_and_the_mark_moves_last(spark, n
     append_source(spark, cfg, base)
     run(spark, cfg, "forward", "2024-01", "2024-02")
     backfill(spark, cfg)
-    mark = table_properties(spark, cfg.control_table)[MARK]
+    mark = table_properties(spark, cfg.control_table)[BACKFILL_MARK]
     late = [record(7, "2024-01", 2, bal=70), record(1, "2024-02", 2, bal=10), record(2, "2024-01", 2, bal=20)]
     append_source(spark, cfg, late)
 
@@ -175,17 +175,17 @@ def test_classify_then_case_stages_in_any_order_and_the_mark_moves_last(spark, n
     assert classified.accounts_by_case == {"I": 1, "II": 1, "III": 1}
     assert classified.details["stages_to_run"] == ["case-i", "case-ii", "case-iii"]
     run_id = classified.run_id
-    assert PENDING + run_id in table_properties(spark, cfg.control_table)
+    assert BACKFILL_PENDING + run_id in table_properties(spark, cfg.control_table)
 
     assert backfill(spark, cfg, "case-iii", run_id=run_id).accounts_by_case["III"] == 1
-    assert table_properties(spark, cfg.control_table)[MARK] == mark, "the mark waits for every case"
+    assert table_properties(spark, cfg.control_table)[BACKFILL_MARK] == mark, "the mark waits for every case"
     backfill(spark, cfg, "case-i", run_id=run_id)
     again = backfill(spark, cfg, "case-iii", run_id=run_id)  # a retried stage finds nothing left to do
     assert again.changed_records == 0
     last = backfill(spark, cfg, "case-ii", run_id=run_id)
     assert last.details.get("backfill_complete") is True
     properties = table_properties(spark, cfg.control_table)
-    assert properties[MARK] != mark and PENDING + run_id not in properties
+    assert properties[BACKFILL_MARK] != mark and BACKFILL_PENDING + run_id not in properties
     summary, _ = read_tables(spark, cfg)
     assert summary[(2, "2024-02")]["balance_history"] == [3, 20, N, N]
     assert_matches_model(spark, cfg, raw, base + late)
@@ -213,7 +213,7 @@ def test_the_filter_selects_records_and_is_applied_safely(spark, namespace):
     report = backfill(spark, cfg, backfill_filter="acct_id IN (1, 3) AND bal >= 1")
     assert report.records_read == 2
     assert sorted(read_tables(spark, cfg)[0]) == [(1, "2024-01"), (3, "2024-02")]
-    assert MARK not in table_properties(spark, cfg.control_table), "a filtered batch does not move the mark"
+    assert BACKFILL_MARK not in table_properties(spark, cfg.control_table), "a filtered batch does not move the mark"
     assert_matches_model(spark, cfg, raw, [rows[0], rows[2]])
 
 
@@ -241,11 +241,11 @@ def test_a_backfill_that_failed_before_publishing_changed_nothing_and_its_retry_
     monkeypatch.undo()
     assert {t: current_snapshot(spark, t)[0] for t in before} == before, "readers saw nothing of the failed run"
     assert [b for t in before for b in java_table(spark, t).refs() if b != "main"] == [], "its branches are gone"
-    assert table_properties(spark, cfg.control_table).get(MARK) != str(current_snapshot(spark, cfg.source_table)[0])
+    assert table_properties(spark, cfg.control_table).get(BACKFILL_MARK) != str(current_snapshot(spark, cfg.source_table)[0])
 
     retry = backfill(spark, cfg)
     assert retry.recovered_runs == [] and retry.changed_records == 2, "nothing to finish: the retry applies the batch"
-    assert table_properties(spark, cfg.control_table)[MARK] == str(current_snapshot(spark, cfg.source_table)[0])
+    assert table_properties(spark, cfg.control_table)[BACKFILL_MARK] == str(current_snapshot(spark, cfg.source_table)[0])
     assert_matches_model(spark, cfg, raw, rows + late)
 
 
@@ -269,7 +269,7 @@ def test_a_backfill_that_failed_while_publishing_is_finished_by_the_retry(spark,
     retry = backfill(spark, cfg)
     assert len(retry.recovered_runs) == 1, "the retry first published latest_summary of the failed run"
     assert retry.changed_records == 0, "then found the batch already applied"
-    assert table_properties(spark, cfg.control_table)[MARK] == str(current_snapshot(spark, cfg.source_table)[0])
+    assert table_properties(spark, cfg.control_table)[BACKFILL_MARK] == str(current_snapshot(spark, cfg.source_table)[0])
     assert not [k for k in table_properties(spark, cfg.control_table) if k.startswith(PUBLISH_PREFIX)], "marks cleared"
     assert_matches_model(spark, cfg, raw, rows + late)
     assert backfill(spark, cfg).records_read == 0, "applying it again reads and changes nothing"

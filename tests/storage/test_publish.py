@@ -14,7 +14,7 @@ from spark_jobs.storage import publish
 from spark_jobs.storage.iceberg import current_snapshot, java_table, table_properties
 from spark_jobs.storage.publish import RunBranches, branch_name
 from spark_jobs.storage.runlock import RunLock
-from spark_jobs.storage.tables import create_table, small_table_properties, staging_schema
+from spark_jobs.storage.tables import create_table, small_table_properties
 from tests.support import append_source, assert_matches_model, load, read_tables, record, run
 
 pytestmark = pytest.mark.spark
@@ -54,6 +54,55 @@ def test_rows_on_the_branches_stay_invisible_until_both_tables_are_published(spa
     assert (1, "2024-02") in summary and {k: r["month"] for k, r in latest.items()} == {1: "2024-02", 2: "2024-01"}
     assert branches_of(spark, cfg.summary_table) == branches_of(spark, cfg.latest_table) == []
     assert not [k for k in table_properties(spark, cfg.control_table) if k.startswith(PUBLISH_PREFIX)], "mark cleared"
+
+
+def _one_new_row(spark, cfg):
+    return spark.table(cfg.summary_table).where(F.col("acct") == 1).withColumn("month", F.lit("2024-02"))
+
+
+def test_leaving_the_block_publishes_both_tables(spark, namespace):
+    _, cfg, _ = loaded(spark, namespace)
+    with RunLock(spark, cfg, "test-run-block") as lock:
+        with RunBranches(spark, cfg, "test-run-block", lock) as branches:
+            _one_new_row(spark, cfg).writeTo(branches.target(cfg.summary_table)).append()
+            assert branches_of(spark, cfg.summary_table) == [branch_name("test-run-block")]
+    summary, _ = read_tables(spark, cfg)
+    assert (1, "2024-02") in summary
+    assert branches_of(spark, cfg.summary_table) == branches_of(spark, cfg.latest_table) == []
+
+
+@pytest.mark.parametrize("how", ["error", "abandon"])
+def test_an_error_or_abandon_in_the_block_removes_the_branches_and_publishes_nothing(spark, namespace, how):
+    _, cfg, _ = loaded(spark, namespace)
+    before = {t: current_snapshot(spark, t)[0] for t in (cfg.summary_table, cfg.latest_table)}
+    with RunLock(spark, cfg, "test-run-3") as lock:
+        try:
+            with RunBranches(spark, cfg, "test-run-3", lock) as branches:
+                _one_new_row(spark, cfg).writeTo(branches.target(cfg.summary_table)).append()
+                if how == "abandon":
+                    branches.abandon()
+                else:
+                    raise RuntimeError("the batch failed after writing")
+        except RuntimeError:
+            assert how == "error"
+    assert {t: current_snapshot(spark, t)[0] for t in before} == before, "main of both tables unchanged"
+    assert branches_of(spark, cfg.summary_table) == branches_of(spark, cfg.latest_table) == []
+    assert not [
+        k
+        for k in table_properties(spark, cfg.control_table)
+        if k.startswith(PUBLISH_PREFIX) and table_properties(spark, cfg.control_table)[k]
+    ]
+
+
+def test_a_block_entered_without_the_lock_opens_no_branch(spark, namespace):
+    _, cfg, _ = loaded(spark, namespace)
+    with RunLock(spark, cfg, "test-run-4") as lock:
+        mine, lock.token = lock.token, None  # (as a holder whose lease ran out)
+        with pytest.raises(ConcurrentRunError, match="does not hold the lock"):
+            with RunBranches(spark, cfg, "test-run-4", lock):
+                pytest.fail("the block must not run")
+        lock.token = mine
+    assert branches_of(spark, cfg.summary_table) == branches_of(spark, cfg.latest_table) == []
 
 
 def test_a_run_that_lost_the_lock_cannot_decide_to_publish(spark, namespace):
@@ -112,9 +161,11 @@ def test_rows_an_earlier_version_left_staged_are_finished_by_the_next_run(spark,
     assert computed.count() == 1
     spark.sql(f"DELETE FROM {cfg.summary_table} WHERE month = '2024-02'")
     spark.table(cfg.summary_table).localCheckpoint().writeTo(cfg.latest_table).overwrite(F.lit(True))  # all of month 2024-01
-    schema, properties = staging_schema(computed.schema), small_table_properties(cfg)
-    create_table(spark, cfg, "staging", cfg.staging_table, schema, properties, (RUN_ID,))
-    computed.withColumn(INSERT, F.lit(True)).withColumn(RUN_ID, F.lit("forward-old-version")).writeTo(cfg.staging_table).append()
+    staged = computed.withColumn(INSERT, F.lit(True)).withColumn(
+        RUN_ID, F.lit("forward-old-version")
+    )  # that version's staging schema
+    create_table(spark, cfg, "staging", cfg.staging_table, staged.schema, small_table_properties(cfg), (RUN_ID,))
+    staged.writeTo(cfg.staging_table).append()
 
     report = run(spark, cfg, "forward", "2024-02")
     assert report.recovered_runs == ["forward-old-version"] and report.changed_records == 0
