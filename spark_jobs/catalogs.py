@@ -15,6 +15,7 @@ so this module must not import ``pyspark``.
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +59,8 @@ def explicit_catalogs(cfg: SummaryConfig) -> dict[str, dict[str, Any]]:
 
 def catalog_names(cfg: SummaryConfig) -> list[str]:
     names = [cfg.catalog.default]
-    three_part = [t.split(".")[0] for t in cfg.table_identifiers if t.count(".") == 2]
-    for name in (*three_part, *explicit_catalogs(cfg)):
+    named = [split_identifier(t, cfg.catalog.default)[0] for t in cfg.table_identifiers]
+    for name in (*named, *explicit_catalogs(cfg)):
         if name not in names:
             names.append(name)
     return names
@@ -95,10 +96,14 @@ def conf_value(value: object) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def split_identifier(cfg: SummaryConfig, identifier: str) -> tuple[str, str]:
-    """(catalog, namespace.table) of a table identifier; two-part names live in the default catalog."""
+def split_identifier(identifier: str, default_catalog: str | Callable[[], str]) -> tuple[str, str]:
+    """(catalog, namespace.table) of a table identifier; two-part names live in the default catalog: the config's
+    ``catalog.default`` (Spark's ``spark.sql.defaultCatalog``), or a function returning it, called only for a
+    two-part name (asking Spark's conf costs a JVM round trip)."""
     parts = identifier.split(".")
-    return (parts[0], ".".join(parts[1:])) if len(parts) == 3 else (cfg.catalog.default, identifier)
+    if len(parts) == 3:
+        return parts[0], ".".join(parts[1:])
+    return (default_catalog() if callable(default_catalog) else default_catalog), identifier
 
 
 def pyiceberg_properties(cfg: SummaryConfig, warehouse: str, catalog_name: str) -> dict[str, str]:
@@ -129,7 +134,7 @@ def _catalog_identity(cfg: SummaryConfig, name: str) -> CatalogIdentity:
 
 def table_key(cfg: SummaryConfig, identifier: str) -> TableKey:
     """A table as Spark and Iceberg tell tables apart: the catalog it is really in, and its name, case-insensitively."""
-    catalog, name = split_identifier(cfg, identifier)
+    catalog, name = split_identifier(identifier, cfg.catalog.default)
     return (_catalog_identity(cfg, catalog), name.lower())
 
 

@@ -25,6 +25,14 @@ from typing import TYPE_CHECKING, NoReturn
 from spark_jobs.errors import ConcurrentRunError, ConfigError, PipelineError, RuleViolations, UsageError
 from spark_jobs.months import is_valid_month, month_range
 from spark_jobs.names import (
+    BACKFILL,
+    BATCH_TIME_LIMIT_SECONDS,
+    CASE_I,
+    CASE_II,
+    CASE_III,
+    CHECK,
+    CLASSIFY,
+    DESCRIBE,
     DRY_RUN_STAGES,
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -32,8 +40,16 @@ from spark_jobs.names import (
     EXIT_OK,
     EXIT_RULES_BROKEN,
     FILTER_STAGES,
+    FORWARD,
+    INGEST,
+    INGEST_ROOTS_ENV,
+    INITIAL,
+    LOCK_WAIT_SECONDS,
+    MAINTENANCE,
     MONTH_RANGE_STAGES,
+    REBUILD_LATEST,
     STAGES,
+    WAREHOUSE_ENV,
 )
 from spark_jobs.report import RunReport
 
@@ -74,7 +90,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description="Account-summary pipeline: keeps Iceberg summary and latest_summary tables with rolling history arrays.",
     )
     parser.add_argument("--config", required=True, help="path to the summary config JSON")
-    parser.add_argument("--mode", choices=STAGES, default="forward", help="stage to run (default: forward)")
+    parser.add_argument("--mode", choices=STAGES, default=FORWARD, help=f"stage to run (default: {FORWARD})")
     parser.add_argument("--start-month", help="first month, YYYY-MM (initial/forward: default this month; backfill: optional)")
     parser.add_argument(
         "--end-month", help="last month, YYYY-MM (default: the start month; check: the newest month, when only --start-month)"
@@ -86,19 +102,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         nargs="+",
         action="extend",
         help="ingest: Parquet or CSV file(s), directories or globs (repeatable: --path=A --path=B); under "
-        "airflow.landing_dir and $SUMMARY_INGEST_ROOTS when either is set",
+        f"airflow.landing_dir and ${INGEST_ROOTS_ENV} when either is set",
     )
     parser.add_argument("--dry-run", action="store_true", help="compute and report what would change; write nothing")
     parser.add_argument(
-        "--warehouse", help="warehouse directory of the embedded catalog (default: $SUMMARY_WAREHOUSE or ./warehouse)"
+        "--warehouse", help=f"warehouse directory of the embedded catalog (default: ${WAREHOUSE_ENV} or ./warehouse)"
     )
     parser.add_argument("--report-file", help="also write the JSON report to this file")
-    parser.add_argument("--lock-wait-seconds", type=int, default=600, help="how long to wait for a concurrent run (default 600)")
+    parser.add_argument(
+        "--lock-wait-seconds",
+        type=int,
+        default=LOCK_WAIT_SECONDS,
+        help=f"how long to wait for a concurrent run (default {LOCK_WAIT_SECONDS})",
+    )
     parser.add_argument(
         "--batch-time-limit",
         type=int,
-        default=1800,
-        help="backfill/classify with a filter: seconds the filtered batch may take while holding the lock (default 1800)",
+        default=BATCH_TIME_LIMIT_SECONDS,
+        help=f"backfill/classify with a filter: seconds the filtered batch may take while holding the lock "
+        f"(default {BATCH_TIME_LIMIT_SECONDS})",
     )
     return parser.parse_args(argv)
 
@@ -135,19 +157,19 @@ def run(args: argparse.Namespace, report: RunReport) -> SparkSession:
     """Load the config, start Spark, run the stage. Returns the SparkSession (for the caller to stop)."""
     from spark_jobs.catalogs import same_table_problems
     from spark_jobs.config import load_config
-    from spark_jobs.core.mapping import spark_expression_problems
     from spark_jobs.storage.session import build_session, warehouse_location
+    from spark_jobs.storage.source_checks import spark_expression_problems
 
     cfg = load_config(args.config)
     same_tables = same_table_problems(cfg)
     if same_tables:
         raise ConfigError(cfg.path, same_tables)
     months = None
-    if args.mode == "check":
+    if args.mode == CHECK:
         check_scope = check_months(args)
     elif args.mode in MONTH_RANGE_STAGES or args.start_month or args.end_month:
         months = months_from_args(args)
-    if args.mode == "ingest" and not args.path:
+    if args.mode == INGEST and not args.path:
         raise UsageError("--mode ingest needs --path FILE [FILE ...]")
     if args.dry_run and args.mode not in DRY_RUN_STAGES:
         raise UsageError(f"--dry-run applies to {', '.join(DRY_RUN_STAGES)}, not {args.mode}")
@@ -159,11 +181,11 @@ def run(args: argparse.Namespace, report: RunReport) -> SparkSession:
         problems = spark_expression_problems(spark, cfg)
         if problems:
             raise ConfigError(cfg.path, problems)
-        if args.mode == "ingest":
+        if args.mode == INGEST:
             from spark_jobs.stages.ingest import ingest
 
             ingest(spark, cfg, args.path, report)
-        elif args.mode in ("initial", "forward"):
+        elif args.mode in (INITIAL, FORWARD):
             from spark_jobs.stages.forward import run_months
 
             run_months(
@@ -171,32 +193,32 @@ def run(args: argparse.Namespace, report: RunReport) -> SparkSession:
                 cfg,
                 months,  # type: ignore[arg-type]  # set for every MONTH_RANGE_STAGES mode
                 report,
-                one_batch=args.mode == "initial",
+                one_batch=args.mode == INITIAL,
                 dry_run=args.dry_run,
                 lock_wait_seconds=args.lock_wait_seconds,
             )
-        elif args.mode in ("backfill", "classify"):
+        elif args.mode in (BACKFILL, CLASSIFY):
             from spark_jobs.stages.backfill import run_backfill, run_classify
 
-            stage = run_backfill if args.mode == "backfill" else run_classify
+            stage = run_backfill if args.mode == BACKFILL else run_classify
             stage(spark, cfg, report, args.backfill_filter, months, args.dry_run, args.lock_wait_seconds, args.batch_time_limit)
-        elif args.mode in ("case-i", "case-ii", "case-iii"):
+        elif args.mode in (CASE_I, CASE_II, CASE_III):
             from spark_jobs.stages.backfill import run_case
 
             run_case(spark, cfg, report, args.mode, args.run_id, args.lock_wait_seconds)
-        elif args.mode == "maintenance":
+        elif args.mode == MAINTENANCE:
             from spark_jobs.stages.maintenance import maintain
 
             maintain(spark, cfg, report, args.lock_wait_seconds)
-        elif args.mode == "check":
+        elif args.mode == CHECK:
             from spark_jobs.stages.check import check_tables
 
             check_tables(spark, cfg, report, start_month=check_scope[0], end_month=check_scope[1])
-        elif args.mode == "rebuild-latest":
+        elif args.mode == REBUILD_LATEST:
             from spark_jobs.stages.rebuild import rebuild_latest
 
             rebuild_latest(spark, cfg, report, args.lock_wait_seconds)
-        elif args.mode == "describe":
+        elif args.mode == DESCRIBE:
             from spark_jobs.stages.describe import describe
 
             text, facts = describe(spark, cfg)

@@ -27,7 +27,7 @@ import jsonschema
 
 from spark_jobs.errors import ConfigError, first_line
 from spark_jobs.months import add_months, month_number
-from spark_jobs.names import BOOKKEEPING_COLUMNS
+from spark_jobs.names import ALERT_URL_ENV_PREFIX, BOOKKEEPING_COLUMNS
 from spark_jobs.sqltext import unquoted
 
 SUPPORTED_TYPES = ("Integer", "Long", "Double", "Decimal(p,s)", "String", "Date", "Boolean")
@@ -44,7 +44,6 @@ _SIMPLE_SQL_TYPES = {
 DEFAULT_HISTORY_LENGTH = 36
 MAX_INITIAL_LOAD_MONTHS = 360
 MAX_CONFIG_BYTES = 1024 * 1024  # a larger config file is refused unread
-ALERT_URL_ENV_PREFIX = "SUMMARY_ALERT_"  # airflow.alerts.webhook.url_env may only name such variables
 MAX_NAME_LENGTH = 200  # DAG ids (name + "_maintenance") stay under Airflow's 250 characters
 DEFAULT_CATALOG = "local"  # the catalog of two-part table names unless catalog.default says otherwise
 
@@ -263,11 +262,6 @@ class SummaryConfig:
     def derived_tables(self) -> tuple[str, ...]:
         """The tables named after the destination that the pipeline creates, deletes from and locks."""
         return derived_tables(self.summary_table)
-
-    @property
-    def written_tables(self) -> tuple[str, ...]:
-        """Every table this config's runs write: summary, latest_summary and the derived ones."""
-        return (self.summary_table, self.latest_table, *self.derived_tables)
 
     @property
     def table_identifiers(self) -> tuple[str, str, str]:

@@ -12,10 +12,11 @@ import os
 import signal
 from typing import TYPE_CHECKING
 
+from spark_jobs.names import CRASH_ENV
+
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-CRASH_ENV = "SUMMARY_PIPELINE_CRASH_AT"
 POINTS = (
     "after_lock",
     "after_rejects",

@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from spark_jobs.errors import SourceDataError
+from spark_jobs.names import INGEST_ROOTS_ENV
 
 FORMATS = {".parquet": "parquet", ".csv": "csv"}
-ROOTS_ENV = "SUMMARY_INGEST_ROOTS"
 MAX_FILES = 10_000  # files one ingest run may read
 MAX_WALK_ENTRIES = 200_000  # entries (files and folders) one run may look at while expanding folders and globs
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -31,7 +31,7 @@ def ingest_roots(landing_dir: str | None, environ: Mapping[str, str] | None = No
     """The command line's roots: ``landing_dir`` and ``$SUMMARY_INGEST_ROOTS``; None (any path) when neither is set."""
     env = os.environ if environ is None else environ
     roots = [landing_dir] if landing_dir else []
-    roots += [root for root in env.get(ROOTS_ENV, "").split(os.pathsep) if root.strip()]
+    roots += [root for root in env.get(INGEST_ROOTS_ENV, "").split(os.pathsep) if root.strip()]
     return roots or None
 
 

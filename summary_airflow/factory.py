@@ -27,14 +27,14 @@ from spark_jobs.core.expressions import FILTER
 from spark_jobs.errors import ConfigError
 from spark_jobs.ingest_paths import MAX_FILES
 from spark_jobs.months import MONTH_LENGTH, MONTH_REGEX
-from spark_jobs.names import CASE_STAGES, CASES
+from spark_jobs.names import CASE_STAGES, CASES, CHECK, CLASSIFY, FORWARD, INGEST, MAINTENANCE
 from summary_airflow import settings
 from summary_airflow.alerts import failure_notifiers, forward_deadline
 from summary_airflow.loader import import_error_message, load_all
 from summary_airflow.months import first_scheduled_month, initial_load_months, run_month
 from summary_airflow.operators import SummaryStageOperator
 from summary_airflow.source_watch import NewSourceRecordsSensor
-from summary_airflow.stages import case_task_id, cases_to_run
+from summary_airflow.submit import case_task_id, cases_to_run
 
 START_DATE_FALLBACK = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 # A text Param must not begin with "-": refused when the run is triggered, so it can never look like an option
@@ -61,7 +61,7 @@ def _default_args(cfg: SummaryConfig) -> dict[str, Any]:
 
 def source_asset(cfg: SummaryConfig) -> Asset:
     """The source table as an Airflow Asset: the ingest DAG updates it, the backfill DAG runs on it."""
-    catalog, name = split_identifier(cfg, cfg.source_table)
+    catalog, name = split_identifier(cfg.source_table, cfg.catalog.default)
     uri = f"iceberg://{catalog}/{name.replace('.', '/')}"
     return Asset(name=uri, uri=uri)  # one Asset per table: configs sharing a source table share it
 
@@ -70,7 +70,7 @@ def _quality_gate(cfg: SummaryConfig, touched_from: tuple[str, ...], through_new
     return _stage(
         cfg,
         "quality_gate",
-        "check",
+        CHECK,
         "Check the table rules on the months this run touched (`--mode check --start-month ...`); broken rules fail "
         "the run, naming each rule with example keys (log, and XCom key `report`).",
         months="touched",
@@ -176,7 +176,7 @@ the next scheduled month waits for it. Every stage task pushes its run report to
         forward = _stage(
             cfg,
             "forward_month",
-            "forward",
+            FORWARD,
             "Apply the run's month (`spark_jobs --mode forward`); report in XCom.",
             months="run",
             depends_on_past=True,
@@ -196,7 +196,7 @@ the next scheduled month waits for it. Every stage task pushes its run report to
                 previous = None
                 for month in initial:
                     task = _stage(
-                        cfg, f"forward_{month.replace('-', '_')}", "forward", f"Initial load of {month}.", months=(month, month)
+                        cfg, f"forward_{month.replace('-', '_')}", FORWARD, f"Initial load of {month}.", months=(month, month)
                     )
                     if previous is not None:
                         previous >> task
@@ -282,7 +282,7 @@ month range or `dry_run`. Each stage's run report is in XCom; `backfill_report` 
             doc_md="Deferrable: passes when the source has unapplied appends, or at once for a filtered manual run.",
         )
         classify = _stage(
-            cfg, "classify", "classify", "Judge and classify the batch; the report's `accounts_by_case` drives the branch.",
+            cfg, "classify", CLASSIFY, "Judge and classify the batch; the report's `accounts_by_case` drives the branch.",
             months="params", backfill_params=True,
         )  # fmt: skip
         branch = BranchPythonOperator(
@@ -346,7 +346,7 @@ has applied `performance.snapshot_interval` ({cfg.performance.snapshot_interval}
 """,
     )
     with dag:
-        _stage(cfg, "maintenance", "maintenance", "rewrite_data_files, rewrite_manifests, expire_snapshots, remove_orphan_files.")
+        _stage(cfg, "maintenance", MAINTENANCE, "rewrite_data_files, rewrite_manifests, expire_snapshots, remove_orphan_files.")
     return dag
 
 
@@ -385,7 +385,7 @@ When records arrived, `source_updated` records an event of the Asset `{asset.uri
     )
     with dag:
         ingest = _stage(
-            cfg, "ingest", "ingest", "`--mode ingest --path ...`; report (files, records, skipped) in XCom.",
+            cfg, "ingest", INGEST, "`--mode ingest --path ...`; report (files, records, skipped) in XCom.",
             path_param="path", landing_dir=landing,
         )  # fmt: skip
         arrived = ShortCircuitOperator(

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from spark_jobs.catalogs import pyiceberg_properties, split_identifier, warehouse_location
 from spark_jobs.config import SummaryConfig, load_config
-from spark_jobs.names import BACKFILL_MARK, MONTHS_SINCE_MAINTENANCE
+from spark_jobs.names import BACKFILL_MARK, CATALOG_TIMEOUT_ENV, MONTHS_SINCE_MAINTENANCE
 from spark_jobs.storage.runlock import lock_state
 from summary_airflow.settings import seconds_from_env
 
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 
 # Every HTTP request to a REST catalog, and every object-store request, gives up after this many seconds: these
 # reads run in the api-server and the triggerer, where a catalog that never answers must not hold a thread for ever.
-CATALOG_TIMEOUT_ENV = "SUMMARY_CATALOG_TIMEOUT_SECONDS"
 DEFAULT_CATALOG_TIMEOUT_SECONDS = 10.0
 
 
@@ -84,7 +83,7 @@ def load_table(cfg: SummaryConfig, warehouse: str, identifier: str) -> Table | N
     from pyiceberg.catalog import load_catalog
     from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
 
-    catalog_name, name = split_identifier(cfg, identifier)
+    catalog_name, name = split_identifier(identifier, cfg.catalog.default)
     properties = pyiceberg_properties(cfg, warehouse, catalog_name)
     if properties["type"] == "sql" and not Path(properties["uri"].removeprefix("sqlite:///")).exists():
         return None  # the embedded catalog's file appears with the first table; a read must not create it

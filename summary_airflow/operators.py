@@ -9,13 +9,15 @@ from airflow.sdk import BaseHook, Context
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 from spark_jobs.config import load_config
+from spark_jobs.errors import SourceDataError
+from spark_jobs.ingest_paths import expand_paths
 from spark_jobs.names import RETRYABLE_EXIT_CODES
 from spark_jobs.storage.jars import ensure_jars, with_jars
 from spark_jobs.storage.redaction import redaction_conf
 from summary_airflow import settings
 from summary_airflow.months import run_month
 from summary_airflow.retention import prune_stage_leftovers
-from summary_airflow.stages import application_args, touched_months
+from summary_airflow.submit import application_args, touched_months
 
 
 class MissingSparkConnection(RuntimeError):
@@ -86,7 +88,7 @@ class SummaryStageOperator(SparkSubmitOperator):
         self.landing_dir = landing_dir
         self.run_id_from = run_id_from
         self.backfill_params = backfill_params
-        self.lock_wait_seconds = lock_wait_seconds  # None: the job's default (600 s)
+        self.lock_wait_seconds = lock_wait_seconds  # None: the job's default (names.LOCK_WAIT_SECONDS)
 
     # The report is the task's XCom value: SparkSubmitOperator.execute returns nothing.
     def execute(self, context: Context) -> dict[str, Any]:  # type: ignore[override]
@@ -179,9 +181,6 @@ class SummaryStageOperator(SparkSubmitOperator):
         Checked here, before spark-submit and without retries: a trigger may not read outside the config's landing
         folder (the job checks again). A config without ``landing_dir`` cannot ingest from Airflow.
         """
-        from spark_jobs.errors import SourceDataError
-        from spark_jobs.ingest_paths import expand_paths
-
         if not self.landing_dir:
             raise AirflowFailException(
                 f"no files to {self.stage}: set airflow.landing_dir in {self.config_path}; an ingest started from "

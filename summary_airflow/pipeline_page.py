@@ -21,7 +21,21 @@ from urllib.parse import quote
 
 from spark_jobs.catalogs import warehouse_location
 from spark_jobs.config import SummaryConfig
-from spark_jobs.names import CASE_STAGES, CASES, CHECK, CLASSIFY, RUN_ID
+from spark_jobs.names import (
+    CASE_I,
+    CASE_II,
+    CASE_III,
+    CASE_STAGES,
+    CASES,
+    CHECK,
+    CLASSIFY,
+    FORWARD,
+    INGEST,
+    INITIAL,
+    MAINTENANCE,
+    REBUILD_LATEST,
+    RUN_ID,
+)
 from summary_airflow import settings
 from summary_airflow.access import config_dag_ids
 from summary_airflow.metadata import load_table
@@ -43,16 +57,16 @@ FLAG_COLOUR = "#fbd3d0"  # the band behind a month with source records but no su
 FLAG_TEXT = "#b3261e"
 CASE_COLOURS = {"I": "#54a24b", "II": "#eeca3b", "III": "#b279a2"}
 STAGE_COLOURS = {
-    "ingest": "#79706e",
-    "initial": "#72b7b2",
-    "forward": "#72b7b2",
-    "classify": "#e45756",
-    "case-i": CASE_COLOURS["I"],
-    "case-ii": CASE_COLOURS["II"],
-    "case-iii": CASE_COLOURS["III"],
-    "maintenance": "#9d755d",
-    "check": "#ff9da6",
-    "rebuild-latest": "#bab0ac",
+    INGEST: "#79706e",
+    INITIAL: "#72b7b2",
+    FORWARD: "#72b7b2",
+    CLASSIFY: "#e45756",
+    CASE_I: CASE_COLOURS["I"],
+    CASE_II: CASE_COLOURS["II"],
+    CASE_III: CASE_COLOURS["III"],
+    MAINTENANCE: "#9d755d",
+    CHECK: "#ff9da6",
+    REBUILD_LATEST: "#bab0ac",
 }
 OTHER_COLOUR = "#888888"
 

@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 import spark_jobs
-from spark_jobs.names import CONFIGS_DIR_ENV, REPORTS_DIR_ENV, SPARK_CONN_ENV
+from spark_jobs.names import CONFIGS_DIR_ENV, REPORTS_DIR_ENV, SPARK_CONN_ENV, SPARK_EVENT_LOG_DIR_ENV
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]  # the checkout the project is installed from (pip install -e .)
 ENTRY_SCRIPT = Path(spark_jobs.__file__).resolve().parent / "summary_pipeline.py"
@@ -46,7 +46,7 @@ def event_log_dir() -> str | None:
     with its catalog credentials redacted (``spark_jobs/storage/redaction.py``). A local folder is pruned by age at
     the start of every stage task (``retention.py``, ``airflow.spark_event_log_retention_days``); it is shared by
     every config, so the shortest retention applies. A URI folder is left to a history server's cleaner."""
-    chosen = os.environ.get("SUMMARY_SPARK_EVENT_LOG_DIR")
+    chosen = os.environ.get(SPARK_EVENT_LOG_DIR_ENV)
     if chosen == "off":
         return None
     if chosen:

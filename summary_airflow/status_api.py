@@ -26,6 +26,7 @@ from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import HTMLResponse
 
 from spark_jobs.config import SummaryConfig
+from spark_jobs.names import PAGE_CACHE_ENV, PAGE_TIMEOUT_ENV
 from summary_airflow import settings
 from summary_airflow.access import Reader, TeamLookup, teams_from_airflow
 from summary_airflow.loader import LoadedConfigs, load_all
@@ -33,8 +34,6 @@ from summary_airflow.metadata import pipeline_status
 from summary_airflow.pipeline_page import empty_page, page_data, render_page
 from summary_airflow.settings import seconds_from_env
 
-PAGE_TIMEOUT_ENV = "SUMMARY_PAGE_TIMEOUT_SECONDS"  # one config's reads, queueing included (default 20)
-PAGE_CACHE_ENV = "SUMMARY_PAGE_CACHE_SECONDS"  # how long a config's page figures are served again (default 30; 0: never)
 READ_THREADS = 4  # at most this many configs are read at once, whatever the number of requests
 
 T = TypeVar("T")

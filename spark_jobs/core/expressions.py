@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from spark_jobs.names import EXTRA_CONFIG_FUNCTIONS_ENV
 from spark_jobs.sqltext import unquoted
 
 if TYPE_CHECKING:
@@ -55,7 +56,6 @@ CONFIG_FUNCTIONS = FILTER_FUNCTIONS + (
     "date_format", "months_between", "last_day", "trunc", "date_trunc", "make_date", "quarter", "dayofweek",
     "weekofyear", "to_timestamp",
 )  # fmt: skip
-EXTRA_CONFIG_FUNCTIONS_ENV = "SUMMARY_EXTRA_CONFIG_FUNCTIONS"
 
 # What Spark's analyzer wraps around allowed nodes: the output name, column references, constants,
 # implicit casts, and the common-subexpression nodes BETWEEN resolves to.

@@ -6,7 +6,7 @@ table is read or written, so each rule is testable on hand-made rows.
 
 from collections.abc import Sequence
 
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from spark_jobs.config import SummaryConfig
@@ -22,7 +22,7 @@ def record_digest(values: Sequence[Column]) -> Column:
 
     sha-256 of the values cast to string, in config order, joined by U+001F
     (NULL written as U+0000); the first 15 hex digits as a BIGINT. Documented in
-    the README so that anyone can recompute which of two tied records won.
+    docs/operations.md so that anyone can recompute which of two tied records won.
     """
     canonical = F.concat_ws(DIGEST_SEPARATOR, *[F.coalesce(v.cast("string"), F.lit(DIGEST_NULL)) for v in values])
     return F.conv(F.substring(F.sha2(canonical, 256), 1, 15), 16, 10).cast("bigint")
@@ -132,47 +132,3 @@ def winners(valid: DataFrame, cfg: SummaryConfig) -> DataFrame:
         .withColumn(VERSION_CONFLICT, F.col("__lowest_top_digest") != F.col(RECORD_DIGEST))
         .drop("__rank", "__top_version", "__lowest_top_digest")
     )
-
-
-def spark_expression_problems(spark: SparkSession, cfg: SummaryConfig) -> list[str]:
-    """Check every ``mapper_expr`` with Spark itself, at job start (the config loader cannot).
-
-    Each expression must pass the config allowlist (expressions.py) as parsed;
-    with the source table present each is also analysed, in order, against the
-    columns it will see, so unknown columns, type errors and anything the
-    analyzer resolves to a node outside the allowlist are caught too.
-    """
-    import os
-
-    from pyspark.sql import types as T
-
-    from spark_jobs.core.expressions import analyzed_problems, config_policy, lexical_problem, parsed_problems
-
-    policy = config_policy(os.environ)
-    steps: list[tuple[str, int, str, str, str | None]] = [
-        ("column_transformations", i, d.name, d.mapper_expr, None) for i, d in enumerate(cfg.column_transformations)
-    ]
-    steps += [("inferred_columns", i, d.name, d.mapper_expr, None) for i, d in enumerate(cfg.inferred_columns)]
-    steps += [("rolling_columns", i, r.mapper_column, r.mapper_expr, r.sql_type) for i, r in enumerate(cfg.rolling_columns)]
-    # A mapper_expr may read the mapped columns and every column an earlier step named.
-    visible = [*cfg.columns.values(), *[name for _, _, name, _, _ in steps]]
-    problems = []
-    for key, index, _, expr, _ in steps:
-        found = [p for p in (lexical_problem(expr, policy.max_length),) if p] or parsed_problems(spark, expr, policy, visible)
-        problems += [f"{key}[{index}].mapper_expr: {problem}" for problem in found]
-    if problems or not spark.catalog.tableExists(cfg.source_table):
-        return problems
-    source = spark.table(cfg.source_table)
-    missing = [c for c in cfg.columns if c not in source.columns]
-    if missing:
-        return [f"columns: source column(s) {missing} are not in {cfg.source_table}"]
-    df = spark.createDataFrame([], T.StructType([f for f in source.schema.fields if f.name in cfg.columns]))
-    df = df.select(*[F.col(f"`{src}`").alias(dst) for src, dst in cfg.columns.items()])
-    for key, index, name, expr, type_name in steps:
-        column = F.expr(expr) if type_name is None else F.expr(expr).cast(type_name)
-        found, _ = analyzed_problems(spark, df, column, policy)
-        if found:
-            problems += [f"{key}[{index}].mapper_expr: {problem}" for problem in found]
-        else:
-            df = df.withColumn(name, column)
-    return problems

@@ -19,14 +19,18 @@ import datetime as dt
 
 from pyspark.sql import Row, SparkSession
 
+from spark_jobs.catalogs import split_identifier
 from spark_jobs.config import SummaryConfig
-from spark_jobs.names import MONTHS_SINCE_MAINTENANCE as MONTHS_SINCE
+from spark_jobs.names import LOCK_WAIT_SECONDS
 from spark_jobs.report import RunReport
 from spark_jobs.stages.runs import exclusive_run
-from spark_jobs.storage.iceberg import java_table, table_properties, update_properties
+from spark_jobs.storage.iceberg import default_catalog, java_table
 from spark_jobs.storage.publish import remove_branches
-from spark_jobs.storage.runlock import RunLock
-from spark_jobs.storage.tables import sql_string, table_exists
+from spark_jobs.storage.tables import (
+    reset_forward_months,
+    sql_string,
+    table_exists,
+)
 
 
 def _days_ago(days: float) -> str:
@@ -36,8 +40,7 @@ def _days_ago(days: float) -> str:
 
 
 def _call_rows(spark: SparkSession, identifier: str, procedure: str, **arguments: object) -> list[Row]:
-    parts = identifier.split(".")
-    catalog = parts[0] if len(parts) == 3 else spark.conf.get("spark.sql.defaultCatalog")
+    catalog, _ = split_identifier(identifier, lambda: default_catalog(spark))
     # The full identifier: a two-part name would first be looked up as catalog.table (and logged as not found).
     args = ", ".join([f"table => {sql_string(identifier)}"] + [f"{k} => {v}" for k, v in arguments.items()])
     return spark.sql(f"CALL {catalog}.system.{procedure}({args})").collect()
@@ -59,7 +62,7 @@ def lists_through_file_io(location: str) -> bool:
     return scheme not in HADOOP_LISTED_SCHEMES
 
 
-def maintain(spark: SparkSession, cfg: SummaryConfig, report: RunReport, lock_wait_seconds: float = 600) -> None:
+def maintain(spark: SparkSession, cfg: SummaryConfig, report: RunReport, lock_wait_seconds: float = LOCK_WAIT_SECONDS) -> None:
     retention_days = cfg.performance.snapshot_retention_days
     target_size = cfg.performance.max_file_size_mb * 1024 * 1024
     # delete-file-threshold 1: a data file with any merge-on-read delete is rewritten with the deletes applied.
@@ -102,19 +105,5 @@ def maintain(spark: SparkSession, cfg: SummaryConfig, report: RunReport, lock_wa
                 lock.check()
                 results[identifier] = {"expire_snapshots": expire(identifier)}
         lock.check()
-        update_properties(spark, cfg.control_table, lambda p: None if p.get(MONTHS_SINCE, "0") == "0" else {MONTHS_SINCE: "0"})
+        reset_forward_months(spark, cfg)
     report.details["maintenance"] = results
-
-
-def count_forward_months(lock: RunLock, cfg: SummaryConfig, months_applied: int) -> bool:
-    """Add to the months-since-maintenance counter (as the lock is released); return whether maintenance is due.
-
-    Only a lock holder changes the counter, so the value seen when the lock was taken is current.
-    """
-    count = int(lock.properties.get(MONTHS_SINCE, "0") or 0) + months_applied
-    lock.set_at_release({MONTHS_SINCE: str(count)})
-    return count >= cfg.performance.snapshot_interval
-
-
-def months_since_maintenance(spark: SparkSession, cfg: SummaryConfig) -> int:
-    return int(table_properties(spark, cfg.control_table).get(MONTHS_SINCE, "0") or 0)

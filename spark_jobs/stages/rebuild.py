@@ -10,6 +10,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from spark_jobs.config import SummaryConfig
 from spark_jobs.errors import UsageError
+from spark_jobs.names import LOCK_WAIT_SECONDS
 from spark_jobs.report import RunReport
 from spark_jobs.stages.runs import exclusive_run
 from spark_jobs.storage.iceberg import current_snapshot
@@ -21,7 +22,9 @@ def newest_summary_rows(spark: SparkSession, cfg: SummaryConfig) -> DataFrame:
     return newest_per_account(spark.table(cfg.summary_table), cfg)
 
 
-def rebuild_latest(spark: SparkSession, cfg: SummaryConfig, report: RunReport, lock_wait_seconds: float = 600) -> None:
+def rebuild_latest(
+    spark: SparkSession, cfg: SummaryConfig, report: RunReport, lock_wait_seconds: float = LOCK_WAIT_SECONDS
+) -> None:
     for table in (cfg.summary_table, cfg.latest_table, cfg.control_table):
         if not table_exists(spark, table):
             raise UsageError(f"table {table} does not exist: run initial or forward before rebuilding latest_summary")

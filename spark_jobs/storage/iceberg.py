@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
+from spark_jobs.catalogs import split_identifier
+
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
@@ -19,13 +21,17 @@ if TYPE_CHECKING:
 Decide = Callable[[dict[str, str]], Mapping[str, object] | None]
 
 
+def default_catalog(spark: SparkSession) -> str:
+    """The catalog of a two-part table name (``catalogs.catalog_conf`` sets it to the config's ``catalog.default``)."""
+    return str(spark.conf.get("spark.sql.defaultCatalog"))  # always set: Spark's own default is spark_catalog
+
+
 def java_table(spark: SparkSession, identifier: str) -> JavaObject:
     """The ``org.apache.iceberg.Table`` behind a Spark identifier (fresh from the catalog)."""
-    parts = identifier.split(".")
-    catalog = parts[0] if len(parts) == 3 else spark.conf.get("spark.sql.defaultCatalog")
+    catalog, name = split_identifier(identifier, lambda: default_catalog(spark))
     plugin = spark._jsparkSession.sessionState().catalogManager().catalog(catalog)
-    name = spark._jvm.org.apache.iceberg.catalog.TableIdentifier.parse(".".join(parts[-2:]))  # type: ignore[union-attr]
-    return plugin.icebergCatalog().loadTable(name)
+    table = spark._jvm.org.apache.iceberg.catalog.TableIdentifier.parse(name)  # type: ignore[union-attr]
+    return plugin.icebergCatalog().loadTable(table)
 
 
 def current_snapshot(spark: SparkSession, identifier: str) -> tuple[int | None, dict[str, str]]:

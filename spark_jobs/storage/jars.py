@@ -12,9 +12,12 @@ import sys
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.metadata import version as installed_version
 from pathlib import Path
 
-MAVEN_CENTRAL = os.environ.get("SUMMARY_MAVEN_REPO", "https://repo1.maven.org/maven2")
+from spark_jobs.names import EXTRA_PACKAGES_ENV, JARS_DIR_ENV, MAVEN_REPO_ENV
+
+MAVEN_CENTRAL = os.environ.get(MAVEN_REPO_ENV, "https://repo1.maven.org/maven2")
 ICEBERG_VERSION = "1.12.0"
 SQLITE_JDBC_VERSION = "3.54.1.0"
 # Iceberg publishes iceberg-spark-runtime-<spark minor>_2.13 for Spark 4.0 (since 1.10) and 4.1 (since 1.11).
@@ -40,8 +43,6 @@ class Artifact:
 def spark_minor(version: str | None = None) -> str:
     if version is None:
         # The installed distribution's version, without importing pyspark (the Airflow side calls this).
-        from importlib.metadata import version as installed_version
-
         version = installed_version("pyspark")
     return ".".join(version.split(".")[:2])
 
@@ -57,9 +58,6 @@ def required_artifacts(spark_version: str | None = None) -> tuple[Artifact, Arti
         Artifact("org.apache.iceberg", f"iceberg-spark-runtime-{minor}_2.13", ICEBERG_VERSION),
         Artifact("org.xerial", "sqlite-jdbc", SQLITE_JDBC_VERSION),
     )
-
-
-EXTRA_PACKAGES_ENV = "SUMMARY_EXTRA_PACKAGES"
 
 
 def extra_artifacts() -> tuple[Artifact, ...]:
@@ -81,7 +79,7 @@ def with_jars(given: list[str], ours: list[str]) -> list[str]:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("SUMMARY_JARS_DIR", PROJECT_ROOT / ".jars"))
+    return Path(os.environ.get(JARS_DIR_ENV, PROJECT_ROOT / ".jars"))
 
 
 def ensure_jars(directory: str | Path | None = None, log: Callable[[str], None] = print) -> list[Path]:

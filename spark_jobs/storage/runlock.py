@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from spark_jobs.errors import ConcurrentRunError
-from spark_jobs.names import LOCK_PREFIX
+from spark_jobs.names import LOCK_PREFIX, LOCK_WAIT_SECONDS
 from spark_jobs.storage.iceberg import swap_properties
 
 if TYPE_CHECKING:
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
     from spark_jobs.config import SummaryConfig
 
-PREFIX = LOCK_PREFIX
 FIELDS = ("token", "owner", "host", "boot-id", "pid-ns", "pid", "jvm-pid", "acquired-at", "expires-at")
 
 log = logging.getLogger(__name__)
@@ -77,7 +76,7 @@ def pid_alive(pid: str | int) -> bool:
 
 def lock_state(properties: Mapping[str, str]) -> dict[str, str]:
     """The lock fields found in a table's properties (token '' or absent: free)."""
-    return {name: properties.get(PREFIX + name, "") for name in FIELDS}
+    return {name: properties.get(LOCK_PREFIX + name, "") for name in FIELDS}
 
 
 class HeldLock(Protocol):
@@ -100,7 +99,7 @@ class RunLock:
         spark: SparkSession,
         cfg: SummaryConfig,
         owner: str,
-        wait_seconds: float = 600,
+        wait_seconds: float = LOCK_WAIT_SECONDS,
         lease_seconds: float = 600,
         poll_seconds: float = 2,
     ) -> None:
@@ -164,7 +163,7 @@ class RunLock:
                 holder.update(state)
                 if state["token"] and not self._is_stale(state):
                     return None
-                return {PREFIX + k: v for k, v in {**claim, "expires-at": self._lease_end()}.items()}
+                return {LOCK_PREFIX + k: v for k, v in {**claim, "expires-at": self._lease_end()}.items()}
 
             committed, seen = swap_properties(self.spark, self.table, take_if_free)
             if committed or holder.get("token") == token:  # (an unknown commit state that did commit)
@@ -207,7 +206,7 @@ class RunLock:
             return
         mine = self.token
         self.token = None
-        cleared = {PREFIX + k: "" for k in FIELDS}
+        cleared = {LOCK_PREFIX + k: "" for k in FIELDS}
 
         def free_if_mine(properties: dict[str, str]) -> dict[str, str] | None:
             if lock_state(properties)["token"] != mine:
@@ -247,7 +246,7 @@ class RunLock:
         mine = self.token
 
         def extend_if_mine(properties: dict[str, str]) -> dict[str, str] | None:
-            return {PREFIX + "expires-at": self._lease_end()} if lock_state(properties)["token"] == mine else None
+            return {LOCK_PREFIX + "expires-at": self._lease_end()} if lock_state(properties)["token"] == mine else None
 
         while not self._stop.wait(interval):
             try:

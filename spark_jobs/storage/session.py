@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from spark_jobs.catalogs import catalog_conf, conf_value, warehouse_location
 from spark_jobs.config import SummaryConfig
+from spark_jobs.names import SPARK_LOG_LEVEL_ENV, SPARK_MASTER_ENV
 from spark_jobs.storage import jars
 from spark_jobs.storage.redaction import redaction_conf
 
@@ -78,7 +79,7 @@ def build_session(
 
     builder = SparkSession.builder.appName(app_name or f"summary-pipeline-{cfg.name}")
     if not under_spark_submit and "spark.master" not in (extra_conf or {}):
-        builder = builder.master(os.environ.get("SUMMARY_SPARK_MASTER", "local[*]"))
+        builder = builder.master(os.environ.get(SPARK_MASTER_ENV, "local[*]"))
     conf = session_conf(cfg, warehouse, jar_paths)
     conf.update(extra_conf or {})
     for key, value in conf.items():
@@ -91,7 +92,7 @@ def build_session(
                 spark.conf.set(key, value)
             except Exception:  # static conf of an already running session
                 pass
-    spark.sparkContext.setLogLevel(os.environ.get("SUMMARY_SPARK_LOG_LEVEL", "WARN"))
+    spark.sparkContext.setLogLevel(os.environ.get(SPARK_LOG_LEVEL_ENV, "WARN"))
     return spark
 
 

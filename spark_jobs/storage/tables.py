@@ -36,7 +36,9 @@ from spark_jobs.errors import SourceDataError
 from spark_jobs.names import (
     BOOKKEEPING_COLUMNS,
     CARRIED_COLUMNS,
+    CASE,
     INSERT,
+    MONTHS_SINCE_MAINTENANCE,
     PREVIOUS_MONTH,
     PROPERTY_PREFIX,
     RECORD_DIGEST,
@@ -45,6 +47,8 @@ from spark_jobs.names import (
     TABLE_OWNER,
     TABLE_ROLE,
 )
+from spark_jobs.storage.iceberg import table_properties, update_properties
+from spark_jobs.storage.runlock import RunLock
 
 
 def sql_string(value: object) -> str:
@@ -84,11 +88,8 @@ def merge_on_read_properties() -> dict[str, str]:
 
 
 def summary_properties(cfg: SummaryConfig) -> dict[str, str]:
-    return {**common_properties(cfg), "write.distribution-mode": "hash", **merge_on_read_properties()}
-
-
-def latest_properties(cfg: SummaryConfig) -> dict[str, str]:
-    # Merge-on-read too: a backfill changes few rows; every forward month rewrites the table into plain files.
+    """summary's and latest_summary's: merge-on-read both (a backfill changes few rows of latest_summary too; every
+    forward month rewrites that table into plain files)."""
     return {**common_properties(cfg), "write.distribution-mode": "hash", **merge_on_read_properties()}
 
 
@@ -160,8 +161,6 @@ def ownership(cfg: SummaryConfig, role: str) -> dict[str, str]:
 
 def _looks_like(role: str, names: Sequence[str], properties: Mapping[str, str]) -> bool:
     """Whether an untagged table has what the pipeline gives its ``role`` table (tables created before tags)."""
-    from spark_jobs.core.classify import CASE
-
     names = [n.lower() for n in names]
     bookkeeping = all(c.lower() in names for c in BOOKKEEPING_COLUMNS)
     return {
@@ -204,8 +203,6 @@ def ownership_problem(
 
 def require_owned(spark: SparkSession, cfg: SummaryConfig, identifier: str, role: str) -> None:
     """Refuse to write to ``identifier`` unless it is ``cfg``'s ``role`` table; tag a matching legacy table."""
-    from spark_jobs.storage.iceberg import table_properties
-
     properties = table_properties(spark, identifier)
     columns = spark.table(identifier).columns if TABLE_ROLE not in properties else []
     problem, adopt = ownership_problem(cfg, role, properties, columns)
@@ -261,14 +258,10 @@ def ensure_pipeline_tables(spark: SparkSession, cfg: SummaryConfig, mapped_schem
         (cfg.month_column,),
         (cfg.key_column,),
     )
-    create_table(spark, cfg, "latest_summary", cfg.latest_table, schema, latest_properties(cfg), (), (cfg.key_column,))
+    create_table(spark, cfg, "latest_summary", cfg.latest_table, schema, summary_properties(cfg), (), (cfg.key_column,))
     create_table(spark, cfg, "rejects", cfg.rejects_table, rejects_schema(), small_table_properties(cfg))
     create_table(spark, cfg, "control", cfg.control_table, control_schema(), small_table_properties(cfg))
     check_summary_schema(spark, cfg, schema)
-
-
-def staging_schema(summary: T.StructType) -> T.StructType:
-    return T.StructType([*summary.fields, T.StructField(INSERT, T.BooleanType()), T.StructField(RUN_ID, T.StringType())])
 
 
 def check_summary_schema(spark: SparkSession, cfg: SummaryConfig, expected: T.StructType) -> None:
@@ -288,3 +281,23 @@ def check_summary_schema(spark: SparkSession, cfg: SummaryConfig, expected: T.St
                 + (f"different types: {'; '.join(different)}" if different else "")
                 + " -- the config changed after the table was created; migrate the table or use a new destination"
             )
+
+
+# --- the control table's count of forward months since maintenance (names.MONTHS_SINCE_MAINTENANCE) -------------
+def count_forward_months(lock: RunLock, cfg: SummaryConfig, months_applied: int) -> bool:
+    """Add to the months-since-maintenance counter (as the lock is released); return whether maintenance is due.
+
+    Only a lock holder changes the counter, so the value seen when the lock was taken is current.
+    """
+    count = int(lock.properties.get(MONTHS_SINCE_MAINTENANCE, "0") or 0) + months_applied
+    lock.set_at_release({MONTHS_SINCE_MAINTENANCE: str(count)})
+    return count >= cfg.performance.snapshot_interval
+
+
+def reset_forward_months(spark: SparkSession, cfg: SummaryConfig) -> None:
+    """Set the counter back to 0 (maintenance ran): one commit, none when it is 0 already."""
+    update_properties(
+        spark,
+        cfg.control_table,
+        lambda p: None if p.get(MONTHS_SINCE_MAINTENANCE, "0") == "0" else {MONTHS_SINCE_MAINTENANCE: "0"},
+    )

@@ -9,7 +9,7 @@ import pytest
 from spark_jobs.catalogs import pyiceberg_properties
 from spark_jobs.config import config_from_dict
 from summary_airflow.months import first_scheduled_month, initial_load_months, run_month
-from summary_airflow.stages import application_args, cases_to_run, touched_months
+from summary_airflow.submit import application_args, cases_to_run, touched_months
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "include" / "configs" / "summary_config.json"
 UTC = dt.timezone.utc

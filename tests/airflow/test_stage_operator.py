@@ -49,8 +49,8 @@ def run_stage(config, stage, params, tmp_path, monkeypatch, operators=None, ti=N
 def test_bad_input_fails_without_retries_and_a_busy_lock_is_retried(spark, spark_warehouse, namespace, tmp_path, monkeypatch):
     from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+    from spark_jobs.names import LOCK_PREFIX
     from spark_jobs.storage.iceberg import update_properties
-    from spark_jobs.storage.runlock import PREFIX
     from tests.stages.test_backfill import backfill
 
     raw, cfg = load(namespace)
@@ -66,7 +66,12 @@ def test_bad_input_fails_without_retries_and_a_busy_lock_is_retried(spark, spark
     # a failed task has no return value: its report is pushed under its own key, for the UI's XCom tab
     assert refused.pushed["report"]["exit_code"] == EXIT_BAD_INPUT and "IDENTIFIER" in refused.pushed["report"]["error"]
 
-    holder = {PREFIX + "token": "t", PREFIX + "owner": "other-run", PREFIX + "host": "elsewhere", PREFIX + "expires-at": "4e9"}
+    holder = {
+        LOCK_PREFIX + "token": "t",
+        LOCK_PREFIX + "owner": "other-run",
+        LOCK_PREFIX + "host": "elsewhere",
+        LOCK_PREFIX + "expires-at": "4e9",
+    }
     update_properties(spark, cfg.control_table, lambda _: holder)
     monkeypatch.setenv("SPARK_SUBMIT_OPTS", "-XX:TieredStopAtLevel=1")
     operators = []

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from spark_jobs.names import CATALOGS_ENV, EXIT_LOCK_HELD
-from spark_jobs.storage.jars import EXTRA_PACKAGES_ENV, ICEBERG_VERSION, ensure_jars
+from spark_jobs.names import CATALOGS_ENV, EXIT_LOCK_HELD, EXTRA_PACKAGES_ENV
+from spark_jobs.storage.jars import ICEBERG_VERSION, ensure_jars
 from tests.cli_support import ROOT, SPARK_SUBMIT, submit, write_parquet
 from tests.cluster.services import ObjectStore, RestCatalog, SparkStandalone
 from tests.support import model_config, model_problems, record

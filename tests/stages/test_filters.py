@@ -16,12 +16,12 @@ from hypothesis import strategies as st
 from spark_jobs.config import config_from_dict
 from spark_jobs.core.expressions import ANALYZER_PLUMBING, FILTER, allowed_classes
 from spark_jobs.core.filters import checked_filter
-from spark_jobs.core.mapping import spark_expression_problems
 from spark_jobs.errors import ConcurrentRunError, UsageError
+from spark_jobs.names import LOCK_PREFIX
 from spark_jobs.report import RunReport
 from spark_jobs.stages.backfill import run_backfill
 from spark_jobs.storage.iceberg import table_properties
-from spark_jobs.storage.runlock import PREFIX
+from spark_jobs.storage.source_checks import spark_expression_problems
 from tests.stages.test_backfill import backfill
 from tests.support import append_source, load, record
 
@@ -109,13 +109,18 @@ def test_a_refused_filter_is_refused_before_the_run_lock_is_waited_for(spark, na
     backfill(spark, cfg)  # creates the tables, the control table among them
     from spark_jobs.storage.iceberg import update_properties
 
-    holder = {PREFIX + "token": "t", PREFIX + "owner": "other-run", PREFIX + "host": "elsewhere", PREFIX + "expires-at": "4e9"}
+    holder = {
+        LOCK_PREFIX + "token": "t",
+        LOCK_PREFIX + "owner": "other-run",
+        LOCK_PREFIX + "host": "elsewhere",
+        LOCK_PREFIX + "expires-at": "4e9",
+    }
     update_properties(spark, cfg.control_table, lambda _: holder)
     with pytest.raises(UsageError, match="function 'reflect' is not allowed"):
         backfill(spark, cfg, backfill_filter="reflect('java.lang.System', 'getProperty', 'java.home') IS NULL")
     with pytest.raises(ConcurrentRunError):  # the same stage with a good filter does wait for, and fail on, the lock
         run_backfill(spark, cfg, RunReport(mode="backfill", config=cfg.path, run_id="b-good"), "acct_id = 1", lock_wait_seconds=0)
-    assert table_properties(spark, cfg.control_table)[PREFIX + "owner"] == "other-run"
+    assert table_properties(spark, cfg.control_table)[LOCK_PREFIX + "owner"] == "other-run"
 
 
 def test_config_expressions_are_allowlisted_at_job_start(spark, namespace):

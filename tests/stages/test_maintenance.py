@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from spark_jobs.names import MONTHS_SINCE_MAINTENANCE
 from spark_jobs.report import RunReport
-from spark_jobs.stages.maintenance import lists_through_file_io, maintain, months_since_maintenance
-from spark_jobs.storage.iceberg import java_table
+from spark_jobs.stages.maintenance import lists_through_file_io, maintain
+from spark_jobs.storage.iceberg import java_table, table_properties
 from tests.support import append_source, assert_matches_model, load, read_tables, record, run
 
 pytestmark = pytest.mark.spark
@@ -52,7 +53,7 @@ def test_maintenance_applies_deletes_expires_snapshots_and_changes_no_row(spark,
         assert snapshot_count(spark, table) == 1, table
     # The run lock adds snapshots to the control table; after expiry only the reset counter and the release remain.
     assert snapshot_count(spark, cfg.control_table) <= 3 < lock_snapshots
-    assert months_since_maintenance(spark, cfg) == 0
+    assert table_properties(spark, cfg.control_table)[MONTHS_SINCE_MAINTENANCE] == "0"
     assert set(report.details["maintenance"]) >= {cfg.summary_table, cfg.latest_table, cfg.control_table}
     assert not orphan.exists()
     assert report.details["maintenance"][cfg.summary_table]["remove_orphan_files"]["removed_files_count"] >= 1

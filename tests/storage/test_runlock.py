@@ -6,8 +6,9 @@ import time
 import pytest
 
 from spark_jobs.errors import ConcurrentRunError
+from spark_jobs.names import LOCK_PREFIX
 from spark_jobs.storage.iceberg import java_table, swap_properties, table_properties
-from spark_jobs.storage.runlock import PREFIX, RunLock
+from spark_jobs.storage.runlock import RunLock
 from spark_jobs.storage.tables import control_schema, create_table, small_table_properties
 from tests.support import load
 
@@ -32,14 +33,14 @@ def test_a_commit_between_reading_and_swapping_makes_the_swap_fail(spark, cfg):
     """The race two runs starting together hit: both see the lock free, only one may take it."""
 
     def decide_while_another_run_commits(properties):
-        assert PREFIX + "token" not in properties
-        set_properties(spark, cfg.control_table, **{PREFIX + "token": "other-run"})
-        return {PREFIX + "token": "this-run"}
+        assert LOCK_PREFIX + "token" not in properties
+        set_properties(spark, cfg.control_table, **{LOCK_PREFIX + "token": "other-run"})
+        return {LOCK_PREFIX + "token": "this-run"}
 
     committed, _ = swap_properties(spark, cfg.control_table, decide_while_another_run_commits)
 
     assert committed is False
-    assert table_properties(spark, cfg.control_table)[PREFIX + "token"] == "other-run"
+    assert table_properties(spark, cfg.control_table)[LOCK_PREFIX + "token"] == "other-run"
 
 
 def test_a_held_lock_refuses_a_second_run_naming_the_holder_until_released(spark, cfg):
@@ -48,9 +49,9 @@ def test_a_held_lock_refuses_a_second_run_naming_the_holder_until_released(spark
             RunLock(spark, cfg, "run-b", wait_seconds=0).acquire()
     second = RunLock(spark, cfg, "run-b", wait_seconds=0)
     second.acquire()
-    assert table_properties(spark, cfg.control_table)[PREFIX + "owner"] == "run-b"
+    assert table_properties(spark, cfg.control_table)[LOCK_PREFIX + "owner"] == "run-b"
     second.release()
-    assert table_properties(spark, cfg.control_table).get(PREFIX + "token", "") == ""
+    assert table_properties(spark, cfg.control_table).get(LOCK_PREFIX + "token", "") == ""
 
 
 def test_a_lock_left_by_a_dead_process_on_this_host_is_taken_over(spark, cfg):
@@ -59,10 +60,10 @@ def test_a_lock_left_by_a_dead_process_on_this_host_is_taken_over(spark, cfg):
     stale = RunLock(spark, cfg, "run-dead", wait_seconds=0)
     stale.acquire()
     stale._stop.set()  # the process "dies": no release, no heartbeat
-    set_properties(spark, cfg.control_table, **{PREFIX + "pid": str(dead.pid)})
+    set_properties(spark, cfg.control_table, **{LOCK_PREFIX + "pid": str(dead.pid)})
 
     with RunLock(spark, cfg, "run-next", wait_seconds=0):
-        assert table_properties(spark, cfg.control_table)[PREFIX + "owner"] == "run-next"
+        assert table_properties(spark, cfg.control_table)[LOCK_PREFIX + "owner"] == "run-next"
 
 
 def test_a_run_whose_lock_was_taken_stops_before_its_next_commit(spark, cfg):
@@ -70,7 +71,7 @@ def test_a_run_whose_lock_was_taken_stops_before_its_next_commit(spark, cfg):
     lock.acquire()
     try:
         lock.check()
-        set_properties(spark, cfg.control_table, **{PREFIX + "token": "thief", PREFIX + "owner": "run-b"})
+        set_properties(spark, cfg.control_table, **{LOCK_PREFIX + "token": "thief", LOCK_PREFIX + "owner": "run-b"})
         deadline = time.monotonic() + 30
         while lock._lost is None and time.monotonic() < deadline:
             time.sleep(0.5)
@@ -78,7 +79,7 @@ def test_a_run_whose_lock_was_taken_stops_before_its_next_commit(spark, cfg):
             lock.check()
     finally:
         lock.release()
-    assert table_properties(spark, cfg.control_table)[PREFIX + "token"] == "thief"  # release leaves others' locks alone
+    assert table_properties(spark, cfg.control_table)[LOCK_PREFIX + "token"] == "thief"  # release leaves others' locks alone
 
 
 @pytest.mark.parametrize("field", ["boot-id", "pid-ns"])
@@ -89,13 +90,13 @@ def test_a_dead_pid_under_our_host_name_on_another_machine_is_not_a_free_lock(sp
     stale = RunLock(spark, cfg, "run-elsewhere", wait_seconds=0)
     stale.acquire()
     stale._stop.set()  # it "dies" without releasing, on a machine that only looks like ours
-    set_properties(spark, cfg.control_table, **{PREFIX + "pid": str(dead.pid), PREFIX + field: "another-" + field})
+    set_properties(spark, cfg.control_table, **{LOCK_PREFIX + "pid": str(dead.pid), LOCK_PREFIX + field: "another-" + field})
 
     with pytest.raises(ConcurrentRunError, match="in use by run run-elsewhere"):
         RunLock(spark, cfg, "run-next", wait_seconds=0).acquire()
-    set_properties(spark, cfg.control_table, **{PREFIX + "expires-at": str(time.time() - 1)})  # its lease runs out
+    set_properties(spark, cfg.control_table, **{LOCK_PREFIX + "expires-at": str(time.time() - 1)})  # its lease runs out
     with RunLock(spark, cfg, "run-next", wait_seconds=0):
-        assert table_properties(spark, cfg.control_table)[PREFIX + "owner"] == "run-next"
+        assert table_properties(spark, cfg.control_table)[LOCK_PREFIX + "owner"] == "run-next"
 
 
 def test_a_failed_runs_error_is_kept_when_releasing_its_lock_fails_too(spark, cfg):

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from spark_jobs.names import CATALOGS_ENV
-from spark_jobs.storage.jars import EXTRA_PACKAGES_ENV
+from spark_jobs.names import CATALOGS_ENV, EXTRA_PACKAGES_ENV
 from summary_airflow import settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,11 +13,11 @@ from pyspark.sql import types as T
 
 from spark_jobs.cli import main, parse_args
 from spark_jobs.errors import SourceDataError
-from spark_jobs.ingest_paths import MAX_FILES, ROOTS_ENV, expand_paths, ingest_roots
-from spark_jobs.names import EXIT_BAD_INPUT
+from spark_jobs.ingest_paths import MAX_FILES, expand_paths, ingest_roots
+from spark_jobs.names import EXIT_BAD_INPUT, INGEST_ROOTS_ENV
 from spark_jobs.report import RunReport
 from spark_jobs.stages.ingest import fit_problems, ingest
-from summary_airflow.stages import application_args
+from summary_airflow.submit import application_args
 from tests.support import load
 
 
@@ -109,8 +109,8 @@ def test_object_store_uris_are_refused_with_a_clear_message(landing):
 def test_the_command_line_roots_are_landing_dir_and_the_environment(tmp_path):
     assert ingest_roots(None, {}) is None, "neither set: the command line reads any path"
     assert ingest_roots("/data/landing", {}) == ["/data/landing"]
-    assert ingest_roots("/data/landing", {ROOTS_ENV: "/a:/b:"}) == ["/data/landing", "/a", "/b"]
-    assert ingest_roots(None, {ROOTS_ENV: "/a"}) == ["/a"]
+    assert ingest_roots("/data/landing", {INGEST_ROOTS_ENV: "/a:/b:"}) == ["/data/landing", "/a", "/b"]
+    assert ingest_roots(None, {INGEST_ROOTS_ENV: "/a"}) == ["/a"]
 
 
 def test_the_job_itself_confines_to_landing_dir_before_reading(landing, namespace):

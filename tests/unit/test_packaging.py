@@ -1,5 +1,6 @@
 """The project is an installed package: importable from anywhere, with no sys.path edits of its own."""
 
+import ast
 import importlib.metadata
 import re
 import subprocess
@@ -44,8 +45,6 @@ def test_the_entry_scripts_folder_shadows_no_other_module():
 
 
 def _imports(path):
-    import ast
-
     tree = ast.parse(path.read_text())
     names = set()
     for node in ast.walk(tree):
@@ -54,6 +53,156 @@ def _imports(path):
         elif isinstance(node, ast.ImportFrom) and node.module:
             names.add(node.module)
     return names
+
+
+# The Spark-free top level of spark_jobs: what the Airflow side may import, besides AIRFLOW_LOWER_MODULES.
+SHARED = ["names", "config", "catalogs", "months", "errors", "report", "sqltext", "ingest_paths"]
+# The only modules of spark_jobs' sub-packages the Airflow side may import: each is Spark-free at import.
+AIRFLOW_LOWER_MODULES = (
+    "spark_jobs.storage.runlock",
+    "spark_jobs.storage.jars",
+    "spark_jobs.storage.redaction",
+    "spark_jobs.core.expressions",
+)
+AIRFLOW_DIRS = ("summary_airflow", "dags", "plugins")
+TABLE_CALLS = ("table", "tableExists", "sql", "writeTo", "saveAsTable", "insertInto")  # spark.table(...), df.writeTo(...)
+TABLE_PROPERTIES = ("read", "readStream", "write", "writeStream")  # spark.read.parquet(...), df.write.saveAsTable(...)
+
+
+def _module_file(module):
+    """The file of a spark_jobs module (``spark_jobs.storage`` -> its ``__init__.py``), or None for any other name."""
+    if module.split(".")[0] != "spark_jobs":
+        return None
+    path = ROOT.joinpath(*module.split("."))
+    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imported_modules(node):
+    """The modules an import statement names, with ``from package import module`` as that module."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    assert node.level == 0, f"a relative import ({ast.unparse(node)}): the tests below follow absolute names only"
+    modules = [node.module]
+    modules += [f"{node.module}.{alias.name}" for alias in node.names if _module_file(f"{node.module}.{alias.name}")]
+    return modules
+
+
+def _is_type_checking(test):
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _import_time_imports(path):
+    """The modules ``path`` imports when it is imported: not inside functions, not under ``if TYPE_CHECKING:``."""
+    modules = []
+
+    def visit(statements):
+        for node in statements:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                modules.extend(_imported_modules(node))
+            elif isinstance(node, ast.If):
+                visit(node.orelse if _is_type_checking(node.test) else [*node.body, *node.orelse])
+            elif isinstance(node, (ast.Try, ast.With, ast.ClassDef)):
+                visit(node.body)
+                for extra in ("handlers", "orelse", "finalbody"):
+                    for part in getattr(node, extra, []):
+                        visit(part.body if isinstance(part, ast.ExceptHandler) else [part])
+
+    visit(ast.parse(path.read_text()).body)
+    return modules
+
+
+def _spark_at_import(module):
+    """Chains ``module -> ... -> pyspark`` of imports made when ``module`` is imported (its packages included)."""
+    chains, seen, todo = [], set(), [(module, (module,))]
+    while todo:
+        name, chain = todo.pop()
+        parts = name.split(".")
+        for package in [".".join(parts[:i]) for i in range(1, len(parts))] + [name]:
+            if package in seen or _module_file(package) is None:
+                continue
+            seen.add(package)
+            for imported in _import_time_imports(_module_file(package)):
+                if imported.split(".")[0] in ("pyspark", "py4j"):
+                    chains.append(" -> ".join((*chain, imported)))
+                elif _module_file(imported):
+                    todo.append((imported, (*chain, imported)))
+    return chains
+
+
+def test_the_airflow_side_imports_only_the_spark_free_modules_of_spark_jobs():
+    """summary_airflow, the DAG files and the plugin import the Spark-free top level and a few named lower modules."""
+    allowed = {"spark_jobs", *(f"spark_jobs.{name}" for name in SHARED), *AIRFLOW_LOWER_MODULES}
+    offenders = [
+        f"{path.relative_to(ROOT)}:{node.lineno} imports {module}"
+        for folder in AIRFLOW_DIRS
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for module in _imported_modules(node)
+        if module.split(".")[0] == "spark_jobs" and module not in allowed
+    ]
+    assert offenders == []
+
+
+def test_the_lower_modules_the_airflow_side_imports_import_no_spark():
+    """Each of AIRFLOW_LOWER_MODULES, and every spark_jobs module it imports in turn, imports neither pyspark nor
+    py4j when it is imported (inside functions and under TYPE_CHECKING they may)."""
+    assert all(_module_file(module) for module in AIRFLOW_LOWER_MODULES)
+    assert [chain for module in AIRFLOW_LOWER_MODULES for chain in _spark_at_import(module)] == []
+
+
+def test_the_import_time_scan_sees_spark_where_it_is():
+    """The scan above finds pyspark at module level, and looks past functions and TYPE_CHECKING blocks."""
+    assert "spark_jobs.storage.tables -> pyspark.sql" in _spark_at_import("spark_jobs.storage.tables")
+    assert _spark_at_import("spark_jobs.storage.iceberg") == []  # pyspark only under TYPE_CHECKING
+    assert any(chain.endswith("-> pyspark.sql") for chain in _spark_at_import("spark_jobs.stages.runs"))
+
+
+def test_the_core_reads_and_writes_no_tables():
+    """spark_jobs.core is Column and DataFrame -> DataFrame functions: no spark.table, spark.sql, reader or writer."""
+    offenders = []
+    for path in sorted((ROOT / "spark_jobs" / "core").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in TABLE_CALLS:
+                offenders.append(f"{path.name}:{node.lineno} calls .{node.func.attr}()")
+            elif isinstance(node, ast.Attribute) and node.attr in TABLE_PROPERTIES:
+                offenders.append(f"{path.name}:{node.lineno} uses .{node.attr}")
+    assert offenders == []
+
+
+WRITE_CALLS = ("writeTo", "mergeInto", "saveAsTable", "insertInto", "open", "publish", "discard")  # + RunBranches' steps
+WRITE_STATEMENTS = ("DELETE", "INSERT", "MERGE", "UPDATE", "ALTER", "CREATE", "DROP")
+
+
+def _sql_text_start(call):
+    """The first literal characters of the SQL text a ``.sql(...)`` call passes ('' when not literal)."""
+    if not call.args:
+        return ""
+    text = call.args[0]
+    if isinstance(text, ast.JoinedStr) and text.values and isinstance(text.values[0], ast.Constant):
+        return str(text.values[0].value)
+    return str(text.value) if isinstance(text, ast.Constant) else ""
+
+
+def test_the_stages_commit_nothing_themselves():
+    """stages/ say what to write; storage/ writes and commits it (the branches' block, the writers, the
+    classifications): no writer, MERGE, SQL statement that changes a table, or a step of the commit protocol
+    called from a stage. Maintenance's CALLs of Iceberg's procedures are its job, and read-only SQL is fine."""
+    offenders = []
+    for path in sorted((ROOT / "spark_jobs" / "stages").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            if node.func.attr in WRITE_CALLS:
+                offenders.append(f"{path.name}:{node.lineno} calls .{node.func.attr}()")
+            elif node.func.attr == "sql" and _sql_text_start(node).lstrip().upper().startswith(WRITE_STATEMENTS):
+                offenders.append(f"{path.name}:{node.lineno} runs {_sql_text_start(node).split()[0]}")
+    assert offenders == []
 
 
 def test_the_layers_import_only_downwards():
@@ -65,8 +214,7 @@ def test_the_layers_import_only_downwards():
     for layer, forbidden in rules.items():
         for path in (package / layer).glob("*.py"):
             offenders += [f"{path.name} imports {m}" for m in _imports(path) if m.startswith(forbidden)]
-    shared = ["names", "config", "catalogs", "months", "errors", "report", "sqltext"]
-    for name in shared:
+    for name in SHARED:
         top_level = [m for m in _imports(package / f"{name}.py") if m.split(".")[0] == "pyspark" or m.count(".") >= 2]
         offenders += [f"{name}.py imports {m}" for m in top_level]
     assert offenders == []

@@ -1,4 +1,5 @@
-"""The spark-submit application arguments of every stage, as plain lists (unit-tested)."""
+"""What the operator submits, as plain values (unit-tested): each stage's spark-submit application arguments,
+the Case I/II/III stages a classification leaves to run, and the months a run's stage reports applied."""
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
