@@ -5,7 +5,8 @@ STAMP    := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 CONFIG   ?= include/configs/summary_config.json
 DEMO_DIR ?= demo_data
 DEMO_ENV := SUMMARY_WAREHOUSE=$(CURDIR)/$(DEMO_DIR)/warehouse SUMMARY_REPORTS_DIR=$(CURDIR)/$(DEMO_DIR)/reports \
-            AIRFLOW_HOME=$(CURDIR)/$(DEMO_DIR)/airflow_home SPARK_CONF_DIR=$(CURDIR)/conf
+            AIRFLOW_HOME=$(CURDIR)/$(DEMO_DIR)/airflow_home \
+            SPARK_SUBMIT_OPTS=-Dlog4j2.configurationFile=$(CURDIR)/conf/log4j2.properties
 SUBMIT   := $(DEMO_ENV) $(CURDIR)/$(VENV)/bin/spark-submit spark_jobs/summary_pipeline.py --config $(CONFIG)
 AIRFLOW  := $(DEMO_ENV) $(CURDIR)/bin/airflow
 DAG_RUN  := $(DEMO_ENV) $(CURDIR)/bin/dag-run
@@ -14,12 +15,12 @@ PYTEST_ARGS ?=
 # spark-submit finds its Spark home through the venv's python: the venv must come first on PATH.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup help jars cluster-jars test test-cluster test-extended test-fast test-faults test-airflow-live lint format \
+.PHONY: setup help jars class-archive cluster-jars test test-cluster test-extended test-fast test-faults test-airflow-live lint format \
         demo demo-cli airflow-ui bench clean
 # `make` alone sets up; `make help` lists every target with the text after its `## `.
 .DEFAULT_GOAL := setup
 
-setup: $(STAMP) jars ## the venv with requirements.txt and the project (pip install -e .), and the jars; idempotent
+setup: $(STAMP) jars class-archive ## the venv with requirements.txt and the project (pip install -e .), the jars, the class archive; idempotent
 
 help: ## list the targets and what each does
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(firstword $(MAKEFILE_LIST)) | awk 'BEGIN {FS = ":.*?## "}; {printf "%-18s %s\n", $$1, $$2}'
@@ -33,6 +34,10 @@ $(STAMP): requirements.txt pyproject.toml
 
 jars: $(STAMP) ## fetch the Iceberg and SQLite JDBC jars into .jars/ (SUMMARY_JARS_DIR) once
 	$(PY) -m spark_jobs.storage.jars
+
+# The driver JVM's class-data-sharing archive (spark_jobs/storage/class_archive.py): once per JDK, Spark and jars.
+class-archive: jars ## build the driver's class archive once (about 2 minutes; SUMMARY_CLASS_ARCHIVE=off skips it)
+	$(PY) -m spark_jobs.storage.class_archive
 
 test: setup ## the whole suite but the extended and cluster tiers (what CI runs, after make lint)
 	$(PY) -m pytest -m "not extended and not cluster" $(PYTEST_ARGS)

@@ -63,6 +63,7 @@ SPARK_MASTER_ENV = "SUMMARY_SPARK_MASTER"  # the master outside spark-submit (de
 SPARK_LOG_LEVEL_ENV = "SUMMARY_SPARK_LOG_LEVEL"  # the SparkContext's log level (default WARN)
 JARS_DIR_ENV = "SUMMARY_JARS_DIR"  # the jar cache (default .jars/ of the project)
 MAVEN_REPO_ENV = "SUMMARY_MAVEN_REPO"  # where missing jars are fetched from (default Maven Central), read at import
+CLASS_ARCHIVE_ENV = "SUMMARY_CLASS_ARCHIVE"  # the driver JVM's class-data-sharing archive: a file, or "off"
 EXTRA_PACKAGES_ENV = "SUMMARY_EXTRA_PACKAGES"  # more jars by Maven coordinates, comma-separated group:artifact:version
 INGEST_ROOTS_ENV = "SUMMARY_INGEST_ROOTS"  # the command line's ingest roots besides landing_dir (os.pathsep-separated)
 ALERT_URL_ENV_PREFIX = "SUMMARY_ALERT_"  # airflow.alerts.webhook.url_env may only name variables that start so

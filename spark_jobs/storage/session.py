@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from spark_jobs.catalogs import catalog_conf, conf_value, warehouse_location
 from spark_jobs.config import SummaryConfig
 from spark_jobs.names import SPARK_LOG_LEVEL_ENV, SPARK_MASTER_ENV
-from spark_jobs.storage import jars
+from spark_jobs.storage import class_archive, jars
 from spark_jobs.storage.redaction import redaction_conf
 
 if TYPE_CHECKING:
@@ -82,6 +82,8 @@ def build_session(
         builder = builder.master(os.environ.get(SPARK_MASTER_ENV, "local[*]"))
     conf = session_conf(cfg, warehouse, jar_paths)
     conf.update(extra_conf or {})
+    if not under_spark_submit:  # this process starts the driver JVM: it starts from the class archive, when built
+        conf = class_archive.with_driver_java_options(conf)
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

@@ -44,7 +44,9 @@ def test_airflow_runs_on_postgres_with_the_project_mounted_where_its_folders_poi
         mount = next(v.split(":")[1] for v in volumes if v.startswith("./:"))
         assert env["AIRFLOW__CORE__DAGS_FOLDER"] == f"{mount}/dags"
         assert env["AIRFLOW__CORE__PLUGINS_FOLDER"] == f"{mount}/plugins"
-        assert env["SPARK_CONF_DIR"] == f"{mount}/conf" and (ROOT / "conf" / "log4j2.properties").exists()
+        # Spark's log settings by a JVM option: a conf folder with files on the class path would void the class archive
+        assert "SPARK_CONF_DIR" not in env and (ROOT / "conf" / "log4j2.properties").exists()
+        assert f"-Dlog4j2.configurationFile={mount}/conf/log4j2.properties" in env["SPARK_SUBMIT_OPTS"].split()
         assert "@postgres:5432/" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
         # The image installs the project editable at the same path, so the mounted code is what imports.
         assert f"pip install --no-cache-dir --no-deps -e {mount}" in DOCKERFILE
@@ -54,6 +56,8 @@ def test_airflow_runs_on_postgres_with_the_project_mounted_where_its_folders_poi
 def test_airflow_init_creates_the_pools_the_dags_use_without_path_hacks():
     script = "\n".join(SERVICES["airflow-init"]["command"])
     assert "python -m summary_airflow.pools" in script and "airflow pools import" in script
+    # the class archive after the jars it is keyed by, before the services start stages
+    assert script.index("spark_jobs.storage.jars") < script.index("python -m spark_jobs.storage.class_archive")
     assert "sys.path" not in script
 
 

@@ -61,6 +61,7 @@ SHARED = ["names", "config", "catalogs", "months", "errors", "report", "sqltext"
 AIRFLOW_LOWER_MODULES = (
     "spark_jobs.storage.runlock",
     "spark_jobs.storage.jars",
+    "spark_jobs.storage.class_archive",
     "spark_jobs.storage.redaction",
     "spark_jobs.core.expressions",
 )
