@@ -5,7 +5,11 @@ file) should cost little more than ``spark-submit`` of a one-line PySpark job:
 that is the floor every stage pays. Each measurement is one fresh
 ``spark-submit``, as Airflow runs a stage, on the example config
 (``include/configs/summary_config.json``) in a throw-away warehouse; the
-figures are medians of ``repeats`` runs.
+figures are medians of ``repeats`` runs. Every run is timed twice, each time in
+its own warehouse: with the driver JVM options a stage task gets (the class
+archive of ``spark_jobs/storage/class_archive.py``, when built) and without any,
+so the table shows what the archive gives a bare ``spark-submit`` (the floor)
+and a stage alike.
 
     python -m bench.fixed_cost [--repeats 3] [--accounts 300]
 """
@@ -25,6 +29,7 @@ from typing import Any
 from bench.floors import forward_floor_rows
 from spark_jobs.months import add_months
 from spark_jobs.sample_data import generate
+from spark_jobs.storage.class_archive import driver_java_options
 
 ROOT = Path(__file__).resolve().parents[1]
 SPARK_SUBMIT = str(Path(sys.executable).parent / "spark-submit")
@@ -91,83 +96,109 @@ def _timed(command: list[str], env: dict[str, str]) -> float:
 
 
 def measure(repeats: int = 3, accounts: int = 300) -> dict[str, Any]:
-    """Medians (s) of: a bare spark-submit, --mode ingest of one month's file, --mode forward of one month, and floors."""
+    """Medians (s) of: a bare spark-submit, --mode ingest of one month's file, --mode forward of one month, and floors;
+    ``result["without_class_archive"]`` holds the same without the driver's class archive (None when not built)."""
+    archive = driver_java_options()
+    variants = {"with": archive, "without": ""} if archive else {"without": ""}
     with tempfile.TemporaryDirectory(prefix="bench-fixed-cost-") as tmp:
         base = Path(tmp)
-        env = {
-            **os.environ,
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-            "SUMMARY_WAREHOUSE": str(base / "warehouse"),
-        }
         config = base / "summary_config.json"
         config.write_text((ROOT / "include" / "configs" / "summary_config.json").read_text().replace("local.db.", "local.bench."))
-        hello = base / "hello.py"
-        hello.write_text(HELLO)
-        iceberg_floor = base / "iceberg_floor.py"
-        iceberg_floor.write_text(ICEBERG_FLOOR)
-        forward_floor, floor_copies = base / "forward_floor.py", base / "floor_copies.py"
-        forward_floor.write_text(FORWARD_FLOOR)
-        floor_copies.write_text(FLOOR_COPIES)
-        ingest_floor = base / "ingest_floor.py"
-        ingest_floor.write_text(INGEST_FLOOR)
+        scripts = {}
+        for name, text in (("hello", HELLO), ("iceberg_floor", ICEBERG_FLOOR), ("forward_floor", FORWARD_FLOOR),
+                           ("floor_copies", FLOOR_COPIES), ("ingest_floor", INGEST_FLOOR)):  # fmt: skip
+            scripts[name] = base / f"{name}.py"
+            scripts[name].write_text(text)
         counts = generate(base / "source", accounts, FIRST_MONTH, repeats + 1, seed=7)
         months = [add_months(FIRST_MONTH, i) for i in range(repeats + 1)]
-        stage = [SPARK_SUBMIT, str(ROOT / "spark_jobs" / "summary_pipeline.py"), "--config", str(config)]
 
         def source(month: str) -> str:
             return str(base / "source" / f"accounts_all_{month}.parquet")
 
-        _timed([*stage, "--mode", "ingest", "--path", source(months[0])], env)  # the tables exist from here on
-        _timed([*stage, "--mode", "initial", "--start-month", months[0], "--end-month", months[0]], env)
-        _timed([SPARK_SUBMIT, str(floor_copies), str(config)], env)
-        bare, floor, small_ingest_floor, ingest, forward, small_forward_floor = [], [], [], [], [], []
-        for month in months[1:]:  # interleaved, so a noisy minute on a shared machine hits all six alike
-            bare.append(_timed([SPARK_SUBMIT, str(hello)], env))
-            floor.append(_timed([SPARK_SUBMIT, str(iceberg_floor), str(config)], env))
-            small_ingest_floor.append(_timed([SPARK_SUBMIT, str(ingest_floor), str(config), source(month)], env))
-            ingest.append(_timed([*stage, "--mode", "ingest", "--path", source(month)], env))
-            small_forward_floor.append(_timed([SPARK_SUBMIT, str(forward_floor), str(config), month], env))
-            forward.append(_timed([*stage, "--mode", "forward", "--start-month", month], env))
-    result = {
-        "accounts": accounts,
-        "records_per_month": round(statistics.median(counts.values())),
-        "repeats": repeats,
-        "bare_s": statistics.median(bare),
-        "iceberg_floor_s": statistics.median(floor),
-        "ingest_floor_s": statistics.median(small_ingest_floor),
-        "ingest_s": statistics.median(ingest),
-        "forward_s": statistics.median(forward),
-        "forward_floor_s": statistics.median(small_forward_floor),
-        "runs": {
-            "bare": bare, "iceberg_floor": floor, "ingest_floor": small_ingest_floor, "ingest": ingest, "forward": forward,
-            "forward_floor": small_forward_floor,
-        },
-    }  # fmt: skip
-    result["iceberg_floor_vs_bare"] = round(result["iceberg_floor_s"] / result["bare_s"], 2)
-    result["ingest_floor_vs_bare"] = round(result["ingest_floor_s"] / result["bare_s"], 2)
-    result["ingest_vs_bare"] = round(result["ingest_s"] / result["bare_s"], 2)
-    result["forward_vs_bare"] = round(result["forward_s"] / result["bare_s"], 2)
-    result["forward_floor_vs_bare"] = round(result["forward_floor_s"] / result["bare_s"], 2)
+        def submit(variant: str) -> list[str]:
+            options = variants[variant]
+            return [SPARK_SUBMIT, *(["--driver-java-options", options] if options else [])]
+
+        envs = {
+            variant: {
+                **os.environ,
+                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+                "SUMMARY_WAREHOUSE": str(base / f"warehouse-{variant}"),
+            }
+            for variant in variants
+        }
+        stage = [str(ROOT / "spark_jobs" / "summary_pipeline.py"), "--config", str(config)]
+        for variant, env in envs.items():  # the tables exist from here on
+            _timed([*submit(variant), *stage, "--mode", "ingest", "--path", source(months[0])], env)
+            _timed([*submit(variant), *stage, "--mode", "initial", "--start-month", months[0], "--end-month", months[0]], env)
+            _timed([*submit(variant), str(scripts["floor_copies"]), str(config)], env)
+        runs: dict[str, dict[str, list[float]]] = {variant: {kind: [] for kind in KINDS} for variant in variants}
+        for round_, month in enumerate(months[1:]):  # interleaved, so a noisy minute on a shared machine hits all alike
+            commands = {
+                "bare": [str(scripts["hello"])],
+                "iceberg_floor": [str(scripts["iceberg_floor"]), str(config)],
+                "ingest_floor": [str(scripts["ingest_floor"]), str(config), source(month)],
+                "ingest": [*stage, "--mode", "ingest", "--path", source(month)],
+                "forward_floor": [str(scripts["forward_floor"]), str(config), month],
+                "forward": [*stage, "--mode", "forward", "--start-month", month],
+            }
+            order = list(variants)[round_ % len(variants) :] + list(variants)[: round_ % len(variants)]
+            for kind, command in commands.items():
+                for variant in order:
+                    runs[variant][kind].append(_timed([*submit(variant), *command], envs[variant]))
+    results = {variant: _medians(runs[variant], accounts, counts, repeats) for variant in variants}
+    result = results.get("with", results["without"])
+    result["class_archive"] = archive or None
+    result["without_class_archive"] = results["without"] if archive else None
     return result
 
 
+KINDS = ("bare", "iceberg_floor", "ingest_floor", "ingest", "forward_floor", "forward")
+
+
+def _medians(runs: dict[str, list[float]], accounts: int, counts: dict[str, int], repeats: int) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "accounts": accounts,
+        "records_per_month": round(statistics.median(counts.values())),
+        "repeats": repeats,
+        **{f"{kind}_s": statistics.median(runs[kind]) for kind in KINDS},
+        "runs": runs,
+    }
+    for kind in KINDS[1:]:
+        result[f"{kind}_vs_bare"] = round(result[f"{kind}_s"] / result["bare_s"], 2)
+    result["forward_minus_bare_s"] = round(result["forward_s"] - result["bare_s"], 2)
+    return result
+
+
+LABELS = {
+    "bare": "bare `spark-submit` of a one-line PySpark job",
+    "iceberg_floor": "floor: the project's Iceberg session, one append and one read of a one-row table",
+    "ingest_floor": "floor of an ingest: read the file, append its records to a source-shaped table in one commit",
+    "ingest": "`--mode ingest` of one file ({records_per_month:,} records)",
+    "forward_floor": "floor of a forward month: read the month and latest_summary, join, append and overwrite "
+    "({accounts:,} accounts)",
+    "forward": "`--mode forward` of one month ({accounts:,} accounts)",
+}
+
+
 def table(result: dict[str, Any]) -> str:
-    rows = [
-        "| run (one spark-submit each) | median (s) | x bare | runs (s) |",
-        "|---|---|---|---|",
-        f"| bare `spark-submit` of a one-line PySpark job | {result['bare_s']} | 1.0x | {result['runs']['bare']} |",
-        f"| floor: the project's Iceberg session, one append and one read of a one-row table | {result['iceberg_floor_s']} | "
-        f"{result['iceberg_floor_vs_bare']}x | {result['runs']['iceberg_floor']} |",
-        f"| floor of an ingest: read the file, append its records to a source-shaped table in one commit | "
-        f"{result['ingest_floor_s']} | {result['ingest_floor_vs_bare']}x | {result['runs']['ingest_floor']} |",
-        f"| `--mode ingest` of one file ({result['records_per_month']:,} records) | {result['ingest_s']} | "
-        f"{result['ingest_vs_bare']}x | {result['runs']['ingest']} |",
-        f"| floor of a forward month: read the month and latest_summary, join, append and overwrite "
-        f"({result['accounts']:,} accounts) | {result['forward_floor_s']} | {result['forward_floor_vs_bare']}x | "
-        f"{result['runs']['forward_floor']} |",
-        f"| `--mode forward` of one month ({result['accounts']:,} accounts) | {result['forward_s']} | "
-        f"{result['forward_vs_bare']}x | {result['runs']['forward']} |",
-    ]
+    """One row per run kind; with a built class archive, the same runs without it in the last columns."""
+    without = result.get("without_class_archive")
+    header = "| run (one spark-submit each) | median (s) | x bare | runs (s) |"
+    if without:
+        header += " without the class archive (s) | x bare | runs (s) |"
+    rows = [header, "|---" * header.count(" |") + "|"]
+    for kind in KINDS:
+        ratio = "1.0x" if kind == "bare" else f"{result[f'{kind}_vs_bare']}x"
+        row = f"| {LABELS[kind].format(**result)} | {result[f'{kind}_s']} | {ratio} | {result['runs'][kind]} |"
+        if without:
+            ratio = "1.0x" if kind == "bare" else f"{without[f'{kind}_vs_bare']}x"
+            row += f" {without[f'{kind}_s']} | {ratio} | {without['runs'][kind]} |"
+        rows.append(row)
+    rows.append("")
+    rows.append(f"A small stage (`--mode forward`, {result['accounts']:,} accounts) minus a bare `spark-submit`: "
+                f"{result['forward_minus_bare_s']} s" + (f" ({without['forward_minus_bare_s']} s without the class archive)"
+                                                         if without else "") + ".")  # fmt: skip
     return "\n".join(rows)
 
 
