@@ -60,7 +60,12 @@ def tally():
 
 def pytest_terminal_summary(terminalreporter):
     from tests.fault_tally import TALLY
+    from tests.live.services import LATENCIES
 
+    if LATENCIES:
+        terminalreporter.section("live tier: late records landed -> backfill run applied and gated (s)")
+        for path, seconds in LATENCIES.items():
+            terminalreporter.write_line(f"{seconds:>7.1f}  {path}")
     if TALLY.rows:
         terminalreporter.section("fault tier: what was tried and the differences found (must be 0)")
         terminalreporter.write_line(TALLY.table())

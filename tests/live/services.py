@@ -21,6 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW = ROOT / "bin" / "airflow"
 SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
 # What a service's log must never show: the errors this tier exists to catch.
+# Seconds from late records landing to their backfill run applied and gated, per path; printed at the session's end
+# (tests/conftest.py) and recorded in bench/RESULTS.md (issue: a late record applied within two minutes of landing).
+LATENCIES: dict[str, float] = {}
 LOG_ERRORS = ("Failed to import plugin", "Trigger failed to load code", "ModuleNotFoundError", "No module named")
 
 
@@ -28,6 +31,13 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def seconds_since(started_at, finished_iso):
+    """Seconds from a wall-clock epoch time to an ISO time of Airflow's API (its runs' end_date)."""
+    import datetime as dt
+
+    return round(dt.datetime.fromisoformat(finished_iso.replace("Z", "+00:00")).timestamp() - started_at, 1)
 
 
 def wait_for(what, check, timeout, interval=1.0):

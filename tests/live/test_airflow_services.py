@@ -19,7 +19,7 @@ import time
 import pytest
 
 from spark_jobs.storage.iceberg import current_snapshot
-from tests.live.services import AirflowServices, Postgres, postgres_bindir, wait_for
+from tests.live.services import LATENCIES, AirflowServices, Postgres, postgres_bindir, seconds_since, wait_for
 from tests.stages.test_backfill import backfill as backfill_in_process
 from tests.support import append_source, assert_matches_model, load, merge_source, model_config, record, source_records
 from tests.support_browser import browser, colour_counts, screenshot
@@ -175,9 +175,11 @@ def test_scheduled_catch_up_deferred_backfill_and_manual_runs(spark, airflow, sc
     ]
     if FULL:
         late.append(record(2, months[0], 3, bal=7))  # an older version arriving late: stale, must lose
+    landed_at = time.time()
     append_source(spark, cfg, late)
     assert airflow.get(f"/summary-pipeline/status/{NAME}")["unapplied_source_records"] is True
     run = airflow.wait_for_run(backfill, run_id, RUN_TIMEOUT)
+    LATENCIES["records appended by a writer outside Airflow (deferred sensor)"] = seconds_since(landed_at, run["end_date"])
     tasks = airflow.task_instances(backfill, run_id)
     assert run["state"] == "success", airflow.explain(backfill, run_id)
     fired = airflow.xcom(backfill, run_id, "wait_for_new_records")  # the event the trigger fired in the triggerer
@@ -240,6 +242,7 @@ def test_ingest_asset_quality_gate_alerts_and_the_pipeline_page(spark, airflow, 
     wait_for_dag(airflow, ingest)
     airflow.unpause(ingest)
     airflow.unpause(backfill)  # (the test above did; this one must not depend on how far it got)
+    landed_at = time.time()
     ingested = airflow.wait_for_run(ingest, airflow.trigger(ingest, {"path": str(landing)})["dag_run_id"], RUN_TIMEOUT)
     assert ingested["state"] == "success", airflow.explain(ingest, ingested["dag_run_id"])
     assert airflow.xcom(ingest, ingested["dag_run_id"], "ingest")["rows_written"]["source"] == 1
@@ -252,6 +255,7 @@ def test_ingest_asset_quality_gate_alerts_and_the_pipeline_page(spark, airflow, 
     assert started[0]["run_type"] == "asset_triggered", started
     run = airflow.wait_for_run(backfill, started[0]["dag_run_id"], RUN_TIMEOUT)
     assert run["state"] == "success", airflow.explain(backfill, run["dag_run_id"])
+    LATENCIES["a file landed through the ingest DAG (Asset event)"] = seconds_since(landed_at, run["end_date"])
     assert airflow.xcom(backfill, run["dag_run_id"], "classify")["accounts_by_case"] == {"I": 0, "II": 1, "III": 0}
     gate = airflow.xcom(backfill, run["dag_run_id"], "quality_gate")
     assert gate["details"]["violations"] == 0 and gate["details"]["scope"] == {"start_month": "2024-06", "end_month": None}
