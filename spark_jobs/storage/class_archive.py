@@ -66,7 +66,7 @@ def archive_key() -> str:
     release = home / "release" if home else None
     identity = {
         "java": release.read_text(errors="replace") if release and release.is_file() else str(home),
-        "spark": installed_version("pyspark"),
+        "spark": [installed_version("pyspark"), os.path.realpath(os.environ.get("SPARK_HOME") or _pyspark_home())],
         "class_path": {name: os.environ.get(name, "") for name in CLASS_PATH_DIRS_ENV},
         "jars": sorted(artifact.file_name for artifact in (*jars.required_artifacts(), *jars.extra_artifacts())),
     }

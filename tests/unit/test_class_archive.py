@@ -30,7 +30,9 @@ def test_each_jdk_build_and_class_path_has_its_own_archive(jdk, monkeypatch):
     other_jdk = class_archive.archive_path()
     monkeypatch.setenv("SUMMARY_EXTRA_PACKAGES", "org.example:extra:1.0")
     extra_jar = class_archive.archive_path()
-    assert len({first, conf_dir, other_jdk, extra_jar}) == 4
+    monkeypatch.setenv("SPARK_HOME", "/opt/spark")  # another Spark install: its jars are other class-path entries
+    other_spark = class_archive.archive_path()
+    assert len({first, conf_dir, other_jdk, extra_jar, other_spark}) == 5
 
 
 def test_no_option_until_the_archive_is_built(jdk):
