@@ -40,16 +40,18 @@ def blocking_folders() -> list[str]:
     """Folders on the driver's class path that hold files: the JVM maps no archive then (JDK 17: "directory is not
     empty"), so none is built or given. Spark puts ``$SPARK_CONF_DIR`` there (else ``$SPARK_HOME/conf``), and
     ``$HADOOP_CONF_DIR`` and ``$YARN_CONF_DIR`` when set."""
-    folders = [os.environ.get("SPARK_CONF_DIR") or os.path.join(os.environ.get("SPARK_HOME") or _pyspark_home(), "conf")]
+    folders = [os.environ.get("SPARK_CONF_DIR") or os.path.join(_spark_home(), "conf")]
     folders += [os.environ[name] for name in ("HADOOP_CONF_DIR", "YARN_CONF_DIR") if os.environ.get(name)]
     return [folder for folder in folders if os.path.isdir(folder) and any(os.scandir(folder))]
 
 
-def _pyspark_home() -> str:
+def _spark_home() -> str:
+    """``$SPARK_HOME``, else the installed pyspark's folder (where spark-submit finds its jars)."""
     from importlib.util import find_spec
 
     spec = find_spec("pyspark")
-    return os.path.dirname(spec.origin) if spec and spec.origin else ""
+    home = os.environ.get("SPARK_HOME") or (os.path.dirname(spec.origin) if spec and spec.origin else "")
+    return os.path.realpath(home)
 
 
 def java_home() -> Path | None:
@@ -66,7 +68,7 @@ def archive_key() -> str:
     release = home / "release" if home else None
     identity = {
         "java": release.read_text(errors="replace") if release and release.is_file() else str(home),
-        "spark": [installed_version("pyspark"), os.path.realpath(os.environ.get("SPARK_HOME") or _pyspark_home())],
+        "spark": [installed_version("pyspark"), _spark_home()],
         "class_path": {name: os.environ.get(name, "") for name in CLASS_PATH_DIRS_ENV},
         "jars": sorted(artifact.file_name for artifact in (*jars.required_artifacts(), *jars.extra_artifacts())),
     }
