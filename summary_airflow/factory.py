@@ -132,6 +132,7 @@ def _stage(cfg: SummaryConfig, task_id: str, stage: str, doc: str, **kwargs: Any
         task_id=task_id,
         config_path=cfg.path,
         stage=stage,
+        quick_start=cfg.spark.quick_start,
         pool=settings.pool_name(cfg.name),
         # A stage stopped here leaves nothing half-done (a retry, or the next run, finishes it) and frees the lock.
         execution_timeout=dt.timedelta(minutes=cfg.airflow.stage_timeout_minutes),

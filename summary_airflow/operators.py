@@ -12,7 +12,7 @@ from spark_jobs.config import load_config
 from spark_jobs.errors import SourceDataError
 from spark_jobs.ingest_paths import expand_paths
 from spark_jobs.names import RETRYABLE_EXIT_CODES
-from spark_jobs.storage.class_archive import with_driver_java_options
+from spark_jobs.storage.class_archive import QUICK_START_JAVA_OPTIONS, with_driver_java_options
 from spark_jobs.storage.jars import ensure_jars, with_jars
 from spark_jobs.storage.redaction import redaction_conf
 from summary_airflow import settings
@@ -74,6 +74,7 @@ class SummaryStageOperator(SparkSubmitOperator):
         run_id_from: str | None = None,
         backfill_params: bool = False,
         lock_wait_seconds: int | None = None,
+        quick_start: bool = False,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("conn_id", settings.spark_conn_id())
@@ -90,6 +91,7 @@ class SummaryStageOperator(SparkSubmitOperator):
         self.run_id_from = run_id_from
         self.backfill_params = backfill_params
         self.lock_wait_seconds = lock_wait_seconds  # None: the job's default (names.LOCK_WAIT_SECONDS)
+        self.quick_start = quick_start  # the config's spark_config.quick_start: the driver JVM compiles with C1 only
 
     # The report is the task's XCom value: SparkSubmitOperator.execute returns nothing.
     def execute(self, context: Context) -> dict[str, Any]:  # type: ignore[override]
@@ -135,8 +137,10 @@ class SummaryStageOperator(SparkSubmitOperator):
             through_newest=self.through_newest,
         )
         self._prune_old_files(report_dir)
-        # The DAG author's conf wins; the driver JVM starts from the class archive when one is built (class_archive.py).
-        self.conf = with_driver_java_options({**event_log_conf(), **(self.conf or {})})
+        # The DAG author's conf wins; the driver JVM starts from the class archive when one is built (class_archive.py),
+        # and compiles with C1 only for a config with spark_config.quick_start (the job sets the SQL side itself).
+        also = QUICK_START_JAVA_OPTIONS if self.quick_start else ""
+        self.conf = with_driver_java_options({**event_log_conf(), **(self.conf or {})}, also=also)
         # The Iceberg runtime and the catalog's jars reach the driver and every executor the supported way.
         ours = [str(path) for path in ensure_jars(log=self.log.info)]
         self.jars = ",".join(with_jars([jar for jar in (self.jars or "").split(",") if jar], ours))

@@ -85,17 +85,26 @@ def archive_path() -> Path | None:
     return jars.cache_dir() / f"driver-classes-{archive_key()}.jsa"
 
 
+# spark_config.quick_start's driver option (C1 only; storage/session.py sets the SQL side): kept here, with the
+# other driver JVM options, as the Airflow side adds it and imports nothing that needs Spark.
+QUICK_START_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1"
+
+
 def driver_java_options() -> str:
     """The driver JVM options that use the archive; empty when it is off or not built (a stage then starts as before)."""
     path = archive_path()
     return f"-XX:SharedArchiveFile={path}" if path and path.is_file() and not blocking_folders() else ""
 
 
-def with_driver_java_options(conf: dict[str, str]) -> dict[str, str]:
-    """``conf`` with the archive's option before any ``spark.driver.extraJavaOptions`` it has (theirs win)."""
-    ours = driver_java_options()
+def with_driver_java_options(conf: dict[str, str], also: str = "") -> dict[str, str]:
+    """``conf`` with the archive's option and ``also`` before any ``spark.driver.extraJavaOptions`` it has:
+    theirs come last, so theirs win (an archive of their own, or ``-Xshare:off``, replaces ours)."""
     theirs = conf.get("spark.driver.extraJavaOptions", "")
-    if not ours or "SharedArchiveFile" in theirs or "-Xshare:off" in theirs:
+    archive = driver_java_options()
+    if "SharedArchiveFile" in theirs or "-Xshare:off" in theirs:
+        archive = ""
+    ours = " ".join(option for option in (archive, also) if option)
+    if not ours:
         return conf
     return {**conf, "spark.driver.extraJavaOptions": f"{ours} {theirs}".strip()}
 

@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from spark_jobs.core.expressions import JavaObject
 
 ICEBERG_EXTENSIONS = "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"
+# spark_config.quick_start: on small tables a stage's time goes to compiling, not to data. The JIT's C2 tier and
+# Spark's generated code (Janino, itself cold) compete with the work for two cores; C1 only and interpreted
+# expressions cut a small Case III by about a third, and slow a big one (bench/RESULTS.md, 2026-12-07).
+QUICK_START_CONF = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,8 @@ def session_conf(cfg: SummaryConfig, warehouse: str, jar_paths: Sequence[str | P
         # py4j round trips, some seconds of a cold run (bench/RESULTS.md). Errors still name the config key.
         "spark.python.sql.dataFrameDebugging.enabled": "false",
     }
+    if spark.quick_start:
+        conf.update(QUICK_START_CONF)
     if jar_paths:
         conf["spark.jars"] = ",".join(str(p) for p in jar_paths)
     conf.update(catalog_conf(cfg, warehouse))
@@ -61,6 +67,11 @@ def session_conf(cfg: SummaryConfig, warehouse: str, jar_paths: Sequence[str | P
     # Last, so nothing above weakens it: the event log and the UI hide every catalog credential (redaction.py).
     conf.update(redaction_conf())
     return conf
+
+
+def quick_start_java_options(cfg: SummaryConfig) -> str:
+    """The driver JVM options ``spark_config.quick_start`` adds (empty when off)."""
+    return class_archive.QUICK_START_JAVA_OPTIONS if cfg.spark.quick_start else ""
 
 
 def build_session(
@@ -83,7 +94,7 @@ def build_session(
     conf = session_conf(cfg, warehouse, jar_paths)
     conf.update(extra_conf or {})
     if not under_spark_submit:  # this process starts the driver JVM: it starts from the class archive, when built
-        conf = class_archive.with_driver_java_options(conf)
+        conf = class_archive.with_driver_java_options(conf, also=quick_start_java_options(cfg))
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

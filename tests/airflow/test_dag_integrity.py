@@ -224,3 +224,21 @@ def test_airflow_dags_list_in_the_project_environment_shows_four_dags_per_config
         [str(ROOT / "bin" / "airflow"), "dags", "list-import-errors", "-o", "json"], env=env, capture_output=True, text=True
     )
     assert errors.returncode == 0 and "summary_config_errors" not in errors.stdout
+
+
+def test_quick_start_in_a_config_reaches_every_stage_task_of_its_dags_only(monkeypatch, tmp_path):
+    import json
+    import shutil
+
+    from summary_airflow.operators import SummaryStageOperator
+
+    shutil.copy(GOOD / "mortgages.json", tmp_path / "mortgages.json")
+    raw = json.loads((GOOD / "cards.json").read_text())
+    raw["spark_config"]["quick_start"] = True
+    (tmp_path / "cards.json").write_text(json.dumps(raw))
+    bag = dagbag(tmp_path, monkeypatch)
+    assert bag.import_errors == {}
+    stages = {dag_id: [t for t in dag.tasks if isinstance(t, SummaryStageOperator)] for dag_id, dag in bag.dags.items()}
+    assert all(stages[f"cards_{kind}"] for kind in ("backfill", "forward", "maintenance"))
+    for dag_id, tasks in stages.items():
+        assert {t.quick_start for t in tasks} <= {dag_id.startswith("cards_")}, dag_id

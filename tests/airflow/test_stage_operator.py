@@ -31,14 +31,20 @@ class TaskInstance(SimpleNamespace):
         self.pushed[key] = value
 
 
-def run_stage(config, stage, params, tmp_path, monkeypatch, operators=None, ti=None):
+def run_stage(config, stage, params, tmp_path, monkeypatch, operators=None, ti=None, **operator_kwargs):
     from summary_airflow.operators import SummaryStageOperator
 
     monkeypatch.setenv("AIRFLOW_CONN_SPARK_SUMMARY", json.dumps({"conn_type": "spark", "host": "local[1]"}))
     monkeypatch.setenv("SUMMARY_REPORTS_DIR", str(tmp_path / "reports"))
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     operator = SummaryStageOperator(
-        task_id=stage, config_path=config, stage=stage, months="params", backfill_params=True, lock_wait_seconds=0
+        task_id=stage,
+        config_path=config,
+        stage=stage,
+        months="params",
+        backfill_params=True,
+        lock_wait_seconds=0,
+        **operator_kwargs,
     )
     ti = ti or TaskInstance(dag_id="test", task_id=stage, run_id="manual__2024-07-01T00:00:00+00:00", try_number=1, pushed={})
     if operators is not None:
@@ -87,13 +93,14 @@ def test_bad_input_fails_without_retries_and_a_busy_lock_is_retried(spark, spark
 
 
 def test_a_stage_says_where_its_spark_ui_is_and_keeps_its_event_log(spark, spark_warehouse, namespace, tmp_path, monkeypatch):
+    """The same stage, of a config with spark_config.quick_start: its event log shows what that asks for."""
     raw, cfg = load(namespace)
     append_source(spark, cfg, [record(1, "2024-01", 1, bal=1)])
-    config = write_config(tmp_path, namespace)
+    config = write_config(tmp_path, namespace, spark_config={"quick_start": True})
     monkeypatch.setenv("SUMMARY_WAREHOUSE", str(spark_warehouse))
     monkeypatch.setenv("SUMMARY_SPARK_EVENT_LOG_DIR", str(tmp_path / "events"))
-    monkeypatch.setenv("SPARK_SUBMIT_OPTS", "-XX:TieredStopAtLevel=1")
-    report = run_stage(config, "describe", {}, tmp_path, monkeypatch)
+    plain_events = {"spark.eventLog.compress": "false"}  # (the DAG author's conf reaches spark-submit too)
+    report = run_stage(config, "describe", {}, tmp_path, monkeypatch, quick_start=True, conf=plain_events)
     spark_facts = report["details"]["spark"]
     assert spark_facts["application_id"].startswith("local-") and spark_facts["ui_url"].startswith("http://")
     assert spark_facts["event_log"] == f"{(tmp_path / 'events').as_uri()}/eventlog_v2_{spark_facts['application_id']}".replace(
@@ -101,6 +108,21 @@ def test_a_stage_says_where_its_spark_ui_is_and_keeps_its_event_log(spark, spark
     )
     written = [p.name for p in (tmp_path / "events").iterdir()]
     assert written == [f"eventlog_v2_{spark_facts['application_id']}"], written  # a rolling log: one folder per stage
+    properties = spark_properties(tmp_path / "events" / written[0])
+    assert "-XX:TieredStopAtLevel=1" in properties["spark.driver.extraJavaOptions"].split()
+    assert properties["spark.sql.codegen.factoryMode"] == "NO_CODEGEN"
+    assert properties["spark.sql.codegen.wholeStage"] == "false"
+
+
+def spark_properties(event_log_folder):
+    """The Spark properties a stage's event log recorded when its application started."""
+    for path in sorted(event_log_folder.glob("events_*")):
+        with open(path, "rb") as events:
+            for line in events:
+                event = json.loads(line)
+                if event["Event"] == "SparkListenerEnvironmentUpdate":
+                    return dict(event["Spark Properties"])
+    raise AssertionError(f"no environment update in {event_log_folder}")
 
 
 def test_an_ingest_path_outside_landing_dir_fails_before_spark_submit_and_is_not_retried(namespace, tmp_path, monkeypatch):

@@ -13,6 +13,7 @@ import pytest
 
 from spark_jobs.months import month_range
 from spark_jobs.storage import writers
+from spark_jobs.storage.session import QUICK_START_CONF
 from tests.stages.test_backfill import backfill
 from tests.support import append_source, assert_matches_model, load, record, run
 
@@ -50,8 +51,24 @@ def random_records(rng, count):
     return rows
 
 
+@pytest.fixture(params=["generated", "interpreted"])
+def sql_execution(request, spark):
+    """Spark SQL as it runs by default (generated code), and as spark_config.quick_start runs it (interpreted)."""
+    if request.param == "generated":
+        yield request.param
+        return
+    before = {key: spark.conf.get(key, None) for key in QUICK_START_CONF}
+    for key, value in QUICK_START_CONF.items():
+        spark.conf.set(key, value)
+    try:
+        yield request.param
+    finally:
+        for key, value in before.items():
+            spark.conf.unset(key) if value is None else spark.conf.set(key, value)
+
+
 @pytest.mark.parametrize("seed", SEEDS)
-def test_random_sequences_match_the_model(spark, namespace, seed, monkeypatch):
+def test_random_sequences_match_the_model(spark, namespace, seed, monkeypatch, sql_execution):
     rng = random.Random(seed)
     raw, cfg = load(namespace)
     source, read, log = [], [], []

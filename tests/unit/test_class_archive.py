@@ -56,6 +56,22 @@ def test_the_option_goes_before_the_authors_own_and_yields_to_theirs(jdk, monkey
         }
 
 
+def test_other_options_go_with_ours_whether_or_not_an_archive_is_used(jdk, monkeypatch):
+    built = jdk.parent / "built.jsa"
+    built.write_bytes(b"archive")
+    monkeypatch.setenv("SUMMARY_CLASS_ARCHIVE", str(built))
+    theirs = {"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=4"}
+    c1 = "-XX:TieredStopAtLevel=1"
+    conf = class_archive.with_driver_java_options(theirs, also=c1)
+    assert conf["spark.driver.extraJavaOptions"] == f"-XX:SharedArchiveFile={built} {c1} -XX:TieredStopAtLevel=4"
+    conf = class_archive.with_driver_java_options({"spark.driver.extraJavaOptions": "-Xshare:off"}, also=c1)
+    assert conf["spark.driver.extraJavaOptions"] == f"{c1} -Xshare:off"
+    monkeypatch.setenv("SUMMARY_CLASS_ARCHIVE", "off")
+    assert class_archive.with_driver_java_options({}, also="-XX:TieredStopAtLevel=1") == {
+        "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1"
+    }
+
+
 def test_off_turns_it_off_everywhere(jdk, monkeypatch):
     path = class_archive.archive_path()
     path.parent.mkdir(parents=True)
