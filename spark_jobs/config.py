@@ -107,7 +107,8 @@ class SparkSettings:
     skew_join_enabled: bool = True
     broadcast_threshold_mb: int = 50
     conf: dict = field(default_factory=dict)
-    quick_start: bool = False  # small tables: stages compile less (session.QUICK_START_CONF, class_archive.QUICK_START_JAVA_OPTIONS)
+    # small tables: stages compile less (session.QUICK_START_CONF, class_archive.QUICK_START_JAVA_OPTIONS)
+    quick_start: bool = False
 
 
 @dataclass(frozen=True)
