@@ -155,6 +155,9 @@ class AirflowSettings:
     initial_load: dict | None = None
     backfill_schedule: str = "@hourly"
     backfill_poke_seconds: int = 60
+    # An Asset watcher in the triggerer polls the source's snapshots every backfill_poke_seconds and starts the
+    # backfill DAG for each unapplied one (writers outside Airflow); off: each scheduled run's sensor waits instead.
+    watch_source: bool = True
     maintenance_schedule: str = "@weekly"
     retries: int = 3
     stage_timeout_minutes: int = 360

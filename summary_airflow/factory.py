@@ -13,6 +13,7 @@ from airflow.sdk import (
     DAG,
     Asset,
     AssetOrTimeSchedule,
+    AssetWatcher,
     CronDataIntervalTimetable,
     CronTriggerTimetable,
     Param,
@@ -33,7 +34,7 @@ from summary_airflow.alerts import failure_notifiers, forward_deadline
 from summary_airflow.loader import import_error_message, load_all
 from summary_airflow.months import first_scheduled_month, initial_load_months, run_month
 from summary_airflow.operators import SummaryStageOperator
-from summary_airflow.source_watch import NewSourceRecordsSensor
+from summary_airflow.source_watch import NewSourceRecordsSensor, SourceSnapshotWatcher
 from summary_airflow.submit import case_task_id, cases_to_run
 
 START_DATE_FALLBACK = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
@@ -60,10 +61,16 @@ def _default_args(cfg: SummaryConfig) -> dict[str, Any]:
 
 
 def source_asset(cfg: SummaryConfig) -> Asset:
-    """The source table as an Airflow Asset: the ingest DAG updates it, the backfill DAG runs on it."""
+    """The source table as an Airflow Asset: the ingest DAG and the source's watcher update it, the backfill DAG
+    runs on it. One Asset per table: configs sharing a source table share it and each event starts all of them."""
     catalog, name = split_identifier(cfg.source_table, cfg.catalog.default)
     uri = f"iceberg://{catalog}/{name.replace('.', '/')}"
-    return Asset(name=uri, uri=uri)  # one Asset per table: configs sharing a source table share it
+    watchers = []
+    if cfg.airflow.watch_source:
+        # Every use of the Asset carries the watcher: Airflow keeps one definition per Asset, whichever DAG it met last.
+        trigger = SourceSnapshotWatcher(str(cfg.path), cfg.airflow.backfill_poke_seconds)
+        watchers.append(AssetWatcher(name=f"{cfg.name}_source_snapshots", trigger=trigger))
+    return Asset(name=uri, uri=uri, watchers=watchers)
 
 
 def _quality_gate(cfg: SummaryConfig, touched_from: tuple[str, ...], through_newest: bool) -> SummaryStageOperator:
@@ -266,9 +273,14 @@ def backfill_dag(cfg: SummaryConfig) -> DAG:
         doc=f"""
 ### {cfg.name}: backfill
 
-Runs when the `{cfg.name}_ingest` DAG appended records (Asset `{asset.uri}`) and on its schedule
-(`{cfg.airflow.backfill_schedule}`), which catches writers outside Airflow. Waits (deferred, in the triggerer) until
-`{cfg.source_table}` has appended records no backfill has applied, then classifies them against
+Runs on each event of the Asset `{asset.uri}`: the `{cfg.name}_ingest` DAG appended records, or (with
+`airflow.watch_source`, {"on" if cfg.airflow.watch_source else "off"} here) the source's watcher saw a snapshot no backfill
+has applied, whoever wrote it; and on its schedule (`{cfg.airflow.backfill_schedule}`) as a safety net. Goes on only
+when `{cfg.source_table}` has records no backfill has applied ({
+            "else skipped at once"
+            if cfg.airflow.watch_source
+            else "waiting for them, deferred in the triggerer, up to 50 minutes"
+        }), then classifies them against
 `{cfg.latest_table}` and runs only the Case I/II/III stages that have accounts, one after another; `quality_gate`
 checks the table rules from the first month they applied on. Trigger it by hand with a `backfill_filter`, a
 month range or `dry_run`. Each stage's run report is in XCom; `backfill_report` sums them up. Config: `{cfg.path}`.
@@ -279,8 +291,10 @@ month range or `dry_run`. Each stage's run report is in XCom; `backfill_report` 
             task_id="wait_for_new_records",
             config_path=cfg.path,
             poke_seconds=cfg.airflow.backfill_poke_seconds,
+            wait=not cfg.airflow.watch_source,  # the watcher starts a run when records arrive: nothing to wait for
             timeout=50 * 60,  # then skipped: nothing new; a trigger or catalog error fails the task instead
-            doc_md="Deferrable: passes when the source has unapplied appends, or at once for a filtered manual run.",
+            doc_md="Passes when the source has unapplied records, or at once for a filtered manual run; else skipped "
+            "(or, with `airflow.watch_source` off, deferred until records arrive).",
         )
         classify = _stage(
             cfg, "classify", CLASSIFY, "Judge and classify the batch; the report's `accounts_by_case` drives the branch.",

@@ -104,6 +104,26 @@ def test_backfill_waits_classifies_and_branches_to_serialised_cases(bag):
     assert dag.params.get_param("backfill_filter").schema["maxLength"] == 1000
 
 
+def test_the_source_asset_is_watched_unless_the_config_turns_it_off(bag):
+    """Every use of the source Asset carries its watcher (Airflow keeps the definition it met last)."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    cards = bag.dags["cards_backfill"]
+    uses = [cards.timetable.asset_condition, *bag.dags["cards_ingest"].get_task("source_updated").outlets]
+    for asset in uses:
+        [watcher] = asset.watchers
+        assert watcher.name == "cards_source_snapshots"
+        classpath, kwargs = watcher.trigger.serialize()
+        assert classpath == "summary_airflow.source_watch.SourceSnapshotWatcher"
+        assert kwargs == {"config_path": str(GOOD / "cards.json"), "poke_seconds": 60}
+    assert cards.get_task("wait_for_new_records").wait is False  # the watcher starts runs: a run never waits
+    stored = DagSerialization.from_dict(DagSerialization.to_dict(cards))  # what the scheduler and triggerer read
+    assert [w.trigger["classpath"] for w in stored.timetable.asset_condition.watchers] == [classpath]
+    mortgages = bag.dags["mortgages_backfill"]  # airflow.watch_source: false
+    assert mortgages.timetable.asset_condition.watchers == []
+    assert mortgages.get_task("wait_for_new_records").wait is True
+
+
 def test_ingest_appends_then_announces_the_source_asset_only_when_records_arrived(bag):
     dag = bag.dags["cards_ingest"]
     assert dag.schedule is None  # manual runs (with a path) or triggered from outside

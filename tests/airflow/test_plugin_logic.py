@@ -107,6 +107,23 @@ def test_the_sensor_skips_only_when_nothing_arrived_in_time(error, outcome):
     assert type(raised.value).__name__ == outcome
 
 
+@pytest.mark.parametrize("wait", [False, True])
+def test_with_nothing_to_apply_the_sensor_skips_at_once_or_defers(wait, tmp_path, monkeypatch):
+    """The watcher starts runs when records arrive (wait off): a run with nothing to apply ends there."""
+    from airflow.sdk.exceptions import AirflowSkipException, TaskDeferred
+
+    from summary_airflow.source_watch import NewSourceRecordsSensor, NewSourceRecordsTrigger
+
+    monkeypatch.setenv("SUMMARY_WAREHOUSE", str(tmp_path))  # an empty warehouse: no source records at all
+    sensor = NewSourceRecordsSensor(task_id="wait", config_path=EXAMPLE, wait=wait, timeout=60)
+    with pytest.raises((AirflowSkipException, TaskDeferred)) as raised:
+        sensor.execute({"params": {}})
+    if wait:
+        assert isinstance(raised.value, TaskDeferred) and isinstance(raised.value.trigger, NewSourceRecordsTrigger)
+    else:
+        assert isinstance(raised.value, AirflowSkipException) and "watcher" in str(raised.value)
+
+
 def test_the_initial_load_question_works_without_a_data_interval():
     """A run triggered from the UI or the REST API has no logical date: its context has no data_interval_start."""
     from types import SimpleNamespace

@@ -133,3 +133,77 @@ def test_the_trigger_loads_and_fires_from_its_classpath_without_spark(tmp_path):
     assert found["before"] is None
     assert found["after"] == {"source_snapshot": found["snapshot"]}
     assert found["pyspark"] == []
+
+
+def test_the_source_watcher_announces_each_unapplied_snapshot_once_and_outlives_a_catalog_outage(tmp_path):
+    """The Asset watcher as the triggerer runs it: from its classpath, against a real catalog, for several polls."""
+    warehouse = tmp_path / "warehouse"
+    raw = model_config("watched", name="watched")
+    config = tmp_path / "watched.json"
+    config.write_text(json.dumps(raw))
+    found = run_without_pyspark(
+        tmp_path,
+        f"""
+        import asyncio, importlib, json, logging, os, pathlib
+        import pyarrow as pa
+        from pyiceberg.catalog import load_catalog
+        from spark_jobs.catalogs import split_identifier
+        from spark_jobs.config import load_config
+        from spark_jobs.names import BACKFILL_MARK
+        from summary_airflow.source_watch import SourceSnapshotWatcher
+
+        os.environ["SUMMARY_WAREHOUSE"] = {str(warehouse)!r}
+        outage_logs = []
+        handler = logging.Handler()
+        handler.emit = lambda record: outage_logs.append(record.getMessage())
+        logging.getLogger("summary_airflow.source_watch").addHandler(handler)
+        classpath, kwargs = SourceSnapshotWatcher({str(config)!r}, poke_seconds=0.2).serialize()
+        module, _, name = classpath.rpartition(".")
+        cls = getattr(importlib.import_module(module), name)
+        cfg = load_config({str(config)!r})
+        pathlib.Path({str(warehouse)!r}).mkdir()
+        catalog = load_catalog("local", type="sql", uri="sqlite:///{warehouse}/iceberg_catalog.sqlite",
+                               warehouse="file://{warehouse}/local")
+        catalog.create_namespace("watched")
+        source = catalog.create_table(split_identifier(cfg.source_table, "local")[1], pa.schema([("acct_id", pa.int64())]))
+
+        async def watch(actions):
+            # Run one watcher across the actions (each after a few polls); return the snapshots it announced.
+            events, trigger = [], cls(**kwargs)
+            async def collect():
+                async for event in trigger.run():
+                    events.append(event.payload["source_snapshot"])
+            task = asyncio.create_task(collect())
+            for action in actions:
+                await asyncio.sleep(1.5)
+                await asyncio.to_thread(action)
+            await asyncio.sleep(1.5)
+            task.cancel()
+            return events
+
+        append = lambda: source.append(pa.table({{"acct_id": [1]}}))
+        snapshots = []
+        def remember():
+            source.refresh()
+            snapshots.append(source.current_snapshot().snapshot_id)
+        def apply_current():  # what a finished backfill leaves: the mark on the control table
+            source.refresh()
+            catalog.create_table(split_identifier(cfg.control_table, "local")[1], pa.schema([("k", pa.string())]),
+                                 properties={{BACKFILL_MARK: str(source.current_snapshot().snapshot_id)}})
+        def catalog_down():
+            os.environ["SUMMARY_CATALOGS"] = json.dumps({{"local": {{"type": "rest", "uri": "http://127.0.0.1:9"}}}})
+        def catalog_up():
+            del os.environ["SUMMARY_CATALOGS"]
+
+        # nothing yet; a write; the same snapshot for several polls; a second write; a catalog outage across a third
+        first = asyncio.run(watch([append, remember, append, remember, catalog_down, append, remember, catalog_up]))
+        apply_current()
+        restarted = asyncio.run(watch([]))  # a restarted watcher: the current snapshot is applied, nothing to announce
+        print(json.dumps({{"first": first, "snapshots": snapshots, "restarted": restarted, "outage": outage_logs}}))
+        """,
+        env={"SUMMARY_CATALOG_TIMEOUT_SECONDS": "1"},
+    )
+    assert found["first"] == found["snapshots"], found  # each new snapshot once, the third after the outage
+    assert len(set(found["snapshots"])) == 3
+    assert found["restarted"] == []
+    assert found["outage"] and all(m.startswith("cannot read the source snapshots of ") for m in found["outage"]), found

@@ -2,11 +2,13 @@
 processes on a PostgreSQL metadata database, driven only through the REST API, as the UI drives them.
 
 What ``airflow dags test`` cannot show: the plugin loader and the triggerer
-import our code on their own (no DAG file ran first), deferral really hands
-the sensor to the triggerer, and catch-up is the scheduler's.
+import our code on their own (no DAG file ran first), the source's watcher
+really runs in the triggerer and its events start runs, and catch-up is the
+scheduler's.
 
 ``make test`` runs the reduced form (one initial month, one monthly run, a
-deferred backfill that applies a Case I, a Case II and a Case III record);
+backfill started by the source's watcher that applies a Case I, a Case II and
+a Case III record, another for a MERGE);
 ``make test-airflow-live`` (SUMMARY_LIVE_FULL=1) runs the whole scenario: two
 monthly runs after the chained initial load, a stale version among the late
 records, a dry run with a filter, and a month re-run.
@@ -105,7 +107,7 @@ def _dag_exists(airflow, dag_id):
         return None
 
 
-def test_scheduled_catch_up_deferred_backfill_and_manual_runs(spark, airflow, scenario):
+def test_scheduled_catch_up_watched_backfill_and_manual_runs(spark, airflow, scenario):
     raw, cfg = load(scenario["namespace"], name=NAME, airflow=scenario["raw"]["airflow"])
     months = [*dict.fromkeys([scenario["initial"][0], scenario["initial"][1], *scenario["monthly"]])]
     on_time = [record(a, m, 10, bal=a * 100 + i, dpd=i * 20) for a in (1, 2, 3) for i, m in enumerate(months, 1)]
@@ -143,31 +145,31 @@ def test_scheduled_catch_up_deferred_backfill_and_manual_runs(spark, airflow, sc
     assert "Spark UI http://" in forward_log and "Spark event log of this stage" in forward_log  # where to watch it
     assert_matches_model(spark, cfg, raw, on_time)
 
-    # 2. The backfill DAG: a first backfill applies what is there (nothing new) and sets the mark (through the DAG
-    # in the full scenario; the reduced one saves a spark-submit and runs it in the test's session) ...
+    # 2. The backfill DAG, with the source watched (airflow.watch_source, the default): once it is unpaused, the
+    # watcher in the triggerer announces what no backfill has applied and the run it starts applies it (the full
+    # scenario; the reduced one saves a spark-submit: it applies it in the test's session before unpausing).
     backfill = f"{NAME}_backfill"
-    airflow.unpause(backfill)
     if FULL:
-        first_backfill = airflow.wait_for_run(backfill, airflow.trigger(backfill)["dag_run_id"], RUN_TIMEOUT)
+        airflow.unpause(backfill)
+        first_backfill = airflow.wait_for_run(
+            backfill, _new_runs(airflow, backfill, set(), "the watcher's first run")[0], RUN_TIMEOUT
+        )
         assert first_backfill["state"] == "success", airflow.explain(backfill, first_backfill["dag_run_id"])
     else:
         backfill_in_process(spark, cfg)
+        airflow.unpause(backfill)
     status = airflow.get(f"/summary-pipeline/status/{NAME}")
     assert status["unapplied_source_records"] is False and status["backfill_applied_snapshot"], status
 
-    # ... a second one finds nothing new: its sensor defers to the triggerer, which loads the trigger ...
-    run_id = airflow.trigger(backfill)["dag_run_id"]
-    wait_for(
-        "the sensor to defer",
-        lambda: airflow.task_instances(backfill, run_id).get("wait_for_new_records", {}).get("state") == "deferred",
-        180,
-        2,
-    )
-    time.sleep(7)  # a trigger poll (every 5 s) with nothing new
-    assert airflow.task_instances(backfill, run_id)["wait_for_new_records"]["state"] == "deferred"
+    # ... a run started with nothing new ends at once: its sensor skips (the watcher, not the run, waits) ...
+    idle = airflow.wait_for_run(backfill, airflow.trigger(backfill)["dag_run_id"], RUN_TIMEOUT)
+    idle_tasks = airflow.task_instances(backfill, idle["dag_run_id"])
+    assert idle["state"] == "success", airflow.explain(backfill, idle["dag_run_id"])
+    assert idle_tasks["wait_for_new_records"]["state"] == "skipped" and idle_tasks["classify"]["state"] == "skipped"
     assert airflow.log_errors() == [], "import or trigger-load errors in the services' logs"
 
-    # ... late records land, the trigger fires, classify branches to the cases with accounts.
+    # ... late records land from a writer outside Airflow (this process): no trigger, no schedule; the watcher sees
+    # the new snapshot and starts a run, and classify branches to the cases with accounts.
     late = [
         record(2, months[0], 30, bal=222),  # a correction of an old month: Case III
         record(4, months[0], 30, bal=4),  # a new account: Case I
@@ -175,15 +177,18 @@ def test_scheduled_catch_up_deferred_backfill_and_manual_runs(spark, airflow, sc
     ]
     if FULL:
         late.append(record(2, months[0], 3, bal=7))  # an older version arriving late: stale, must lose
+    before = {r["dag_run_id"] for r in airflow.dag_runs(backfill)}
     landed_at = time.time()
     append_source(spark, cfg, late)
     assert airflow.get(f"/summary-pipeline/status/{NAME}")["unapplied_source_records"] is True
+    [run_id] = _new_runs(airflow, backfill, before, "the source's watcher to start a backfill run")
     run = airflow.wait_for_run(backfill, run_id, RUN_TIMEOUT)
-    LATENCIES["records appended by a writer outside Airflow (deferred sensor)"] = seconds_since(landed_at, run["end_date"])
+    LATENCIES["records appended by a writer outside Airflow (source watcher)"] = seconds_since(landed_at, run["end_date"])
     tasks = airflow.task_instances(backfill, run_id)
     assert run["state"] == "success", airflow.explain(backfill, run_id)
-    fired = airflow.xcom(backfill, run_id, "wait_for_new_records")  # the event the trigger fired in the triggerer
-    assert fired == {"source_snapshot": current_snapshot(spark, cfg.source_table)[0]}, fired
+    [event] = airflow.get(f"/api/v2/dags/{backfill}/dagRuns/{run_id}/upstreamAssetEvents")["asset_events"]
+    assert event["extra"]["from_trigger"] is True, event  # the watcher's event, with the snapshot it saw
+    assert event["extra"]["payload"]["source_snapshot"] == current_snapshot(spark, cfg.source_table)[0], event
     classified = airflow.xcom(backfill, run_id, "classify")
     expected_cases = {"I": 1, "II": 1, "III": 1}
     assert classified["accounts_by_case"] == expected_cases, classified
@@ -194,14 +199,17 @@ def test_scheduled_catch_up_deferred_backfill_and_manual_runs(spark, airflow, sc
     assert_matches_model(spark, cfg, raw, on_time + late)
     assert airflow.get(f"/summary-pipeline/status/{NAME}")["unapplied_source_records"] is False
 
-    # ... a late delivery written by MERGE INTO from outside Airflow (this process, not a task): account 3's first
-    # month corrected in place with the same version, and a new account; the next backfill run applies both.
+    # ... a late delivery written by MERGE INTO from outside Airflow: account 3's first month corrected in place
+    # with the same version, and a new account; the watcher starts the run that applies both.
+    before = {r["dag_run_id"] for r in airflow.dag_runs(backfill)}
+    merged_at = time.time()
     merge_source(spark, cfg, [record(3, months[0], 10, bal=333), record(5, months[1], 10, bal=5)])
     status = airflow.get(f"/summary-pipeline/status/{NAME}")
     assert status["unapplied_source_operations"] == {"overwrite": 1}, status
-    merged_run = airflow.trigger(backfill)["dag_run_id"]
+    [merged_run] = _new_runs(airflow, backfill, before, "the source's watcher to start a run for the MERGE")
     merged = airflow.wait_for_run(backfill, merged_run, RUN_TIMEOUT)
     assert merged["state"] == "success", airflow.explain(backfill, merged_run)
+    LATENCIES["records merged by a writer outside Airflow (source watcher)"] = seconds_since(merged_at, merged["end_date"])
     merged_report = airflow.xcom(backfill, merged_run, "classify")
     assert merged_report["details"]["source_read"]["path"] == "touched-months", merged_report
     assert merged_report["accounts_by_case"] == {"I": 1, "II": 0, "III": 1}, merged_report
@@ -246,15 +254,16 @@ def test_ingest_asset_quality_gate_alerts_and_the_pipeline_page(spark, airflow, 
     ingested = airflow.wait_for_run(ingest, airflow.trigger(ingest, {"path": str(landing)})["dag_run_id"], RUN_TIMEOUT)
     assert ingested["state"] == "success", airflow.explain(ingest, ingested["dag_run_id"])
     assert airflow.xcom(ingest, ingested["dag_run_id"], "ingest")["rows_written"]["source"] == 1
-    started = wait_for(
-        "the Asset event to start a backfill run",
-        lambda: [r for r in airflow.dag_runs(backfill) if r["dag_run_id"] not in before],
-        180,
-        3,
-    )
-    assert started[0]["run_type"] == "asset_triggered", started
-    run = airflow.wait_for_run(backfill, started[0]["dag_run_id"], RUN_TIMEOUT)
-    assert run["state"] == "success", airflow.explain(backfill, run["dag_run_id"])
+    # Two events may start two runs (the watcher saw the append, the ingest DAG announced it): one applies, the
+    # other finds nothing left and ends at its sensor.
+    started = _new_runs(airflow, backfill, before, "the Asset event to start a backfill run")
+    time.sleep(10)  # two watcher polls: a second run, if any, exists by now
+    started = _new_runs(airflow, backfill, before, "the Asset events' runs")
+    finished = [airflow.wait_for_run(backfill, run_id, RUN_TIMEOUT) for run_id in started]
+    assert all(r["state"] == "success" for r in finished), [airflow.explain(backfill, r["dag_run_id"]) for r in finished]
+    applied = [r for r in finished if airflow.task_instances(backfill, r["dag_run_id"])["classify"]["state"] == "success"]
+    assert len(applied) == 1, finished
+    run = applied[0]
     LATENCIES["a file landed through the ingest DAG (Asset event)"] = seconds_since(landed_at, run["end_date"])
     assert airflow.xcom(backfill, run["dag_run_id"], "classify")["accounts_by_case"] == {"I": 0, "II": 1, "III": 0}
     gate = airflow.xcom(backfill, run["dag_run_id"], "quality_gate")
@@ -306,6 +315,13 @@ def test_ingest_asset_quality_gate_alerts_and_the_pipeline_page(spark, airflow, 
     png = screenshot(page, tmp_path / "pipeline-page.png")
     print(f"pipeline page screenshot (a test artifact): {png}")
     assert sum(colour_counts(png).values()) > 0
+
+
+def _new_runs(airflow, dag_id, before, what):
+    """The ids of the runs started since ``before`` (a set of run ids), each started by an Asset event."""
+    runs = wait_for(what, lambda: [r for r in airflow.dag_runs(dag_id) if r["dag_run_id"] not in before], 180, 2)
+    assert all(r["run_type"] == "asset_triggered" for r in runs), runs
+    return [r["dag_run_id"] for r in runs]
 
 
 def _all_finished(runs, count):
