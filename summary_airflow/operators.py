@@ -12,7 +12,7 @@ from spark_jobs.config import load_config
 from spark_jobs.errors import SourceDataError
 from spark_jobs.ingest_paths import expand_paths
 from spark_jobs.names import RETRYABLE_EXIT_CODES
-from spark_jobs.storage.class_archive import QUICK_START_JAVA_OPTIONS, with_driver_java_options
+from spark_jobs.storage.class_archive import with_driver_java_options
 from spark_jobs.storage.jars import ensure_jars, with_jars
 from spark_jobs.storage.redaction import redaction_conf
 from summary_airflow import settings
@@ -139,8 +139,7 @@ class SummaryStageOperator(SparkSubmitOperator):
         self._prune_old_files(report_dir)
         # The DAG author's conf wins; the driver JVM starts from the class archive when one is built (class_archive.py),
         # and compiles with C1 only for a config with spark_config.quick_start (the job sets the SQL side itself).
-        also = QUICK_START_JAVA_OPTIONS if self.quick_start else ""
-        self.conf = with_driver_java_options({**event_log_conf(), **(self.conf or {})}, also=also)
+        self.conf = with_driver_java_options({**event_log_conf(), **(self.conf or {})}, quick_start=self.quick_start)
         # The Iceberg runtime and the catalog's jars reach the driver and every executor the supported way.
         ours = [str(path) for path in ensure_jars(log=self.log.info)]
         self.jars = ",".join(with_jars([jar for jar in (self.jars or "").split(",") if jar], ours))

@@ -96,14 +96,15 @@ def driver_java_options() -> str:
     return f"-XX:SharedArchiveFile={path}" if path and path.is_file() and not blocking_folders() else ""
 
 
-def with_driver_java_options(conf: dict[str, str], also: str = "") -> dict[str, str]:
-    """``conf`` with the archive's option and ``also`` before any ``spark.driver.extraJavaOptions`` it has:
-    theirs come last, so theirs win (an archive of their own, or ``-Xshare:off``, replaces ours)."""
+def with_driver_java_options(conf: dict[str, str], quick_start: bool = False) -> dict[str, str]:
+    """``conf`` with the archive's option (and C1 only, for ``spark_config.quick_start``) before any
+    ``spark.driver.extraJavaOptions`` it has: theirs come last, so theirs win (an archive of their own, or
+    ``-Xshare:off``, replaces ours). The one place both the stage operator and an in-process session get them."""
     theirs = conf.get("spark.driver.extraJavaOptions", "")
     archive = driver_java_options()
     if "SharedArchiveFile" in theirs or "-Xshare:off" in theirs:
         archive = ""
-    ours = " ".join(option for option in (archive, also) if option)
+    ours = " ".join(option for option in (archive, QUICK_START_JAVA_OPTIONS if quick_start else "") if option)
     if not ours:
         return conf
     return {**conf, "spark.driver.extraJavaOptions": f"{ours} {theirs}".strip()}

@@ -69,11 +69,6 @@ def session_conf(cfg: SummaryConfig, warehouse: str, jar_paths: Sequence[str | P
     return conf
 
 
-def quick_start_java_options(cfg: SummaryConfig) -> str:
-    """The driver JVM options ``spark_config.quick_start`` adds (empty when off)."""
-    return class_archive.QUICK_START_JAVA_OPTIONS if cfg.spark.quick_start else ""
-
-
 def build_session(
     cfg: SummaryConfig, warehouse: str | None = None, app_name: str | None = None, extra_conf: dict[str, str] | None = None
 ) -> SparkSession:
@@ -94,7 +89,7 @@ def build_session(
     conf = session_conf(cfg, warehouse, jar_paths)
     conf.update(extra_conf or {})
     if not under_spark_submit:  # this process starts the driver JVM: it starts from the class archive, when built
-        conf = class_archive.with_driver_java_options(conf, also=quick_start_java_options(cfg))
+        conf = class_archive.with_driver_java_options(conf, quick_start=cfg.spark.quick_start)
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

@@ -62,12 +62,13 @@ def test_other_options_go_with_ours_whether_or_not_an_archive_is_used(jdk, monke
     monkeypatch.setenv("SUMMARY_CLASS_ARCHIVE", str(built))
     theirs = {"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=4"}
     c1 = "-XX:TieredStopAtLevel=1"
-    conf = class_archive.with_driver_java_options(theirs, also=c1)
+    conf = class_archive.with_driver_java_options(theirs, quick_start=True)
     assert conf["spark.driver.extraJavaOptions"] == f"-XX:SharedArchiveFile={built} {c1} -XX:TieredStopAtLevel=4"
-    conf = class_archive.with_driver_java_options({"spark.driver.extraJavaOptions": "-Xshare:off"}, also=c1)
+    conf = class_archive.with_driver_java_options({"spark.driver.extraJavaOptions": "-Xshare:off"}, quick_start=True)
     assert conf["spark.driver.extraJavaOptions"] == f"{c1} -Xshare:off"
     monkeypatch.setenv("SUMMARY_CLASS_ARCHIVE", "off")
-    assert class_archive.with_driver_java_options({}, also="-XX:TieredStopAtLevel=1") == {
+    assert class_archive.with_driver_java_options({}, quick_start=False) == {}
+    assert class_archive.with_driver_java_options({}, quick_start=True) == {
         "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1"
     }
 

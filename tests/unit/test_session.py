@@ -8,7 +8,7 @@ import pytest
 from spark_jobs.catalogs import catalog_conf, warehouse_location
 from spark_jobs.config import config_from_dict
 from spark_jobs.errors import ConfigError
-from spark_jobs.storage.session import quick_start_java_options, session_conf
+from spark_jobs.storage.session import session_conf
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "include" / "configs" / "summary_config.json"
 
@@ -63,13 +63,11 @@ def test_v4_tuning_keys_become_spark_conf(raw):
 def test_quick_start_interprets_sql_and_compiles_with_c1_only_and_is_off_by_default(raw):
     cfg = config_from_dict(raw)
     assert not {"spark.sql.codegen.wholeStage", "spark.sql.codegen.factoryMode"} & session_conf(cfg, "/wh").keys()
-    assert quick_start_java_options(cfg) == ""
     raw["spark_config"] = {"quick_start": True}
     cfg = config_from_dict(raw)
     conf = session_conf(cfg, "/wh")
     assert conf["spark.sql.codegen.wholeStage"] == "false"
     assert conf["spark.sql.codegen.factoryMode"] == "NO_CODEGEN"
-    assert quick_start_java_options(cfg) == "-XX:TieredStopAtLevel=1"
 
 
 def test_quick_start_must_be_a_boolean(raw):
