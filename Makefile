@@ -66,10 +66,11 @@ test-cluster: setup cluster-jars ## the jobs and DAGs on a Spark cluster, a REST
 	$(PY) -m pytest -m cluster $(PYTEST_ARGS)
 
 # Lint and type-check: needs the venv only, no network and no jars.
-lint: $(STAMP) ## ruff check, ruff format --check and mypy (what .pre-commit-config.yaml runs); no network
+lint: $(STAMP) ## ruff check, ruff format --check, mypy and summary-validate of the shipped configs (what .pre-commit-config.yaml runs); no network
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/summary-validate include/configs include/examples
 
 # What lint checks, fixed where a tool can: ruff's fixes first, then the formatting (ruff's own order).
 format: $(STAMP) ## ruff check --fix and ruff format: fix what make lint would refuse, where ruff can

@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from spark_jobs.config_set import load_all
 from summary_airflow import settings
-from summary_airflow.loader import load_all
 
 
 def pools(folder: Path | None = None) -> dict[str, dict[str, Any]]:

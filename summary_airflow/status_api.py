@@ -26,10 +26,10 @@ from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import HTMLResponse
 
 from spark_jobs.config import SummaryConfig
+from spark_jobs.config_set import LoadedConfigs, load_all
 from spark_jobs.names import PAGE_CACHE_ENV, PAGE_TIMEOUT_ENV
 from summary_airflow import settings
 from summary_airflow.access import Reader, TeamLookup, teams_from_airflow
-from summary_airflow.loader import LoadedConfigs, load_all
 from summary_airflow.metadata import pipeline_status
 from summary_airflow.pipeline_page import empty_page, page_data, render_page
 from summary_airflow.settings import seconds_from_env

@@ -12,7 +12,7 @@ import pytest
 
 from spark_jobs.catalogs import same_table_problems, table_key
 from spark_jobs.config import ConfigError, config_from_dict, load_config
-from summary_airflow.loader import load_all
+from spark_jobs.config_set import load_all
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "include" / "configs" / "summary_config.json"
 

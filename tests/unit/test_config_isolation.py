@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from spark_jobs.config import ConfigError, load_config
-from summary_airflow.loader import load_all
+from spark_jobs.config_set import load_all
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "include" / "configs" / "summary_config.json"
 

@@ -56,7 +56,7 @@ def _imports(path):
 
 
 # The Spark-free top level of spark_jobs: what the Airflow side may import, besides AIRFLOW_LOWER_MODULES.
-SHARED = ["names", "config", "catalogs", "months", "errors", "report", "sqltext", "ingest_paths"]
+SHARED = ["names", "config", "config_set", "catalogs", "months", "errors", "report", "sqltext", "ingest_paths", "validate"]
 # The only modules of spark_jobs' sub-packages the Airflow side may import: each is Spark-free at import.
 AIRFLOW_LOWER_MODULES = (
     "spark_jobs.storage.runlock",

@@ -1,4 +1,9 @@
-"""Find and load every pipeline config; a bad one is reported, never fatal to the others."""
+"""The configs of one deployment, judged together: each on its own, then the names and tables they share.
+
+The DAG factory, the pools, the status API and ``summary-validate`` all load
+configs through here, so a config the validator passes is one the DAG factory
+loads. Spark-free and Airflow-free.
+"""
 
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -11,19 +16,24 @@ from spark_jobs.errors import ConfigError
 
 @dataclass(frozen=True)
 class LoadedConfigs:
-    configs: tuple[SummaryConfig, ...]  # sorted by file name
-    errors: tuple[ConfigError, ...]  # one per bad file
+    configs: tuple[SummaryConfig, ...]  # in the order given (a folder's: by file name)
+    errors: tuple[ConfigError, ...]  # one per bad file, by path
 
 
 def load_all(folder: Path) -> LoadedConfigs:
-    """Every config of ``folder`` that is valid on its own and shares no name or written table with another one.
+    """Every config of ``folder`` (its ``*.json`` files) that is valid on its own and clashes with no other."""
+    return load_files(sorted(folder.glob("*.json")))
+
+
+def load_files(paths: Iterable[Path]) -> LoadedConfigs:
+    """Every config of ``paths`` that is valid on its own and shares no name or written table with another one.
 
     Two (or more) configs claiming one name (one set of DAG ids) or one written table are all refused, each
     error naming the others, whatever the file order: no config takes over another's DAGs by sorting first.
     """
     candidates: list[SummaryConfig] = []
     errors: dict[str, ConfigError] = {}
-    for path in sorted(folder.glob("*.json")):
+    for path in paths:
         try:
             cfg = load_config(path)
             problems = same_table_problems(cfg)
@@ -72,9 +82,3 @@ def _clashes(configs: list[SummaryConfig]) -> dict[str, list[str]]:
                     f"{role}: the same table as {others}; one table, one owner, so none of these configs is loaded"
                 )
     return problems
-
-
-def import_error_message(errors: Iterable[ConfigError]) -> str:
-    return "invalid summary pipeline config(s); their DAGs are not loaded, every other config's are:\n" + "\n".join(
-        str(e) for e in errors
-    )
