@@ -78,6 +78,10 @@ def catalog_conf(cfg: SummaryConfig, warehouse: str) -> dict[str, str]:
         conf[f"{prefix}.cache-enabled"] = "false"
         explicit = explicit_all.get(name)
         if explicit is not None:
+            if explicit.get("type") == "jdbc" or explicit.get("catalog-impl") == "org.apache.iceberg.jdbc.JdbcCatalog":
+                # Without view support (schema V0) Spark 4.1's tableExists fails on an Iceberg JDBC catalog; V1
+                # migrates a V0 database in place. The catalog's own setting wins.
+                conf[f"{prefix}.jdbc.schema-version"] = "V1"
             for key, value in explicit.items():
                 conf[f"{prefix}.{key}"] = conf_value(value)
             continue
@@ -106,22 +110,75 @@ def split_identifier(identifier: str, default_catalog: str | Callable[[], str]) 
     return (default_catalog() if callable(default_catalog) else default_catalog), identifier
 
 
+# Spark's catalog-impl classes that PyIceberg has a catalog type for (the usual Glue / Hive / REST set-ups).
+CATALOG_IMPL_TYPES = {
+    "org.apache.iceberg.rest.RESTCatalog": "rest",
+    "org.apache.iceberg.aws.glue.GlueCatalog": "glue",
+    "org.apache.iceberg.hive.HiveCatalog": "hive",
+    "org.apache.iceberg.jdbc.JdbcCatalog": "jdbc",
+}
+PYICEBERG_TYPES = ("rest", "glue", "hive", "jdbc")  # as Spark's `type` names them (jdbc: PyIceberg's `sql`)
+# The JDBC catalogs PyIceberg reads through SQLAlchemy: JDBC URI prefix -> SQLAlchemy dialect and driver.
+JDBC_DIALECTS = {"jdbc:postgresql:": "postgresql+psycopg2"}
+
+
 def pyiceberg_properties(cfg: SummaryConfig, warehouse: str, catalog_name: str) -> dict[str, str]:
-    """PyIceberg catalog properties equivalent to the Spark conf the jobs use for ``catalog_name``."""
+    """PyIceberg catalog properties equivalent to the Spark conf the jobs use for ``catalog_name``.
+
+    The Airflow side (the source's watcher, the sensor, the status API, the page) reads the catalogs through
+    these; a catalog PyIceberg cannot read is a ConfigError naming it (the DAG factory refuses such a config
+    when it parses it: ``pyiceberg_problems``)."""
     prefix = f"spark.sql.catalog.{catalog_name}."
     spark = {k[len(prefix) :]: v for k, v in catalog_conf(cfg, warehouse).items() if k.startswith(prefix)}
-    kind = spark.pop("type", None)
+    kind, impl = spark.pop("type", None), spark.pop("catalog-impl", None)
+    if impl is not None:
+        if impl not in CATALOG_IMPL_TYPES:
+            known = ", ".join(sorted(CATALOG_IMPL_TYPES))
+            raise ConfigError(cfg.path, [f"catalog {catalog_name}: catalog-impl {impl} cannot be read without Spark "
+                                         f"(PyIceberg has no such catalog); supported: {known}"])  # fmt: skip
+        kind = CATALOG_IMPL_TYPES[impl]
+    if kind is not None and kind not in PYICEBERG_TYPES:
+        raise ConfigError(cfg.path, [f"catalog {catalog_name}: type {kind} cannot be read without Spark (PyIceberg has "
+                                     f"no {kind} catalog); use one of: {', '.join(PYICEBERG_TYPES)}"])  # fmt: skip
     properties = {k: v for k, v in spark.items() if not k.startswith("jdbc.") and k != "cache-enabled"}
     if kind == "jdbc":
-        uri = spark["uri"]
-        if not uri.startswith("jdbc:sqlite:"):
-            raise ConfigError(cfg.path, [f"catalog {catalog_name}: only SQLite JDBC URIs can be read without Spark, not {uri}"])
-        properties.update(type="sql", uri=f"sqlite:///{uri[len('jdbc:sqlite:') :]}")
+        properties.update(type="sql", uri=_sqlalchemy_uri(cfg, catalog_name, spark))
         if "://" not in properties.get("warehouse", "://"):
             properties["warehouse"] = Path(properties["warehouse"]).as_uri()
     elif kind:
         properties["type"] = kind
     return properties
+
+
+def pyiceberg_problems(cfg: SummaryConfig) -> list[str]:
+    """Why the Airflow side could not read one of the config's catalogs (empty: it can read them all)."""
+    problems = []
+    for name in catalog_names(cfg):
+        try:
+            pyiceberg_properties(cfg, warehouse_location(cfg), name)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    return problems
+
+
+def _sqlalchemy_uri(cfg: SummaryConfig, catalog_name: str, spark: dict[str, str]) -> str:
+    """The SQLAlchemy URL of a JDBC catalog's database, credentials from ``jdbc.user`` / ``jdbc.password``."""
+    from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+
+    uri = spark["uri"]
+    if uri.startswith("jdbc:sqlite:"):
+        return f"sqlite:///{uri[len('jdbc:sqlite:') :]}"
+    dialect = next((d for jdbc, d in JDBC_DIALECTS.items() if uri.startswith(jdbc)), None)
+    if dialect is None:
+        known = ", ".join(["jdbc:sqlite:", *JDBC_DIALECTS])
+        raise ConfigError(cfg.path, [f"catalog {catalog_name}: the JDBC URI {uri.split('?')[0]} cannot be read without "
+                                     f"Spark; supported: {known}"])  # fmt: skip
+    parts = urlsplit(uri[len("jdbc:") :])
+    query = dict(parse_qsl(parts.query))
+    user, password = spark.get("jdbc.user", query.pop("user", "")), spark.get("jdbc.password", query.pop("password", ""))
+    credentials = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "") + ("@" if user else "")
+    tail = f"?{urlencode(query)}" if query else ""
+    return f"{dialect}://{credentials}{parts.netloc}{parts.path}{tail}"
 
 
 def _catalog_identity(cfg: SummaryConfig, name: str) -> CatalogIdentity:

@@ -22,7 +22,7 @@ from airflow.sdk import (
 )
 from airflow.sdk.types import DagRunProtocol, RuntimeTaskInstanceProtocol
 
-from spark_jobs.catalogs import split_identifier
+from spark_jobs.catalogs import pyiceberg_problems, split_identifier
 from spark_jobs.config import SummaryConfig
 from spark_jobs.config_set import load_all
 from spark_jobs.core.expressions import FILTER
@@ -424,6 +424,10 @@ def build_dags(folder: Path | None = None) -> tuple[dict[str, DAG], tuple[Config
     dags: dict[str, DAG]
     dags, errors = {}, list(loaded.errors)
     for cfg in loaded.configs:
+        unreadable = pyiceberg_problems(cfg)  # the watcher, the sensor and the page read every catalog through PyIceberg
+        if unreadable:
+            errors.append(ConfigError(cfg.path, unreadable))
+            continue
         built, problems = [], []
         kinds = (("forward", forward_dag), ("backfill", backfill_dag), ("maintenance", maintenance_dag), ("ingest", ingest_dag))
         for kind, build in kinds:

@@ -85,7 +85,8 @@ def load_table(cfg: SummaryConfig, warehouse: str, identifier: str) -> Table | N
 
     catalog_name, name = split_identifier(identifier, cfg.catalog.default)
     properties = pyiceberg_properties(cfg, warehouse, catalog_name)
-    if properties["type"] == "sql" and not Path(properties["uri"].removeprefix("sqlite:///")).exists():
+    uri = properties.get("uri", "")
+    if properties.get("type") == "sql" and uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         return None  # the embedded catalog's file appears with the first table; a read must not create it
     properties = bounded_properties(properties, catalog_timeout_seconds())
     try:

@@ -88,6 +88,57 @@ def test_the_sensor_reads_the_same_catalog_as_the_jobs():
     }  # fmt: skip
 
 
+def _with_catalog(catalog):
+    raw = json.loads(EXAMPLE.read_text())
+    raw["catalog"] = {"catalogs": {"local": catalog}}
+    return config_from_dict(raw)
+
+
+def test_a_postgresql_jdbc_catalog_is_read_through_sqlalchemy_with_its_credentials():
+    jdbc = {"type": "jdbc", "uri": "jdbc:postgresql://db.internal:5432/iceberg?sslmode=require", "warehouse": "s3://lake/wh",
+            "jdbc.user": "summary", "jdbc.password": "p@ss:w/rd?"}  # fmt: skip
+    assert pyiceberg_properties(_with_catalog(jdbc), "/ignored", "local") == {
+        "type": "sql",
+        "uri": "postgresql+psycopg2://summary:p%40ss%3Aw%2Frd%3F@db.internal:5432/iceberg?sslmode=require",
+        "warehouse": "s3://lake/wh",
+    }
+    in_url = {"type": "jdbc", "uri": "jdbc:postgresql://db:5432/iceberg?user=u&password=pw", "warehouse": "/wh"}
+    assert pyiceberg_properties(_with_catalog(in_url), "/ignored", "local")["uri"] == "postgresql+psycopg2://u:pw@db:5432/iceberg"
+
+
+def test_spark_catalog_impl_classes_become_pyiceberg_types():
+    glue = {"catalog-impl": "org.apache.iceberg.aws.glue.GlueCatalog", "warehouse": "s3://lake/wh", "glue.id": "123"}
+    assert pyiceberg_properties(_with_catalog(glue), "/ignored", "local") == {
+        "type": "glue", "warehouse": "s3://lake/wh", "glue.id": "123",
+    }  # fmt: skip
+    hive = {"type": "hive", "uri": "thrift://metastore:9083", "warehouse": "s3://lake/wh"}
+    assert pyiceberg_properties(_with_catalog(hive), "/ignored", "local")["type"] == "hive"
+
+
+@pytest.mark.parametrize(
+    ("catalog", "named"),
+    [
+        ({"type": "hadoop", "warehouse": "/wh"}, "type hadoop"),
+        (
+            {"catalog-impl": "org.apache.iceberg.nessie.NessieCatalog", "uri": "http://nessie"},
+            "catalog-impl org.apache.iceberg.nessie",
+        ),
+        ({"type": "jdbc", "uri": "jdbc:mysql://db/iceberg?password=secret", "warehouse": "/wh"}, "jdbc:mysql://db/iceberg"),
+    ],
+)
+def test_a_catalog_pyiceberg_cannot_read_is_named_and_refused_when_the_dags_are_parsed(catalog, named, tmp_path):
+    from spark_jobs.catalogs import pyiceberg_problems
+    from summary_airflow.factory import build_dags
+
+    [problem] = pyiceberg_problems(_with_catalog(catalog))
+    assert problem.startswith("catalog local: ") and named in problem and "secret" not in problem, problem
+    raw = json.loads(EXAMPLE.read_text())
+    raw["catalog"] = {"catalogs": {"local": catalog}}
+    (tmp_path / "unreadable.json").write_text(json.dumps(raw))
+    dags, errors = build_dags(tmp_path)
+    assert dags == {} and [e.problems for e in errors] == [[problem]]
+
+
 @pytest.mark.parametrize(
     ("error", "outcome"),
     [

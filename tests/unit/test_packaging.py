@@ -219,3 +219,18 @@ def test_the_layers_import_only_downwards():
         top_level = [m for m in _imports(package / f"{name}.py") if m.split(".")[0] == "pyspark" or m.count(".") >= 2]
         offenders += [f"{name}.py imports {m}" for m in top_level]
     assert offenders == []
+
+
+def test_each_catalog_extra_names_a_pyiceberg_extra_that_exists_and_the_readme_names_it():
+    from importlib.metadata import metadata
+
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    catalogs = {name: deps for name, deps in extras.items() if name.startswith("catalogs-")}
+    assert sorted(catalogs) == ["catalogs-glue", "catalogs-hive", "catalogs-postgres"]
+    provided = set(metadata("pyiceberg").get_all("Provides-Extra"))
+    for name, deps in catalogs.items():
+        [dependency] = deps
+        assert dependency.startswith("pyiceberg[") and dependency.split("[")[1].split("]")[0] in provided, (name, deps)
+        assert name in (ROOT / "README.md").read_text(), name

@@ -48,6 +48,14 @@ def test_a_catalog_section_selects_any_iceberg_catalog_through_plain_conf(raw):
     assert "spark.sql.catalog.local.jdbc.schema-version" not in conf
 
 
+def test_an_explicit_jdbc_catalog_gets_view_support_unless_it_says_otherwise(raw):
+    jdbc = {"type": "jdbc", "uri": "jdbc:postgresql://db:5432/iceberg", "warehouse": "s3://lake/wh"}
+    raw["catalog"] = {"catalogs": {"local": jdbc}}
+    assert catalog_conf(config_from_dict(raw), "/wh")["spark.sql.catalog.local.jdbc.schema-version"] == "V1"
+    raw["catalog"] = {"catalogs": {"local": {**jdbc, "jdbc.schema-version": "V0"}}}
+    assert catalog_conf(config_from_dict(raw), "/wh")["spark.sql.catalog.local.jdbc.schema-version"] == "V0"
+
+
 def test_v4_tuning_keys_become_spark_conf(raw):
     raw["spark_config"] = {"adaptive_enabled": False, "broadcast_threshold_mb": -1, "conf": {"spark.sql.ansi.enabled": "true"}}
     conf = session_conf(config_from_dict(raw), "/wh", ["/j/a.jar", "/j/b.jar"])
