@@ -50,6 +50,7 @@ from spark_jobs.names import (
     REBUILD_LATEST,
     STAGES,
     WAREHOUSE_ENV,
+    application_name,
 )
 from spark_jobs.report import RunReport
 
@@ -175,7 +176,7 @@ def run(args: argparse.Namespace, report: RunReport) -> SparkSession:
         raise UsageError(f"--dry-run applies to {', '.join(DRY_RUN_STAGES)}, not {args.mode}")
     if args.backfill_filter and args.mode not in FILTER_STAGES:
         raise UsageError(f"--backfill-filter applies to backfill and classify, not {args.mode}")
-    spark = build_session(cfg, warehouse_location(cfg, args.warehouse))
+    spark = build_session(cfg, warehouse_location(cfg, args.warehouse), app_name=application_name(cfg.name, args.mode))
     announce_spark_application(spark, report)
     try:
         problems = spark_expression_problems(spark, cfg)
@@ -242,7 +243,8 @@ def announce_spark_application(spark: SparkSession, report: RunReport) -> None:
         event_log = str(logger.get().logWriter().logPath()) if logger.isDefined() else None
     except Exception:  # an internal API of Spark: losing the path must not fail the stage
         log.warning("could not read the event log's path", exc_info=True)
-    facts = {"application_id": context.applicationId, "ui_url": context.uiWebUrl, "event_log": event_log}
+    facts = {"application_id": context.applicationId, "application_name": context.appName, "ui_url": context.uiWebUrl,
+             "event_log": event_log}  # fmt: skip
     report.details["spark"] = facts
     ui = facts["ui_url"] or "disabled (spark.ui.enabled)"
     print(

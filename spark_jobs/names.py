@@ -23,6 +23,12 @@ MONTH_RANGE_STAGES = (INITIAL, FORWARD)
 DRY_RUN_STAGES = (INITIAL, FORWARD, BACKFILL, CLASSIFY)
 FILTER_STAGES = (BACKFILL, CLASSIFY)
 
+
+def application_name(config_name: str, stage: str) -> str:
+    """The Spark application's name (UI, history server, cluster manager): which config, which stage."""
+    return f"summary-{config_name}-{stage}"
+
+
 # --- backfill cases: the report's keys, and the stage that applies each ----------------------
 CASES = ("I", "II", "III")
 CASE_STAGES = {"I": CASE_I, "II": CASE_II, "III": CASE_III}

@@ -29,7 +29,7 @@ from spark_jobs.core.expressions import FILTER
 from spark_jobs.errors import ConfigError
 from spark_jobs.ingest_paths import MAX_FILES
 from spark_jobs.months import MONTH_LENGTH, MONTH_REGEX
-from spark_jobs.names import CASE_STAGES, CASES, CHECK, CLASSIFY, FORWARD, INGEST, MAINTENANCE
+from spark_jobs.names import CASE_STAGES, CASES, CHECK, CLASSIFY, FORWARD, INGEST, MAINTENANCE, application_name
 from summary_airflow import settings
 from summary_airflow.alerts import failure_notifiers, forward_deadline
 from summary_airflow.months import first_scheduled_month, initial_load_months, run_month
@@ -139,6 +139,7 @@ def _stage(cfg: SummaryConfig, task_id: str, stage: str, doc: str, **kwargs: Any
         task_id=task_id,
         config_path=cfg.path,
         stage=stage,
+        name=application_name(cfg.name, stage),
         quick_start=cfg.spark.quick_start,
         pool=settings.pool_name(cfg.name),
         # A stage stopped here leaves nothing half-done (a retry, or the next run, finishes it) and frees the lock.

@@ -103,6 +103,7 @@ def test_a_stage_says_where_its_spark_ui_is_and_keeps_its_event_log(spark, spark
     report = run_stage(config, "describe", {}, tmp_path, monkeypatch, quick_start=True, conf=plain_events)
     spark_facts = report["details"]["spark"]
     assert spark_facts["application_id"].startswith("local-") and spark_facts["ui_url"].startswith("http://")
+    assert spark_facts["application_name"] == f"summary-{namespace}-describe"  # the UI and history server say whose
     assert spark_facts["event_log"] == f"{(tmp_path / 'events').as_uri()}/eventlog_v2_{spark_facts['application_id']}".replace(
         "file:///", "file:/"
     )
