@@ -85,6 +85,8 @@ CRASH_ENV = "SUMMARY_PIPELINE_CRASH_AT"  # the fault tier: the named crash point
 TABLE_ROLE = "summary-pipeline.role"  # summary, latest_summary, staging, rejects, backfill, control, source
 TABLE_OWNER = "summary-pipeline.destination"  # the normalized destination_table of the config that created it
 TABLE_CONFIG = "summary-pipeline.config"  # the name of that config: two configs with one destination are told apart
+CREATED_BY_VERSION = "summary-pipeline.created-by-version"  # the package version that created the table
+LAST_RUN_VERSION = "summary-pipeline.last-run-version"  # control table: the version of the last run that took the lock
 
 # --- columns ------------------------------------------------------------------------------------
 # Bookkeeping columns every summary and latest_summary row carries (docs/table-contract.md).

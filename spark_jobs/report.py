@@ -9,6 +9,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from spark_jobs import __version__
 from spark_jobs.names import CASES
 
 COUNTERS = (
@@ -52,6 +53,7 @@ class RunReport:
     config: str
     run_id: str
     status: str = "running"
+    version: str = __version__  # of the package that ran the stage
     dry_run: bool = False
     months: list = field(default_factory=list)
     records_read: int = 0

@@ -33,8 +33,9 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from spark_jobs import __version__
 from spark_jobs.errors import ConcurrentRunError
-from spark_jobs.names import LOCK_PREFIX, LOCK_WAIT_SECONDS
+from spark_jobs.names import LAST_RUN_VERSION, LOCK_PREFIX, LOCK_WAIT_SECONDS
 from spark_jobs.storage.iceberg import swap_properties
 
 if TYPE_CHECKING:
@@ -163,7 +164,8 @@ class RunLock:
                 holder.update(state)
                 if state["token"] and not self._is_stale(state):
                     return None
-                return {LOCK_PREFIX + k: v for k, v in {**claim, "expires-at": self._lease_end()}.items()}
+                taken = {LOCK_PREFIX + k: v for k, v in {**claim, "expires-at": self._lease_end()}.items()}
+                return {**taken, LAST_RUN_VERSION: __version__}  # kept after the release: which code last wrote
 
             committed, seen = swap_properties(self.spark, self.table, take_if_free)
             if committed or holder.get("token") == token:  # (an unknown commit state that did commit)

@@ -31,12 +31,14 @@ from collections.abc import Mapping, Sequence
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
+from spark_jobs import __version__
 from spark_jobs.config import SummaryConfig, normalized_table
 from spark_jobs.errors import SourceDataError
 from spark_jobs.names import (
     BOOKKEEPING_COLUMNS,
     CARRIED_COLUMNS,
     CASE,
+    CREATED_BY_VERSION,
     INSERT,
     MONTHS_SINCE_MAINTENANCE,
     PREVIOUS_MONTH,
@@ -235,7 +237,8 @@ def create_table(
         return False
     spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {namespace_of(identifier)}")
     try:
-        spark.sql(create_table_sql(identifier, schema, {**properties, **ownership(cfg, role)}, partitioned_by))
+        created_by = {CREATED_BY_VERSION: __version__}
+        spark.sql(create_table_sql(identifier, schema, {**properties, **ownership(cfg, role), **created_by}, partitioned_by))
     except Exception as exc:  # another run created it between the check and the create
         if "already exists" not in str(exc).lower() and "TABLE_OR_VIEW_ALREADY_EXISTS" not in str(exc):
             raise

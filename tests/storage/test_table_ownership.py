@@ -112,3 +112,20 @@ def test_a_config_without_a_name_is_told_apart_by_its_destination_only(spark, na
     append_source(spark, cfg, rows[1:])
     run(spark, elsewhere, "forward", "2024-02")
     assert_matches_model(spark, cfg, raw, rows)
+
+
+def test_the_tables_say_which_version_created_them_and_the_control_table_which_ran_last(spark, namespace):
+    from importlib.metadata import version
+
+    from spark_jobs.names import CREATED_BY_VERSION, LAST_RUN_VERSION
+
+    installed = version("summary-pipeline")  # what pip installed, not a constant the code could share with itself
+    _, cfg = load(namespace)
+    append_source(spark, cfg, [record(1, "2024-01", 1, bal=1)])
+    report = run(spark, cfg, "forward", "2024-01")
+    assert report.as_dict()["version"] == installed
+    for table in (cfg.summary_table, cfg.latest_table, cfg.control_table):
+        assert table_properties(spark, table)[CREATED_BY_VERSION] == installed, table
+    control = table_properties(spark, cfg.control_table)
+    assert control[LAST_RUN_VERSION] == installed
+    assert not any(v for k, v in control.items() if k.startswith("summary-pipeline.lock.token")), "the lock was released"

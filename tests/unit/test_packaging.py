@@ -234,3 +234,16 @@ def test_each_catalog_extra_names_a_pyiceberg_extra_that_exists_and_the_readme_n
         [dependency] = deps
         assert dependency.startswith("pyiceberg[") and dependency.split("[")[1].split("]")[0] in provided, (name, deps)
         assert name in (ROOT / "README.md").read_text(), name
+
+
+def test_one_version_for_the_package_its_reports_and_its_changelog():
+    from importlib.metadata import version
+
+    from spark_jobs import __version__
+    from spark_jobs.report import RunReport
+
+    installed = version("summary-pipeline")  # what pip read from pyproject.toml's dynamic version
+    assert installed == __version__
+    assert RunReport(mode="forward", config="c.json", run_id="r").as_dict()["version"] == installed
+    headings = [line for line in (ROOT / "CHANGELOG.md").read_text().splitlines() if line.startswith("## ")]
+    assert headings[0].split()[1] == installed, "the newest CHANGELOG entry is this version"
