@@ -437,6 +437,14 @@ ALLOWED_CONF_KEYS = frozenset({
     "spark.dynamicAllocation.shuffleTracking.enabled",
 })  # fmt: skip
 ALLOWED_CONF_PREFIXES = ("spark.sql.adaptive.",)
+# Of those, the ones read when the driver JVM starts: under spark-submit (client mode) they take effect only on its
+# command line, so the stage operator passes them there and a stage refuses to run without them.
+DRIVER_LAUNCH_KEYS = ("spark.driver.memory", "spark.driver.cores", "spark.driver.memoryOverhead")
+
+
+def driver_launch_conf(cfg: SummaryConfig) -> dict[str, str]:
+    """The config's ``spark_config.conf`` settings that must be on spark-submit's command line."""
+    return {key: str(value) for key, value in cfg.spark.conf.items() if key in DRIVER_LAUNCH_KEYS}
 
 
 def conf_key_allowed(key: str) -> bool:

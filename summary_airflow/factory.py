@@ -23,7 +23,7 @@ from airflow.sdk import (
 from airflow.sdk.types import DagRunProtocol, RuntimeTaskInstanceProtocol
 
 from spark_jobs.catalogs import pyiceberg_problems, split_identifier
-from spark_jobs.config import SummaryConfig
+from spark_jobs.config import SummaryConfig, driver_launch_conf
 from spark_jobs.config_set import load_all
 from spark_jobs.core.expressions import FILTER
 from spark_jobs.errors import ConfigError
@@ -140,6 +140,7 @@ def _stage(cfg: SummaryConfig, task_id: str, stage: str, doc: str, **kwargs: Any
         config_path=cfg.path,
         stage=stage,
         name=application_name(cfg.name, stage),
+        conf=driver_launch_conf(cfg),  # read when the driver starts: only spark-submit's command line sets them
         quick_start=cfg.spark.quick_start,
         pool=settings.pool_name(cfg.name),
         # A stage stopped here leaves nothing half-done (a retry, or the next run, finishes it) and frees the lock.

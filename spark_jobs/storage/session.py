@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from spark_jobs.catalogs import catalog_conf, conf_value, warehouse_location
-from spark_jobs.config import SummaryConfig
+from spark_jobs.config import DRIVER_LAUNCH_KEYS, SummaryConfig, driver_launch_conf
+from spark_jobs.errors import ConfigError
 from spark_jobs.names import SPARK_LOG_LEVEL_ENV, SPARK_MASTER_ENV
 from spark_jobs.storage import class_archive, jars
 from spark_jobs.storage.redaction import redaction_conf
@@ -90,6 +91,8 @@ def build_session(
     conf.update(extra_conf or {})
     if not under_spark_submit:  # this process starts the driver JVM: it starts from the class archive, when built
         conf = class_archive.with_driver_java_options(conf, quick_start=cfg.spark.quick_start)
+    else:  # spark-submit started it: its launch settings are what they are, and the running conf must say so
+        conf = {k: v for k, v in conf.items() if k not in DRIVER_LAUNCH_KEYS}
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
@@ -101,7 +104,37 @@ def build_session(
             except Exception:  # static conf of an already running session
                 pass
     spark.sparkContext.setLogLevel(os.environ.get(SPARK_LOG_LEVEL_ENV, "WARN"))
+    if under_spark_submit:
+        problems = driver_launch_problems(cfg, dict(spark.sparkContext.getConf().getAll()))
+        if problems:
+            raise ConfigError(cfg.path, problems)
     return spark
+
+
+def driver_launch_problems(cfg: SummaryConfig, running: dict[str, str]) -> list[str]:
+    """The config's driver settings the running driver does not have: set too late to matter, so refused."""
+    problems = []
+    for key, wanted in driver_launch_conf(cfg).items():
+        have = running.get(key)
+        if have is None or _launch_value(key, have) != _launch_value(key, wanted):
+            problems.append(
+                f"spark_config.conf.{key}: {wanted} cannot take effect in a running driver (it has "
+                f"{have or 'the default'}); pass it to spark-submit (--conf {key}={wanted}), as the Airflow stage tasks do"
+            )
+    return problems
+
+
+def _launch_value(key: str, value: str) -> float | str:
+    """Sizes in MiB (Spark's unit for a bare number here), so 4g and 4096m agree; other values as given."""
+    if key == "spark.driver.cores":
+        return value.strip()
+    units = {"k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024}
+    text = value.strip().lower().removesuffix("b")
+    number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "m")
+    try:
+        return float(number) * units[unit]
+    except ValueError:
+        return value
 
 
 def _with_submitted_jars(jar_paths: list[str]) -> list[str]:

@@ -99,6 +99,9 @@ def test_backfill_waits_classifies_and_branches_to_serialised_cases(bag):
     assert [dag.get_task(f"case_{c}").stage for c in ("i", "ii", "iii")] == ["case-i", "case-ii", "case-iii"]
     assert {dag.get_task(t).pool for t in ("classify", "case_i", "case_iii")} == {"summary_cards_writers"}
     assert [dag.get_task(t).name for t in ("classify", "case_iii")] == ["summary-cards-classify", "summary-cards-case-iii"]
+    # spark_config.conf's driver memory takes effect only on spark-submit's command line; the rest the job sets
+    assert {dag.get_task(t).conf["spark.driver.memory"] for t in ("classify", "case_i", "quality_gate")} == {"3g"}
+    assert "spark.sql.shuffle.partitions" not in dag.get_task("classify").conf
     assert set(dag.params.keys()) == {"backfill_filter", "dry_run", "start_month", "end_month"}
     assert dag.params.get_param("start_month").schema["pattern"].startswith("^[0-9]{4}")
     assert dag.params.get_param("start_month").schema["maxLength"] == 7, "'2024-02\\n' must not pass the pattern's $"

@@ -118,3 +118,24 @@ def test_a_run_killed_between_its_commits_is_repaired_by_the_next_run(spark, spa
     code, report, _ = submit(config, spark_warehouse, "--mode", "forward", "--start-month", "2024-02")
     assert report["changed_records"] == 0 and report["recovered_runs"] == []
     assert_matches_model(spark, cfg, raw, rows)
+
+
+def test_driver_memory_in_the_config_must_reach_spark_submit_or_the_stage_refuses(spark, spark_warehouse, namespace, tmp_path):
+    """A running driver cannot grow its heap: the Airflow operator passes it (test_dag_integrity); a hand-run stage
+    without it is refused, naming the key, before it reads anything."""
+    from tests.cli_support import SPARK_SUBMIT
+    from tests.support import append_source
+
+    _, cfg = load(namespace)
+    append_source(spark, cfg, [record(1, "2024-01", 1, bal=1)])
+    config = write_config(tmp_path, namespace, spark_config={"conf": {"spark.driver.memory": "1200m"}})
+    code, report, _ = submit(config, spark_warehouse, "--mode", "describe", check=False)
+    assert code == 2, report
+    assert (
+        report["error"].startswith(f"invalid summary config {config}")
+        and "spark_config.conf.spark.driver.memory: 1200m" in report["error"]
+    )
+    assert "--conf spark.driver.memory=1200m" in report["error"]
+    given = [SPARK_SUBMIT, "--conf", "spark.driver.memory=1228800k"]  # the same size, another spelling
+    code, report, _ = submit(config, spark_warehouse, "--mode", "describe", runner=given)
+    assert code == 0 and report["status"] == "ok", report
