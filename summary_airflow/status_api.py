@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, HTTPException
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse
 
 from spark_jobs.config import SummaryConfig
 from spark_jobs.config_set import LoadedConfigs, load_all
@@ -31,6 +31,7 @@ from spark_jobs.names import PAGE_CACHE_ENV, PAGE_TIMEOUT_ENV
 from summary_airflow import settings
 from summary_airflow.access import Reader, TeamLookup, teams_from_airflow
 from summary_airflow.metadata import pipeline_status
+from summary_airflow.metrics import prometheus_text
 from summary_airflow.pipeline_page import empty_page, page_data, render_page
 from summary_airflow.settings import seconds_from_env
 
@@ -162,5 +163,19 @@ def create_app(
     @app.get("/page-data/{name}", response_model=None)
     async def one_page_data(name: str, reader: ReaderDep) -> dict[str, Any]:
         return await page_of(await config(name, reader))
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    async def metrics(reader: ReaderDep) -> PlainTextResponse:
+        """Prometheus' text format (version 0.0.4) of every config the reader may see; send the token as for /status."""
+
+        async def one(cfg: SummaryConfig) -> tuple[str, dict[str, Any] | None, dict[str, Any] | None]:
+            try:
+                status: dict[str, Any] | None = await status_of(cfg)
+            except Exception:  # the catalog failed: summary_pipeline_up 0, the other configs still reported
+                status = None
+            return cfg.name, status, (await page_of(cfg)) if status is not None else None
+
+        entries = await asyncio.gather(*(one(cfg) for cfg in await readable(reader)))
+        return PlainTextResponse(prometheus_text(entries), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return app

@@ -64,7 +64,7 @@ def app_client(site, auth):  # noqa: F811
 
 
 def test_every_route_wants_a_login_and_the_api_docs_are_not_served(app_client):
-    for path in ("/status", "/status/summary", "/page", "/page/summary", "/page-data/summary"):
+    for path in ("/status", "/status/summary", "/page", "/page/summary", "/page-data/summary", "/metrics"):
         assert app_client(path).status_code == 401, path
     for path in ("/docs", "/redoc", "/openapi.json"):  # FastAPI would serve these outside the app's dependencies
         assert app_client(path).status_code == 404, path
@@ -88,6 +88,8 @@ def test_a_user_sees_a_config_only_with_read_access_to_its_dags(app_client):
         assert app_client("/page-data/summary", user).json()["summary_table"] == "local.db.summary"
         assert "cfg-summary" in {s["id"] for s in Elements(app_client("/page", user).text).find("section")}
     assert [s["name"] for s in app_client("/status", "bob").json()] == ["summary_eu"]  # the team-less config only
+    metrics = app_client("/metrics", "bob").text
+    assert 'config="summary_eu"' in metrics and 'config="summary"' not in metrics  # the same rule for monitors
     for path in ("/status/summary", "/page/summary", "/page-data/summary"):
         response = app_client(path, "bob")
         assert response.status_code == 404, path  # as if it did not exist: its name, tables and figures stay hidden

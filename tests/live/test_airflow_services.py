@@ -305,6 +305,9 @@ def test_ingest_asset_quality_gate_alerts_and_the_pipeline_page(spark, airflow, 
         assert airflow.status_without_token(f"/summary-pipeline{path}") == 401, path
     for path in ("/docs", "/redoc", "/openapi.json"):  # ... and FastAPI's API docs, served outside it, are off
         assert airflow.status_without_token(f"/summary-pipeline{path}", airflow.token) == 404, path
+    metrics = airflow.get_text("/summary-pipeline/metrics")  # what a Prometheus scrape gets, through the api-server
+    assert f'summary_pipeline_up{{config="{NAME}"}} 1' in metrics
+    assert f'summary_pipeline_quality_gate_passed{{config="{NAME}"}} 0' in metrics, metrics  # the gate that failed above
     html = airflow.get_text(f"/summary-pipeline/page/{NAME}")
     assert "rating_grid.grid" in html and "<svg" in html and last in html
     page = tmp_path / "pipeline-page.html"
