@@ -9,6 +9,9 @@ RUN apt-get update \
  && ln -sfn "$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")" /usr/lib/jvm/default-java
 # One path on every CPU architecture: the JDK directory Debian installs is named after the architecture.
 ENV JAVA_HOME=/usr/lib/jvm/default-java
+# The stages' event-log folder (docker-compose's spark-events volume takes this owner and mode when first mounted):
+# writable by the image's group 0, which compose runs every Airflow container in.
+RUN mkdir -p /opt/airflow/spark-events && chown airflow:0 /opt/airflow/spark-events && chmod 2775 /opt/airflow/spark-events
 USER airflow
 COPY requirements.txt /tmp/requirements.txt
 RUN pip install --no-cache-dir -r /tmp/requirements.txt

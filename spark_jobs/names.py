@@ -75,6 +75,7 @@ INGEST_ROOTS_ENV = "SUMMARY_INGEST_ROOTS"  # the command line's ingest roots bes
 ALERT_URL_ENV_PREFIX = "SUMMARY_ALERT_"  # airflow.alerts.webhook.url_env may only name variables that start so
 # The Airflow side: Spark event logs of its stage tasks, and the bounded catalog reads of the triggerer and api-server.
 SPARK_EVENT_LOG_DIR_ENV = "SUMMARY_SPARK_EVENT_LOG_DIR"  # a path or URI; "off" turns event logs off
+SPARK_HISTORY_URL_ENV = "SUMMARY_SPARK_HISTORY_URL"  # the Spark history server over those logs, for the task link
 CATALOG_TIMEOUT_ENV = "SUMMARY_CATALOG_TIMEOUT_SECONDS"  # each catalog and object-store request (default 10)
 PAGE_TIMEOUT_ENV = "SUMMARY_PAGE_TIMEOUT_SECONDS"  # one config's reads for the page, queueing included (default 20)
 PAGE_CACHE_ENV = "SUMMARY_PAGE_CACHE_SECONDS"  # how long a config's page figures are served again (default 30; 0: never)

@@ -3,10 +3,12 @@
 import json
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk import BaseHook, Context
+from airflow.sdk import BaseHook, BaseOperator, BaseOperatorLink, Context
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+from airflow.sdk.types import TaskInstanceKey
 
 from spark_jobs.config import load_config
 from spark_jobs.errors import SourceDataError
@@ -46,6 +48,23 @@ def _read_report(path: str | Path) -> dict[str, Any] | None:
         return None
 
 
+class SparkApplicationLink(BaseOperatorLink):
+    """The task's "Spark application" link: its stage in the Spark history server ($SUMMARY_SPARK_HISTORY_URL).
+
+    Airflow computes it on the worker when the task ends (and keeps it in XCom), when the stage's own UI has
+    already closed: so the history server, which reads the event logs (SUMMARY_SPARK_EVENT_LOG_DIR), or nothing.
+    """
+
+    name = "Spark application"
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        facts = getattr(operator, "spark_application", None) or {}  # what the stage's report said (execute)
+        application, history = facts.get("application_id"), settings.spark_history_url()
+        if not (history and application and facts.get("event_log")):
+            return ""  # no history server, or no event log of this stage for it to show
+        return f"{history}/history/{quote(str(application), safe='')}/jobs/"
+
+
 class SummaryStageOperator(SparkSubmitOperator):
     """Run ``spark_jobs/summary_pipeline.py --mode <stage>`` and push the run report to XCom.
 
@@ -60,6 +79,7 @@ class SummaryStageOperator(SparkSubmitOperator):
     """
 
     ui_color = "#f4d7a1"
+    operator_extra_links = (SparkApplicationLink(),)
 
     def __init__(
         self,
@@ -92,6 +112,7 @@ class SummaryStageOperator(SparkSubmitOperator):
         self.backfill_params = backfill_params
         self.lock_wait_seconds = lock_wait_seconds  # None: the job's default (names.LOCK_WAIT_SECONDS)
         self.quick_start = quick_start  # the config's spark_config.quick_start: the driver JVM compiles with C1 only
+        self.spark_application: dict[str, Any] = {}  # the report's details.spark, for the task's link
 
     # The report is the task's XCom value: SparkSubmitOperator.execute returns nothing.
     def execute(self, context: Context) -> dict[str, Any]:  # type: ignore[override]
@@ -148,6 +169,7 @@ class SummaryStageOperator(SparkSubmitOperator):
             super().execute(context)
         except AirflowException as exc:
             report = _read_report(report_file)
+            self.spark_application = ((report or {}).get("details") or {}).get("spark") or {}
             if report:
                 self.log.error("run report: %s", json.dumps(report, indent=1))
                 context["ti"].xcom_push(key="report", value=report)  # a failed task has no return value to show it
@@ -158,6 +180,7 @@ class SummaryStageOperator(SparkSubmitOperator):
                 raise AirflowFailException(message) from exc
             raise  # killed, out of memory, a busy lock: retrying the stage is safe and may succeed
         report = json.loads(report_file.read_text(encoding="utf-8"))
+        self.spark_application = (report.get("details") or {}).get("spark") or {}
         self.log.info("run report: %s", json.dumps(report, indent=1))
         event_log = (report.get("details", {}).get("spark") or {}).get("event_log")
         if event_log:

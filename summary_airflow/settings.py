@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 import spark_jobs
-from spark_jobs.names import CONFIGS_DIR_ENV, REPORTS_DIR_ENV, SPARK_CONN_ENV, SPARK_EVENT_LOG_DIR_ENV
+from spark_jobs.names import CONFIGS_DIR_ENV, REPORTS_DIR_ENV, SPARK_CONN_ENV, SPARK_EVENT_LOG_DIR_ENV, SPARK_HISTORY_URL_ENV
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]  # the checkout the project is installed from (pip install -e .)
 ENTRY_SCRIPT = Path(spark_jobs.__file__).resolve().parent / "summary_pipeline.py"
@@ -36,6 +36,11 @@ def reports_dir() -> Path:
     if os.environ.get(REPORTS_DIR_ENV):
         return Path(os.environ[REPORTS_DIR_ENV])
     return Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow") / "summary_reports"
+
+
+def spark_history_url() -> str | None:
+    """The Spark history server's address as the UI's users reach it ($SUMMARY_SPARK_HISTORY_URL), for task links."""
+    return os.environ.get(SPARK_HISTORY_URL_ENV, "").rstrip("/") or None
 
 
 def event_log_dir() -> str | None:

@@ -6,9 +6,12 @@ an unexpected failure (exit 1, or no report at all: a killed process) is
 retried, since every stage is safe to run again.
 """
 
+import contextlib
 import json
 import os
+import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,6 +19,7 @@ import pytest
 
 from spark_jobs.names import EXIT_BAD_INPUT, EXIT_LOCK_HELD
 from tests.cli_support import write_config
+from tests.live.services import free_port, wait_for
 from tests.support import append_source, load, record
 
 pytestmark = [pytest.mark.airflow, pytest.mark.spark, pytest.mark.slow]
@@ -100,7 +104,8 @@ def test_a_stage_says_where_its_spark_ui_is_and_keeps_its_event_log(spark, spark
     monkeypatch.setenv("SUMMARY_WAREHOUSE", str(spark_warehouse))
     monkeypatch.setenv("SUMMARY_SPARK_EVENT_LOG_DIR", str(tmp_path / "events"))
     plain_events = {"spark.eventLog.compress": "false"}  # (the DAG author's conf reaches spark-submit too)
-    report = run_stage(config, "describe", {}, tmp_path, monkeypatch, quick_start=True, conf=plain_events)
+    operators = []
+    report = run_stage(config, "describe", {}, tmp_path, monkeypatch, operators, quick_start=True, conf=plain_events)
     spark_facts = report["details"]["spark"]
     assert spark_facts["application_id"].startswith("local-") and spark_facts["ui_url"].startswith("http://")
     assert spark_facts["application_name"] == f"summary-{namespace}-describe"  # the UI and history server say whose
@@ -113,6 +118,52 @@ def test_a_stage_says_where_its_spark_ui_is_and_keeps_its_event_log(spark, spark
     assert "-XX:TieredStopAtLevel=1" in properties["spark.driver.extraJavaOptions"].split()
     assert properties["spark.sql.codegen.factoryMode"] == "NO_CODEGEN"
     assert properties["spark.sql.codegen.wholeStage"] == "false"
+
+    # The task's "Spark application" link, as Airflow computes it when the task ends: the stage in a real history
+    # server over the event-log folder (none without SUMMARY_SPARK_HISTORY_URL: the stage's own UI is gone by then).
+    from summary_airflow.operators import SparkApplicationLink
+
+    link = SparkApplicationLink()
+    assert link.get_link(operators[0], ti_key=None) == ""
+    with history_server(tmp_path / "events") as history:
+        monkeypatch.setenv("SUMMARY_SPARK_HISTORY_URL", history + "/")
+        url = link.get_link(operators[0], ti_key=None)
+        assert url == f"{history}/history/{spark_facts['application_id']}/jobs/"
+        listed = wait_for("the history server to list the stage", lambda: _get(f"{history}/api/v1/applications"), 120, 1)
+        found = {a["id"]: a["name"] for a in json.loads(listed)}
+        assert found.get(spark_facts["application_id"]) == f"summary-{namespace}-describe", found
+        assert "Spark Jobs" in _get(url)  # the link opens that application's jobs page
+
+
+@contextlib.contextmanager
+def history_server(event_logs):
+    """Spark's own history server (pyspark's spark-class) over ``event_logs``, on a free loopback port."""
+    import pyspark
+
+    port = free_port()
+    options = " ".join(
+        (f"-Dspark.history.fs.logDirectory={event_logs.as_uri()}", f"-Dspark.history.ui.port={port}",
+         "-Dspark.history.fs.update.interval=1s")
+    )  # fmt: skip
+    process = subprocess.Popen(
+        [str(Path(pyspark.__file__).parent / "bin" / "spark-class"), "org.apache.spark.deploy.history.HistoryServer"],
+        env={**os.environ, "SPARK_HISTORY_OPTS": options, "SPARK_LOCAL_IP": "127.0.0.1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def _get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.read().decode()
+    except OSError:
+        return None
 
 
 def spark_properties(event_log_folder):

@@ -349,6 +349,21 @@ def test_event_logs_are_off_by_default_and_never_written_into_the_mounted_projec
         assert mount not in SERVICES[name]["environment"]["SUMMARY_SPARK_EVENT_LOG_DIR"], name
 
 
+def test_the_history_server_reads_the_volume_the_stages_write_and_is_not_published():
+    history = SERVICES["spark-history"]
+    assert history["profiles"] == ["history"], "only on request: event logs are off by default"
+    assert history["image"] == SERVICES["spark-master"]["image"] and "ports" not in history
+    assert history["command"].endswith("org.apache.spark.deploy.history.HistoryServer")
+    read = "-Dspark.history.fs.logDirectory=file:/opt/airflow/spark-events"
+    assert read in history["environment"]["SPARK_HISTORY_OPTS"].split()
+    assert history["volumes"] == ["spark-events:/opt/airflow/spark-events:ro"] and "spark-events" in COMPOSE["volumes"]
+    for name in AIRFLOW_SERVICES:
+        assert "spark-events:/opt/airflow/spark-events" in SERVICES[name]["volumes"], name
+        assert _rendered()[name]["environment"]["SUMMARY_SPARK_HISTORY_URL"] == "", name  # no link until it is set
+    # the image makes the folder the volume starts from writable by group 0, which compose runs Airflow in
+    assert "chown airflow:0 /opt/airflow/spark-events" in DOCKERFILE and SERVICES["airflow-init"]["user"].endswith(":0")
+
+
 def _patterns(path):
     return {line.strip().rstrip("/") for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")}
 
