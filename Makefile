@@ -1,7 +1,7 @@
 # Every target a newcomer needs; README.md documents the same names.
 VENV     ?= .venv
 PY       := $(CURDIR)/$(VENV)/bin/python
-STAMP    := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
+STAMP    := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 CONFIG   ?= include/configs/summary_config.json
 DEMO_DIR ?= demo_data
 DEMO_ENV := SUMMARY_WAREHOUSE=$(CURDIR)/$(DEMO_DIR)/warehouse SUMMARY_REPORTS_DIR=$(CURDIR)/$(DEMO_DIR)/reports \
@@ -20,15 +20,15 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # `make` alone sets up; `make help` lists every target with the text after its `## `.
 .DEFAULT_GOAL := setup
 
-setup: $(STAMP) jars class-archive ## the venv with requirements.txt and the project (pip install -e .), the jars, the class archive; idempotent
+setup: $(STAMP) jars class-archive ## the venv with requirements-dev.txt (the runtime's pins and the tools) and the project (pip install -e .), the jars, the class archive; idempotent
 
 help: ## list the targets and what each does
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(firstword $(MAKEFILE_LIST)) | awk 'BEGIN {FS = ":.*?## "}; {printf "%-18s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -r requirements.txt
+	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
 	$(VENV)/bin/pip install --quiet --no-deps -e .
 	rm -f $(VENV)/.installed-* && touch $@
 

@@ -247,3 +247,26 @@ def test_one_version_for_the_package_its_reports_and_its_changelog():
     assert RunReport(mode="forward", config="c.json", run_id="r").as_dict()["version"] == installed
     headings = [line for line in (ROOT / "CHANGELOG.md").read_text().splitlines() if line.startswith("## ")]
     assert headings[0].split()[1] == installed, "the newest CHANGELOG entry is this version"
+
+
+def test_the_image_installs_no_test_tool_and_the_extras_match_the_pins():
+    import tomllib
+
+    def pinned(name):
+        lines = (ROOT / name).read_text().splitlines()
+        return {line.split("==")[0].split("[")[0].lower() for line in lines if "==" in line and not line.startswith("#")}
+
+    runtime, dev = pinned("requirements.txt"), pinned("requirements-dev.txt")
+    assert not runtime & {"pytest", "hypothesis", "ruff", "mypy", "moto", "flask", "psutil"}, runtime
+    assert "-r requirements.txt" in (ROOT / "requirements-dev.txt").read_text() and not runtime & dev
+    assert (
+        "COPY requirements.txt" in (ROOT / "Dockerfile").read_text()
+        and "requirements-dev" not in (ROOT / "Dockerfile").read_text()
+    )
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    name = lambda spec: spec.split(">")[0].split("<")[0].split("=")[0].split("[")[0].lower()  # noqa: E731
+    assert {name(d) for d in project["dependencies"]} <= runtime  # what every part needs is pinned for the image
+    assert {name(d) for d in extras["airflow"] + extras["spark"]} <= runtime
+    assert {name(d) for d in extras["dev"] if not d.startswith("summary-pipeline")} <= dev
+    assert not {name(d) for d in project["dependencies"]} & {"apache-airflow", "pyspark"}, "Airflow and Spark are extras"
