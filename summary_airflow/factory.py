@@ -2,7 +2,7 @@
 
 import datetime as dt
 import logging
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,16 +60,26 @@ def _default_args(cfg: SummaryConfig) -> dict[str, Any]:
     return args
 
 
-def source_asset(cfg: SummaryConfig) -> Asset:
-    """The source table as an Airflow Asset: the ingest DAG and the source's watcher update it, the backfill DAG
-    runs on it. One Asset per table: configs sharing a source table share it and each event starts all of them."""
+def source_uri(cfg: SummaryConfig) -> str:
     catalog, name = split_identifier(cfg.source_table, cfg.catalog.default)
-    uri = f"iceberg://{catalog}/{name.replace('.', '/')}"
-    watchers = []
-    if cfg.airflow.watch_source:
-        # Every use of the Asset carries the watcher: Airflow keeps one definition per Asset, whichever DAG it met last.
-        trigger = SourceSnapshotWatcher(str(cfg.path), cfg.airflow.backfill_poke_seconds)
-        watchers.append(AssetWatcher(name=f"{cfg.name}_source_snapshots", trigger=trigger))
+    return f"iceberg://{catalog}/{name.replace('.', '/')}"
+
+
+def source_asset(cfg: SummaryConfig, deployment: Sequence[SummaryConfig] = ()) -> Asset:
+    """The source table as an Airflow Asset: the ingest DAG and the source's watcher update it, the backfill DAG
+    runs on it. One Asset per table: configs sharing a source table share it and each event starts all of them.
+
+    Airflow keeps one definition per Asset, whichever DAG it met last, so every use carries the same watchers:
+    one per config of the ``deployment`` reading this table with ``airflow.watch_source`` on."""
+    uri = source_uri(cfg)
+    sharing = sorted({c.name: c for c in (cfg, *deployment) if source_uri(c) == uri}.values(), key=lambda c: c.name)
+    watchers = [
+        AssetWatcher(
+            name=f"{c.name}_source_snapshots", trigger=SourceSnapshotWatcher(str(c.path), c.airflow.backfill_poke_seconds)
+        )
+        for c in sharing
+        if c.airflow.watch_source
+    ]
     return Asset(name=uri, uri=uri, watchers=watchers)
 
 
@@ -246,9 +256,9 @@ def _initial_load_needed(
 
 
 # ---------------------------------------------------------------------------------------
-def backfill_dag(cfg: SummaryConfig) -> DAG:
+def backfill_dag(cfg: SummaryConfig, deployment: Sequence[SummaryConfig] = ()) -> DAG:
     """Sensor -> classify -> only the cases with records, one after another -> report."""
-    asset = source_asset(cfg)
+    asset = source_asset(cfg, deployment)
     schedule: Any = [asset]
     if cfg.airflow.backfill_schedule:
         timetable = CronTriggerTimetable(cfg.airflow.backfill_schedule, timezone="UTC")
@@ -368,9 +378,9 @@ has applied `performance.snapshot_interval` ({cfg.performance.snapshot_interval}
 
 
 # ---------------------------------------------------------------------------------------
-def ingest_dag(cfg: SummaryConfig) -> DAG:
+def ingest_dag(cfg: SummaryConfig, deployment: Sequence[SummaryConfig] = ()) -> DAG:
     """Append files to the source table; when records arrived, announce it (the Asset the backfill DAG runs on)."""
-    asset = source_asset(cfg)
+    asset = source_asset(cfg, deployment)
     landing = cfg.airflow.landing_dir
     dag = _dag(
         cfg,
@@ -425,13 +435,21 @@ def build_dags(folder: Path | None = None) -> tuple[dict[str, DAG], tuple[Config
     loaded = load_all(folder or settings.configs_dir())
     dags: dict[str, DAG]
     dags, errors = {}, list(loaded.errors)
+    readable = []
     for cfg in loaded.configs:
         unreadable = pyiceberg_problems(cfg)  # the watcher, the sensor and the page read every catalog through PyIceberg
         if unreadable:
             errors.append(ConfigError(cfg.path, unreadable))
-            continue
+        else:
+            readable.append(cfg)
+    for cfg in readable:
         built, problems = [], []
-        kinds = (("forward", forward_dag), ("backfill", backfill_dag), ("maintenance", maintenance_dag), ("ingest", ingest_dag))
+        kinds = (
+            ("forward", forward_dag),
+            ("backfill", lambda c: backfill_dag(c, readable)),
+            ("maintenance", maintenance_dag),
+            ("ingest", lambda c: ingest_dag(c, readable)),
+        )
         for kind, build in kinds:
             try:
                 dag = build(cfg)

@@ -139,6 +139,25 @@ def test_a_catalog_pyiceberg_cannot_read_is_named_and_refused_when_the_dags_are_
     assert dags == {} and [e.problems for e in errors] == [[problem]]
 
 
+def test_configs_sharing_a_source_give_every_use_of_its_asset_the_same_watchers(tmp_path):
+    """Airflow keeps the definition of an Asset it met last: each must carry the watchers of all who watch it."""
+    from summary_airflow.factory import build_dags
+
+    raw = json.loads(EXAMPLE.read_text())
+    watched = dict(raw, name="watched")
+    unwatched = dict(raw, name="unwatched", destination_table="local.db.other", latest_history_table="local.db.other_l",
+                     airflow={"watch_source": False})  # fmt: skip
+    for name, config in (("watched", watched), ("unwatched", unwatched)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(config))
+    dags, errors = build_dags(tmp_path)
+    assert errors == ()
+    uses = [dags[f"{n}_backfill"].timetable.asset_condition for n in ("watched", "unwatched")]
+    uses += [a for n in ("watched", "unwatched") for a in dags[f"{n}_ingest"].get_task("source_updated").outlets]
+    assert {a.uri for a in uses} == {"iceberg://local/db/accounts_all"}
+    assert [[w.name for w in a.watchers] for a in uses] == [["watched_source_snapshots"]] * 4
+    assert dags["unwatched_backfill"].get_task("wait_for_new_records").wait is True  # its own runs still wait
+
+
 @pytest.mark.parametrize(
     ("error", "outcome"),
     [

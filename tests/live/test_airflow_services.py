@@ -320,6 +320,24 @@ def test_ingest_asset_quality_gate_alerts_and_the_pipeline_page(spark, airflow, 
     assert sum(colour_counts(png).values()) > 0
 
 
+def test_a_config_added_to_the_running_airflow_gets_its_pool_and_runs(spark, airflow, scenario):
+    """No `airflow pools import` for it: the plugin's listener makes its pool when its first run starts, so its
+    stage tasks run instead of waiting in `scheduled`. It shares the source (so it has records to classify)."""
+    namespace = scenario["namespace"]
+    quiet = {"watch_source": False, "backfill_schedule": None, "maintenance_schedule": None, "retries": 0}
+    raw = dict(scenario["raw"], name="added", destination_table=f"local.{namespace}.added_summary",
+               latest_history_table=f"local.{namespace}.added_latest", airflow=quiet)  # fmt: skip
+    (scenario["configs"] / "added.json").write_text(json.dumps(raw))
+    wait_for_dag(airflow, "added_backfill")
+    assert all(p["name"] != "summary_added_writers" for p in airflow.get("/api/v2/pools")["pools"])
+    airflow.unpause("added_backfill")
+    dry = {"backfill_filter": "acct_id = 1", "dry_run": True}
+    run = airflow.wait_for_run("added_backfill", airflow.trigger("added_backfill", dry)["dag_run_id"], RUN_TIMEOUT)
+    assert run["state"] == "success", airflow.explain("added_backfill", run["dag_run_id"])
+    assert airflow.xcom("added_backfill", run["dag_run_id"], "classify")["dry_run"] is True
+    assert airflow.get("/api/v2/pools/summary_added_writers")["slots"] == 1
+
+
 def _new_runs(airflow, dag_id, before, what):
     """The ids of the runs started since ``before`` (a set of run ids), each started by an Asset event."""
     runs = wait_for(what, lambda: [r for r in airflow.dag_runs(dag_id) if r["dag_run_id"] not in before], 180, 2)
