@@ -12,6 +12,7 @@ the scheduler) creates it when the config's first DAG run starts.
 
 import json
 import logging
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -59,14 +60,30 @@ def create_missing_pools(names: Iterable[str]) -> list[str]:
 
 
 class PoolKeeper:
-    """An Airflow listener: when a DAG run starts, the pipeline's pools its tasks use exist (in the scheduler)."""
+    """An Airflow listener: when a DAG run starts, the pipeline's pools its tasks use exist (in the scheduler).
+
+    Called inside the scheduler's transaction, on its thread: the pools are read from the run's DAG (no query),
+    and made on a thread of their own, whose session is not the scheduler's (committing that one mid-loop would
+    detach the scheduler's objects) and which waits for the scheduler's commit on SQLite instead of blocking it.
+    """
 
     @hookimpl
     def on_dag_run_running(self, dag_run: Any, msg: str) -> None:
         try:
-            create_missing_pools(ti.pool for ti in dag_run.get_task_instances())
-        except Exception:  # a listener must never break the scheduler's loop; the warning says what went wrong
-            log.warning("could not check the pools of %s", getattr(dag_run, "dag_id", "?"), exc_info=True)
+            dag = getattr(dag_run, "dag", None)  # the scheduler sets it (not a database column: no query)
+            names = sorted({task.pool for task in dag.tasks}) if dag is not None else []
+        except Exception:  # a listener must never break the scheduler's loop
+            log.warning("could not read the pools of a DAG run", exc_info=True)
+            return
+        if any(name.startswith("summary_") and name.endswith("_writers") for name in names):
+            threading.Thread(target=self._create, args=(names,), name="summary-pool-keeper", daemon=True).start()
+
+    @staticmethod
+    def _create(names: list[str]) -> None:
+        try:
+            create_missing_pools(names)
+        except Exception:
+            log.warning("could not create the pools %s", names, exc_info=True)
 
 
 pool_keeper = PoolKeeper()

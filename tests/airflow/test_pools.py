@@ -1,5 +1,7 @@
 """A config added to a running Airflow gets its writers pool from the plugin's listener, in the real metadata DB."""
 
+import threading
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -8,7 +10,17 @@ pytestmark = pytest.mark.airflow
 
 
 def _dag_run(*pools):
-    return SimpleNamespace(dag_id="added_forward", get_task_instances=lambda: [SimpleNamespace(pool=p) for p in pools])
+    """What the scheduler hands the listener: a run whose ``dag`` it has set (the listener reads nothing else)."""
+    return SimpleNamespace(dag_id="added_forward", dag=SimpleNamespace(tasks=[SimpleNamespace(pool=p) for p in pools]))
+
+
+def _wait_for(check, seconds=20):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def test_the_first_run_of_a_new_configs_dag_creates_its_pool_and_leaves_others_alone(airflow_db):
@@ -20,12 +32,16 @@ def test_the_first_run_of_a_new_configs_dag_creates_its_pool_and_leaves_others_a
         if Pool.get_pool(name) is not None:
             Pool.delete_pool(name)
     hook.on_dag_run_running(dag_run=_dag_run("summary_added_writers", "default_pool", "elsewhere"), msg="")
+    # made on a thread of its own (never in the scheduler's session): it appears shortly after the call returns
+    assert _wait_for(lambda: Pool.get_pool("summary_added_writers") is not None)
     created = Pool.get_pool("summary_added_writers")
-    assert created is not None and created.slots == 1 and "config added" in created.description
+    assert created.slots == 1 and "config added" in created.description
     assert Pool.get_pool("elsewhere") is None, "a pool not named like the pipeline's is not ours to create"
 
     Pool.create_or_update_pool("summary_added_writers", 3, "widened by its owner", False)
     hook.on_dag_run_running(dag_run=_dag_run("summary_added_writers"), msg="")
+    for thread in [t for t in threading.enumerate() if t.name == "summary-pool-keeper"]:
+        thread.join(timeout=20)
     assert Pool.get_pool("summary_added_writers").slots == 3, "an existing pool is left as its owner set it"
     Pool.delete_pool("summary_added_writers")
 
@@ -33,5 +49,5 @@ def test_the_first_run_of_a_new_configs_dag_creates_its_pool_and_leaves_others_a
 def test_a_listener_failure_never_reaches_the_scheduler(airflow_db):
     from summary_airflow.pools import pool_keeper
 
-    broken = SimpleNamespace(dag_id="x", get_task_instances=lambda: 1 / 0)
+    broken = SimpleNamespace(dag_id="x", dag=SimpleNamespace(tasks=None))  # not iterable
     assert pool_keeper.on_dag_run_running(dag_run=broken, msg="") is None  # logged, not raised
