@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import model_config
+from tests.cli_support import write_config
 
 pytestmark = pytest.mark.airflow
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,9 +93,7 @@ def test_parsing_the_dag_folder_and_loading_the_plugin_import_no_spark(tmp_path)
 def test_the_trigger_loads_and_fires_from_its_classpath_without_spark(tmp_path):
     """What the triggerer does: import the serialized classpath, run the trigger against a real Iceberg catalog."""
     warehouse = tmp_path / "warehouse"
-    raw = model_config("spark_free", name="spark_free")
-    config = tmp_path / "spark_free.json"
-    config.write_text(json.dumps(raw))
+    config = write_config(tmp_path, "spark_free")  # its name is the file's stem, spark_free
     found = run_without_pyspark(
         tmp_path,
         f"""
@@ -138,9 +136,7 @@ def test_the_trigger_loads_and_fires_from_its_classpath_without_spark(tmp_path):
 def test_the_source_watcher_announces_each_unapplied_snapshot_once_and_outlives_a_catalog_outage(tmp_path):
     """The Asset watcher as the triggerer runs it: from its classpath, against a real catalog, for several polls."""
     warehouse = tmp_path / "warehouse"
-    raw = model_config("watched", name="watched")
-    config = tmp_path / "watched.json"
-    config.write_text(json.dumps(raw))
+    config = write_config(tmp_path, "watched")  # its name is the file's stem, watched
     found = run_without_pyspark(
         tmp_path,
         f"""
